@@ -1,0 +1,145 @@
+"""The one error hierarchy of driftkeeper.
+
+Every error raised on purpose by driftkeeper derives from :class:`DriftkeeperError`,
+so a caller (the CLI, the scheduler, a notebook) can catch one class. Errors coming
+from evidently, TensorFlow or SQLAlchemy are translated at the boundary with
+``raise ... from exc``.
+
+::
+
+    DriftkeeperError
+    ├── ConfigError                  bad or missing configuration (file, key, allowed values)
+    ├── ValidationError              a value or argument that breaks a rule (also a ValueError)
+    │   ├── InvalidSpecError         a column spec / method / threshold that cannot be used
+    │   ├── UnknownMethodError       a drift method or correction that is not registered
+    │   ├── InsufficientDataError    too few rows for the requested computation
+    │   ├── IncompatibleProfilesError  profiles built on different bins / columns
+    │   └── BadInputError            an input file, row or field that cannot be read
+    ├── NotFoundError                something looked up by id does not exist (also a LookupError)
+    │   ├── ModelNotFound(model)
+    │   ├── ModelVersionNotFound(model, version)
+    │   └── ReferenceSetNotFound(model, version)
+    ├── StorageError                 the database refused or is unreachable
+    ├── LeaseHeldError(name, holder) another process holds the lock / lease
+    ├── TrainingError                the trainer failed
+    └── ExportError                  a TFLite export or its verification failed
+"""
+
+from __future__ import annotations
+
+
+class DriftkeeperError(Exception):
+    """Root of every error driftkeeper raises on purpose."""
+
+
+class ConfigError(DriftkeeperError):
+    """The configuration is missing or invalid.
+
+    The message names the file, the key and what is allowed.
+    """
+
+
+class ValidationError(DriftkeeperError, ValueError):
+    """A value or argument breaks a rule."""
+
+
+class InvalidSpecError(ValidationError):
+    """A column spec, method choice or threshold cannot be used."""
+
+
+class UnknownMethodError(ValidationError):
+    """A method name that is not in the registry.
+
+    Args:
+        kind: what was looked up, e.g. ``"drift method"``.
+        name: the unknown name.
+        allowed: the registered names, listed in the message.
+    """
+
+    def __init__(self, kind: str, name: str, allowed: list[str] | tuple[str, ...]) -> None:
+        self.kind = kind
+        self.name = name
+        self.allowed = tuple(sorted(allowed))
+        super().__init__(f"unknown {kind} {name!r}; allowed: {', '.join(self.allowed)}")
+
+
+class InsufficientDataError(ValidationError):
+    """Too few rows (or labelled rows) for a computation."""
+
+
+class IncompatibleProfilesError(ValidationError):
+    """Profiles that cannot be merged or compared (different columns or bin edges)."""
+
+
+class BadInputError(ValidationError):
+    """An input file, row or field that cannot be read.
+
+    Args:
+        source: the file or table the input came from.
+        reason: what is wrong.
+        position: the row (or other position) within the source, if known.
+        field: the field at fault, if known.
+    """
+
+    def __init__(
+        self, source: str, reason: str, *, position: str | int | None = None, field: str | None = None
+    ) -> None:
+        self.source = source
+        self.reason = reason
+        self.position = position
+        self.field = field
+        where = source
+        if position is not None:
+            where += f", row {position}"
+        if field is not None:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {reason}")
+
+
+class NotFoundError(DriftkeeperError, LookupError):
+    """Something looked up by id does not exist."""
+
+
+class ModelNotFound(NotFoundError):
+    def __init__(self, model: str) -> None:
+        self.model = model
+        super().__init__(f"model {model!r} is not registered")
+
+
+class ModelVersionNotFound(NotFoundError):
+    def __init__(self, model: str, version: int) -> None:
+        self.model = model
+        self.version = version
+        super().__init__(f"model {model!r} has no version {version}")
+
+
+class ReferenceSetNotFound(NotFoundError):
+    def __init__(self, model: str, version: int) -> None:
+        self.model = model
+        self.version = version
+        super().__init__(f"model {model!r} version {version} has no reference set")
+
+
+class StorageError(DriftkeeperError):
+    """The database refused an operation or cannot be reached."""
+
+
+class LeaseHeldError(DriftkeeperError):
+    """Another process holds the lease (lock) named ``name``."""
+
+    def __init__(self, name: str, holder: str, until: str | None = None) -> None:
+        self.name = name
+        self.holder = holder
+        self.until = until
+        msg = f"lease {name!r} is held by {holder}"
+        if until:
+            msg += f" until {until}"
+        super().__init__(msg)
+
+
+class TrainingError(DriftkeeperError):
+    """The trainer failed; the champion is untouched."""
+
+
+class ExportError(DriftkeeperError):
+    """A TFLite export, or its verification, failed."""
