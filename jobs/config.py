@@ -1,0 +1,260 @@
+"""Settings: one YAML file plus ``DRIFTKEEPER__SECTION__KEY`` environment overrides.
+
+The file is found via ``-c PATH``, then ``$DRIFTKEEPER_CONFIG``, then ``./driftkeeper.yaml``;
+with none of them, the defaults apply (SQLite under ``./var/``, no monitored models).
+Rules between fields live in validators here, not in the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import ValidationError as PydanticValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from drift.errors import ConfigError
+
+CONFIG_ENV = "DRIFTKEEPER_CONFIG"
+DEFAULT_CONFIG_NAME = "driftkeeper.yaml"
+DEFAULT_DATABASE_URL = "sqlite:///var/driftkeeper.db"
+
+FEATURE_TYPES = ("numeric", "categorical")
+TASKS = ("classification", "segmentation")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Strict):
+    url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+
+
+class PathSettings(_Strict):
+    var_dir: Path = Path("var")
+    models_dir: Path = Path("var/models")
+    reports_dir: Path = Path("var/reports")
+
+
+class IngestSettings(_Strict):
+    batch_size: int = Field(10_000, ge=1, le=1_000_000)
+    probability_tolerance: float = Field(0.01, gt=0, lt=1)
+    retention_days: int | None = Field(None, ge=1)
+
+
+class FeatureSpec(_Strict):
+    name: str = Field(min_length=1)
+    type: Literal["numeric", "categorical"] = "numeric"
+
+
+class ColumnGroup(_Strict):
+    """Where an array (probabilities, embedding) sits in the source rows.
+
+    Either one ``column`` holding a JSON array (or a list, in Parquet), or ``columns``
+    listing one scalar column per element.
+    """
+
+    column: str | None = None
+    columns: tuple[str, ...] | None = None
+    size: int | None = Field(None, ge=1, description="array length; needed with 'column' for embeddings")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> ColumnGroup:
+        if (self.column is None) == (self.columns is None):
+            raise ValueError("give exactly one of 'column' (a JSON array column) or 'columns' (a list)")
+        if self.columns is not None and self.size is not None and self.size != len(self.columns):
+            raise ValueError(f"size {self.size} does not match the {len(self.columns)} columns listed")
+        return self
+
+    @property
+    def width(self) -> int | None:
+        return len(self.columns) if self.columns is not None else self.size
+
+
+class _SourceBase(_Strict):
+    columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="canonical field -> source column, for names that differ",
+    )
+
+
+class SqlSource(_SourceBase):
+    kind: Literal["sql"]
+    url: SecretStr
+    table: str | None = None
+    query: str | None = None
+    id_column: str = "id"
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SqlSource:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of 'table' or 'query'")
+        return self
+
+
+class FileSource(_SourceBase):
+    kind: Literal["files"]
+    path: Path
+    pattern: str = "*"
+    format: Literal["auto", "jsonl", "csv", "parquet"] = "auto"
+
+
+Source = Annotated[SqlSource | FileSource, Field(discriminator="kind")]
+
+
+class ModelSettings(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    task: Literal["classification", "segmentation"] = "classification"
+    class_labels: tuple[str, ...] = Field(min_length=2)
+    features: tuple[FeatureSpec, ...] = ()
+    probabilities: ColumnGroup = ColumnGroup(column="probabilities")
+    embedding: ColumnGroup | None = None
+    predictions: Source | None = None
+    labels: Source | None = None
+    confidence_threshold: float = Field(0.9, gt=0, le=1)
+
+    @field_validator("class_labels", mode="before")
+    @classmethod
+    def _labels_as_str(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return tuple(str(v) for v in value)
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ModelSettings:
+        if len(set(self.class_labels)) != len(self.class_labels):
+            raise ValueError("class_labels must be unique")
+        names = [f.name for f in self.features]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"feature names must be unique; repeated: {', '.join(duplicated)}")
+        if self.embedding is not None and self.embedding.width is None:
+            raise ValueError("embedding: give 'size' (the embedding length) with 'column'")
+        width = self.probabilities.width
+        if width is not None and width != len(self.class_labels):
+            raise ValueError(
+                f"probabilities: {width} values per row but {len(self.class_labels)} class_labels"
+            )
+        return self
+
+    @property
+    def numeric_features(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.type == "numeric")
+
+    @property
+    def categorical_features(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features if f.type == "categorical")
+
+
+class Settings(BaseSettings):
+    """All of driftkeeper's configuration. Build it with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DRIFTKEEPER__", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    database: DatabaseSettings = DatabaseSettings()
+    paths: PathSettings = PathSettings()
+    ingest: IngestSettings = IngestSettings()
+    models: tuple[ModelSettings, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_models(self) -> Settings:
+        names = [m.name for m in self.models]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"model names must be unique; repeated: {', '.join(duplicated)}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # environment overrides the file; the file's content arrives as init kwargs
+        return env_settings, init_settings
+
+    def model(self, name: str) -> ModelSettings:
+        for m in self.models:
+            if m.name == name:
+                return m
+        from drift.errors import ModelNotFound
+
+        raise ModelNotFound(name)
+
+    def select_models(self, name: str | None) -> tuple[ModelSettings, ...]:
+        return self.models if name is None else (self.model(name),)
+
+
+def find_config(explicit: Path | None = None) -> Path | None:
+    """The config file to use: ``explicit``, then ``$DRIFTKEEPER_CONFIG``, then ``./driftkeeper.yaml``."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"config file {explicit} does not exist")
+        return explicit
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        path = Path(from_env)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} (from ${CONFIG_ENV}) does not exist")
+        return path
+    local = Path.cwd() / DEFAULT_CONFIG_NAME
+    return local if local.is_file() else None
+
+
+def load_settings(path: Path | None = None, *, search: bool = True) -> Settings:
+    """Read and validate the settings; errors name the file, the key and what is allowed."""
+    config_path = find_config(path) if search else path
+    data: dict[str, Any] = {}
+    source = "environment and defaults"
+    if config_path is not None:
+        source = str(config_path)
+        try:
+            loaded = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{config_path}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{config_path}: the top level must be a mapping of sections")
+        data = loaded or {}
+    try:
+        return Settings(**data)
+    except PydanticValidationError as exc:
+        raise ConfigError(format_validation_error(source, exc, data)) from exc
+
+
+def format_validation_error(source: str, exc: PydanticValidationError, data: dict[str, Any]) -> str:
+    lines = [f"{source}: invalid configuration"]
+    for err in exc.errors():
+        key = _dotted(err["loc"], data)
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown key"
+        lines.append(f"  {key}: {message}")
+    return "\n".join(lines)
+
+
+def _dotted(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+    """``('models', 0, 'features', 1, 'type')`` -> ``models[digits].features[1].type``."""
+    parts: list[str] = []
+    node: Any = data
+    for item in loc:
+        if isinstance(item, int):
+            name = None
+            if isinstance(node, list) and 0 <= item < len(node) and isinstance(node[item], dict):
+                name = node[item].get("name")
+            parts[-1:] = [f"{parts[-1] if parts else ''}[{name if name else item}]"]
+            node = node[item] if isinstance(node, list) and 0 <= item < len(node) else None
+        else:
+            if item in ("sql", "files"):  # discriminated-union tag in pydantic's location
+                continue
+            parts.append(str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return ".".join(parts) or "(top level)"

@@ -1,0 +1,1 @@
+"""Prediction-log and label ingestion: sources, row validation, idempotent loading."""

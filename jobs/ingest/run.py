@@ -1,0 +1,239 @@
+"""The ingest job: pull predictions and labels of each configured model, exactly once.
+
+Each batch is one transaction holding its rows, its quarantined rejects and the advance of
+the source's watermark (SQL) or of the file's progress record (files). A crash or a kill
+mid-job loses at most the open batch's transaction; the rerun starts where the last
+committed batch ended, and unique prediction ids make any replay harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.orm import Session, sessionmaker
+
+from jobs.config import FileSource, ModelSettings, Settings, SqlSource
+from jobs.ingest import sources
+from jobs.ingest.validate import validate_labels, validate_predictions
+from jobs.progress import Progress
+from storage import bulk, repository
+from storage.engine import make_engine
+from storage.models import IngestedFile
+
+log = logging.getLogger(__name__)
+
+STREAMS = ("predictions", "labels")
+TIMESTAMP_FIELD = {"predictions": "timestamp", "labels": "labelled_at"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestReport:
+    model: str
+    stream: str
+    source: str
+    rows_read: int
+    inserted: int
+    duplicates: int
+    quarantined: int
+    files_taken: int
+    files_skipped: int
+    batches: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class _Tally:
+    rows_read: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    files_taken: int = 0
+    files_skipped: int = 0
+    batches: int = 0
+
+
+BatchHook = Callable[[str, int], None]
+"""Called inside each batch's transaction, after its writes (tests inject crashes here)."""
+
+
+class Ingestor:
+    """Loads one model's streams; built per run, holds no state between runs."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        settings: Settings,
+        model: ModelSettings,
+        *,
+        progress: Progress | None = None,
+        before_commit: BatchHook | None = None,
+    ) -> None:
+        self.session_factory = session_factory
+        self.settings = settings
+        self.model = model
+        self.progress = progress
+        self.before_commit = before_commit
+        with session_factory.begin() as session:
+            self.model_id = repository.ensure_model(session, model.name, model.task).id
+
+    def run(self, streams: Iterable[str] = STREAMS) -> list[IngestReport]:
+        reports = []
+        for stream in streams:
+            source = self.model.predictions if stream == "predictions" else self.model.labels
+            if source is None:
+                continue
+            start = time.monotonic()
+            tally = _Tally()
+            if isinstance(source, SqlSource):
+                described = self._ingest_sql(stream, source, tally)
+            else:
+                described = self._ingest_files(stream, source, tally)
+            report = IngestReport(
+                model=self.model.name, stream=stream, source=described, seconds=round(time.monotonic() - start, 3),
+                **vars(tally),
+            )
+            log.info(
+                "ingest %s/%s from %s: %d read, %d new, %d duplicates, %d quarantined",
+                self.model.name, stream, described, tally.rows_read, tally.inserted, tally.duplicates, tally.quarantined,
+            )
+            reports.append(report)
+        return reports
+
+    # ------------------------------------------------------------ one batch
+
+    def _load_batch(self, session: Session, stream: str, source_name: str, batch: sources.RawBatch, tally: _Tally) -> None:
+        conn = session.connection()
+        columns = self._columns(stream)
+        rejects = list(batch.rejects)
+        if len(batch.frame):
+            if stream == "predictions":
+                versions = repository.known_versions(session, self.model_id)
+                rows, found = validate_predictions(
+                    batch.frame, batch.positions, self.model, columns, versions, self.settings.ingest.probability_tolerance
+                )
+                inserted = bulk.insert_predictions(conn, self.model_id, rows)
+            else:
+                labels, found = validate_labels(batch.frame, batch.positions, self.model, columns)
+                inserted = bulk.upsert_labels(conn, self.model_id, labels.prediction_id, labels.label, labels.labelled_at)
+                rows = labels  # type: ignore[assignment]
+            rejects += found
+            tally.inserted += inserted
+            tally.duplicates += len(rows) - inserted
+        tally.quarantined += bulk.insert_rejects(conn, self.model_id, stream, source_name, rejects)
+        tally.rows_read += len(batch)
+        tally.batches += 1
+        if self.progress is not None:
+            self.progress.advance(len(batch), f"{self.model.name}/{stream}")
+
+    def _columns(self, stream: str) -> dict[str, str]:
+        source = self.model.predictions if stream == "predictions" else self.model.labels
+        return dict(source.columns) if source is not None else {}
+
+    # ------------------------------------------------------------ SQL
+
+    def _ingest_sql(self, stream: str, source: SqlSource, tally: _Tally) -> str:
+        field = TIMESTAMP_FIELD[stream]
+        engine = make_engine(source.url.get_secret_value())
+        try:
+            reader = sources.SqlReader(source, engine, self._columns(stream).get(field, field))
+            described = reader.describe()
+            self._quarantine_null_timestamps(stream, reader, described, tally)
+            while True:
+                with self.session_factory.begin() as session:
+                    mark = repository.get_watermark(session, self.model_id, stream, reader.key)
+                    frame, positions = reader.fetch_after(mark.last_ts, mark.last_id, self.settings.ingest.batch_size)
+                    if not len(frame):
+                        break
+                    self._load_batch(session, stream, described, sources.RawBatch(frame=frame, positions=positions), tally)
+                    last = frame.iloc[-1]
+                    mark.last_ts = sources.encode_key(_plain(last[reader.ts_column]))
+                    mark.last_id = sources.encode_key(_plain(last[reader.id_column]))
+                    mark.rows_seen += len(frame)
+                    mark.updated_at = datetime.now(UTC)
+                    if self.before_commit is not None:
+                        self.before_commit(stream, tally.batches)
+        finally:
+            engine.dispose()
+        return described
+
+    def _quarantine_null_timestamps(self, stream: str, reader: sources.SqlReader, described: str, tally: _Tally) -> None:
+        while True:
+            with self.session_factory.begin() as session:
+                mark = repository.get_watermark(session, self.model_id, stream + ":no-ts", reader.key)
+                frame, positions = reader.fetch_null_timestamps(mark.last_id, self.settings.ingest.batch_size)
+                if not len(frame):
+                    return
+                rejects = [
+                    bulk.Reject(position=p, field=reader.ts_column, reason="missing timestamp: the row cannot be read incrementally", raw=bulk.raw_json(r))
+                    for p, r in zip(positions, frame.to_dict("records"), strict=True)
+                ]
+                tally.quarantined += bulk.insert_rejects(session.connection(), self.model_id, stream, described, rejects)
+                tally.rows_read += len(frame)
+                mark.last_id = sources.encode_key(_plain(frame.iloc[-1][reader.id_column]))
+
+    # ------------------------------------------------------------ files
+
+    def _ingest_files(self, stream: str, source: FileSource, tally: _Tally) -> str:
+        for path in sources.list_files(source):
+            fmt = sources.file_format(path, source.format)
+            digest = sources.file_sha256(path)
+            with self.session_factory.begin() as session:
+                record = repository.get_file_record(session, self.model_id, stream, digest)
+                if record is not None and record.completed:
+                    tally.files_skipped += 1
+                    log.debug("skip %s: its content was taken before as %s", path, record.name)
+                    continue
+                skip = record.rows_done if record is not None else 0
+            self._ingest_one_file(stream, path, fmt, digest, skip, tally)
+            tally.files_taken += 1
+        return str(source.path)
+
+    def _ingest_one_file(self, stream: str, path: Any, fmt: str, digest: str, skip: int, tally: _Tally) -> None:
+        for batch in sources.read_file_batches(path, fmt, self.settings.ingest.batch_size, skip):
+            with self.session_factory.begin() as session:
+                record = repository.get_file_record(session, self.model_id, stream, digest)
+                if record is None:
+                    record = IngestedFile(model_id=self.model_id, stream=stream, sha256=digest, name=str(path), rows_done=0, completed=False)
+                    session.add(record)
+                self._load_batch(session, stream, str(path), batch, tally)
+                record.rows_done = batch.consumed
+                record.updated_at = datetime.now(UTC)
+                if self.before_commit is not None:
+                    self.before_commit(stream, tally.batches)
+        with self.session_factory.begin() as session:
+            record = repository.get_file_record(session, self.model_id, stream, digest)
+            assert record is not None
+            record.completed = True
+
+
+def _plain(value: Any) -> Any:
+    """numpy / pandas scalars as plain Python values, for watermarks."""
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def ingest(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    model: str | None = None,
+    *,
+    streams: Iterable[str] = STREAMS,
+    progress: Progress | None = None,
+) -> list[IngestReport]:
+    """Ingest every configured model (or just ``model``); the job's entry point."""
+    reports: list[IngestReport] = []
+    for model_settings in settings.select_models(model):
+        reports += Ingestor(session_factory, settings, model_settings, progress=progress).run(streams)
+    return reports

@@ -1,0 +1,275 @@
+"""Row validation of raw source batches, vectorised over the batch.
+
+A row that breaks a rule becomes a :class:`storage.bulk.Reject` naming the field and the
+reason (its first failure); the other rows go on. Nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from jobs.config import ColumnGroup, ModelSettings
+from storage.bulk import PredictionRows, Reject, raw_json
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabelRows:
+    prediction_id: list[str]
+    label: list[str]
+    labelled_at: pd.DatetimeIndex
+
+    def __len__(self) -> int:
+        return len(self.prediction_id)
+
+
+class _Failures:
+    """First failure of each row of a batch."""
+
+    def __init__(self, raw: pd.DataFrame, positions: Sequence[str]) -> None:
+        self._raw = raw
+        self._positions = positions
+        self.bad = np.zeros(len(raw), dtype=bool)
+        self._found: list[tuple[int, str | None, str]] = []
+
+    def add(self, mask: np.ndarray, field: str | None, reason: str) -> None:
+        new = np.asarray(mask, dtype=bool) & ~self.bad
+        for index in np.flatnonzero(new):
+            self._found.append((int(index), field, reason))
+        self.bad |= new
+
+    def add_rows(self, rows: dict[int, str], field: str) -> None:
+        for index, reason in rows.items():
+            if not self.bad[index]:
+                self._found.append((index, field, reason))
+                self.bad[index] = True
+
+    def rejects(self) -> list[Reject]:
+        records = self._raw.iloc[[i for i, _, _ in self._found]].to_dict("records") if self._found else []
+        return [
+            Reject(position=self._positions[i], field=field, reason=reason, raw=raw_json(record))
+            for (i, field, reason), record in zip(self._found, records, strict=True)
+        ]
+
+
+def _column(raw: pd.DataFrame, name: str) -> pd.Series | None:
+    return raw[name] if name in raw.columns else None
+
+
+def _missing(series: pd.Series) -> np.ndarray:
+    values = series.to_numpy(dtype=object)
+    missing = pd.isna(series).to_numpy()
+    if values.dtype == object:
+        missing |= np.array([isinstance(v, str) and v.strip() == "" for v in values], dtype=bool)
+    return missing
+
+
+def _numbers(series: pd.Series, field: str, failures: _Failures) -> np.ndarray:
+    failures.add(_missing(series), field, "missing value")
+    numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+    failures.add(np.isnan(numbers), field, f"not a number: expected a numeric {field}")
+    failures.add(~np.isfinite(numbers) & ~np.isnan(numbers), field, "not a finite number")
+    return numbers
+
+
+def _timestamps(series: pd.Series, field: str, failures: _Failures) -> pd.DatetimeIndex:
+    failures.add(_missing(series), field, "missing value")
+    if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(series.dtype):
+        parsed = pd.to_datetime(series, utc=True)
+    else:
+        parsed = pd.to_datetime(series.astype(object), utc=True, errors="coerce", format="ISO8601")
+    failures.add(parsed.isna().to_numpy(), field, "not an ISO-8601 timestamp")
+    return pd.DatetimeIndex(parsed)
+
+
+def _texts(series: pd.Series, field: str, failures: _Failures) -> np.ndarray:
+    failures.add(_missing(series), field, "missing value")
+    values = series.to_numpy(dtype=object)
+    wrong = np.array([isinstance(v, list | dict | bytes) for v in values], dtype=bool)
+    failures.add(wrong, field, "expected a text value")
+    return np.array(["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values], dtype=object)
+
+
+def _arrays(
+    raw: pd.DataFrame, group: ColumnGroup, field: str, width: int, failures: _Failures
+) -> np.ndarray:
+    """An (n, width) float array from a JSON-array column or from one column per element."""
+    n = len(raw)
+    if group.columns is not None:
+        out = np.full((n, width), np.nan)
+        for j, name in enumerate(group.columns):
+            series = _column(raw, name)
+            if series is None:
+                failures.add(np.ones(n, dtype=bool), name, f"missing field {name!r} ({field})")
+                continue
+            out[:, j] = _numbers(series, name, failures)
+        return out
+    assert group.column is not None
+    series = _column(raw, group.column)
+    if series is None:
+        failures.add(np.ones(n, dtype=bool), group.column, f"missing field {group.column!r}")
+        return np.full((n, width), np.nan)
+    values = series.to_numpy(dtype=object)
+    if n and all(isinstance(v, str) for v in values):
+        try:  # one C-level parse for the whole batch; per row only if some row is bad
+            fast = np.asarray(json.loads("[" + ",".join(values) + "]"), dtype=float)
+            if fast.shape == (n, width):
+                failures.add(~np.isfinite(fast).all(axis=1), group.column, "array holds non-finite values")
+                return fast
+        except (ValueError, TypeError):
+            pass
+    out = np.full((n, width), np.nan)
+    bad: dict[int, str] = {}
+    for i, value in enumerate(values):
+        try:
+            item = json.loads(value) if isinstance(value, str) else value
+            if item is None or (isinstance(item, float) and np.isnan(item)):
+                bad[i] = "missing value"
+                continue
+            row = np.asarray(item, dtype=float)
+        except (ValueError, TypeError):
+            bad[i] = f"expected a JSON array of {width} numbers"
+            continue
+        if row.shape != (width,):
+            bad[i] = f"expected {width} values, got {row.size}"
+        elif not np.isfinite(row).all():
+            bad[i] = "array holds non-finite values"
+        else:
+            out[i] = row
+    failures.add_rows(bad, group.column)
+    return out
+
+
+def validate_predictions(
+    raw: pd.DataFrame,
+    positions: Sequence[str],
+    model: ModelSettings,
+    columns: dict[str, str],
+    known_versions: Collection[int],
+    tolerance: float,
+) -> tuple[PredictionRows, list[Reject]]:
+    """Split a raw batch into storable rows and rejects (with their reasons)."""
+    failures = _Failures(raw, positions)
+    n = len(raw)
+
+    def field(name: str) -> pd.Series | None:
+        return _column(raw, columns.get(name, name))
+
+    def required(name: str) -> pd.Series:
+        series = field(name)
+        if series is None:
+            source_name = columns.get(name, name)
+            failures.add(np.ones(n, dtype=bool), source_name, f"missing field {source_name!r}")
+            return pd.Series([None] * n, index=raw.index, dtype=object)
+        return series
+
+    prediction_id = _texts(required("prediction_id"), columns.get("prediction_id", "prediction_id"), failures)
+    ts = _timestamps(required("timestamp"), columns.get("timestamp", "timestamp"), failures)
+    version_name = columns.get("model_version", "model_version")
+    versions = _numbers(required("model_version"), version_name, failures)
+    failures.add(np.isfinite(versions) & (versions != np.round(versions)), version_name, "not an integer")
+    known = np.array(sorted(known_versions), dtype=float)
+    unknown = np.isfinite(versions) & ~np.isin(versions, known)
+    allowed = ", ".join(str(int(v)) for v in known) or "none registered"
+    for value in np.unique(versions[unknown & ~failures.bad]):
+        failures.add(unknown & (versions == value), version_name, f"unknown model version {value:g} (known: {allowed})")
+
+    labels = np.asarray(model.class_labels, dtype=object)
+    probabilities = _arrays(raw, model.probabilities, "probabilities", len(labels), failures)
+    prob_field = model.probabilities.column or "probabilities"
+    finite = np.isfinite(probabilities).all(axis=1)
+    failures.add(finite & ((probabilities < 0) | (probabilities > 1)).any(axis=1), prob_field, "probability outside [0, 1]")
+    sums = probabilities.sum(axis=1)
+    off = finite & (np.abs(sums - 1.0) > tolerance)
+    failures.add_rows(
+        {int(i): f"probabilities sum to {sums[i]:.4f}, not 1 (±{tolerance:g})" for i in np.flatnonzero(off)},
+        prob_field,
+    )
+
+    label_series = field("predicted_label")
+    if label_series is not None:
+        label_name = columns.get("predicted_label", "predicted_label")
+        predicted = _texts(label_series, label_name, failures)
+        unknown_label = ~np.isin(predicted, labels) & ~_missing(label_series)
+        failures.add(unknown_label, label_name, f"unknown label (allowed: {', '.join(model.class_labels)})")
+    else:
+        predicted = labels[np.nan_to_num(probabilities, nan=0.0).argmax(axis=1)] if n else np.empty(0, dtype=object)
+    conf_series = field("confidence")
+    if conf_series is not None:
+        conf_name = columns.get("confidence", "confidence")
+        confidence = _numbers(conf_series, conf_name, failures)
+        failures.add((confidence < 0) | (confidence > 1), conf_name, "confidence outside [0, 1]")
+    else:
+        confidence = np.nan_to_num(probabilities, nan=0.0).max(axis=1) if n else np.empty(0)
+
+    numeric = None
+    if model.numeric_features:
+        numeric = np.column_stack([_numbers(required(f), columns.get(f, f), failures) for f in model.numeric_features])
+    categorical = None
+    if model.categorical_features:
+        categorical = pd.DataFrame(
+            {f: _texts(required(f), columns.get(f, f), failures) for f in model.categorical_features}
+        )
+    embedding = None
+    if model.embedding is not None:
+        width = model.embedding.width
+        assert width is not None
+        embedding = _arrays(raw, model.embedding, "embedding", width, failures)
+    uri_series = field("input_uri")
+    input_uri = None
+    if uri_series is not None:
+        input_uri = np.array([None if pd.isna(v) else str(v) for v in uri_series.to_numpy(dtype=object)], dtype=object)
+
+    good = ~failures.bad
+    rows = PredictionRows(
+        prediction_id=prediction_id[good],
+        ts=ts[good],
+        model_version=versions[good].astype(np.int64),
+        predicted_label=np.asarray(predicted, dtype=object)[good],
+        confidence=confidence[good],
+        probabilities=probabilities[good].astype(np.float32),
+        numeric_features=numeric[good] if numeric is not None else None,
+        categorical_features=categorical[good].reset_index(drop=True) if categorical is not None else None,
+        embedding=embedding[good].astype(np.float32) if embedding is not None else None,
+        input_uri=input_uri[good] if input_uri is not None else None,
+    )
+    return rows, failures.rejects()
+
+
+def validate_labels(
+    raw: pd.DataFrame,
+    positions: Sequence[str],
+    model: ModelSettings,
+    columns: dict[str, str],
+    now: datetime | None = None,
+) -> tuple[LabelRows, list[Reject]]:
+    """Labels need a prediction id and a known class label; ``labelled_at`` defaults to now."""
+    failures = _Failures(raw, positions)
+    n = len(raw)
+    id_name = columns.get("prediction_id", "prediction_id")
+    label_name = columns.get("label", "label")
+    time_name = columns.get("labelled_at", "labelled_at")
+    for name in (id_name, label_name):
+        if name not in raw.columns:
+            failures.add(np.ones(n, dtype=bool), name, f"missing field {name!r}")
+    ids = _texts(raw[id_name], id_name, failures) if id_name in raw.columns else np.array([""] * n, dtype=object)
+    values = _texts(raw[label_name], label_name, failures) if label_name in raw.columns else np.array([""] * n, dtype=object)
+    failures.add(
+        ~np.isin(values, np.asarray(model.class_labels, dtype=object)) & ~failures.bad,
+        label_name,
+        f"unknown label (allowed: {', '.join(model.class_labels)})",
+    )
+    if time_name in raw.columns:
+        labelled_at = _timestamps(raw[time_name], time_name, failures)
+    else:
+        labelled_at = pd.DatetimeIndex([now or datetime.now(UTC)] * n)
+    good = ~failures.bad
+    return (
+        LabelRows(prediction_id=ids[good].tolist(), label=values[good].tolist(), labelled_at=labelled_at[good]),
+        failures.rejects(),
+    )

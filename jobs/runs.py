@@ -1,0 +1,58 @@
+"""The job-run history: every job run, from the CLI, the daemon or a test, is recorded."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.models import JobRun
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunRecord:
+    """Filled in by the job while it runs; stored when it ends."""
+
+    id: int
+    job: str
+    model: str | None
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def recorded_run(session_factory: sessionmaker[Session], job: str, model: str | None = None) -> Iterator[RunRecord]:
+    """Record a run of ``job``: 'running' at the start, then 'succeeded' or 'failed' with the error."""
+    with session_factory.begin() as session:
+        row = JobRun(job=job, model=model, started_at=datetime.now(UTC), status="running", counts={})
+        session.add(row)
+        session.flush()
+        record = RunRecord(id=row.id, job=job, model=model)
+    try:
+        yield record
+    except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt | SystemExit) else "failed"
+        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        _finish(session_factory, record, status, error)
+        raise
+    _finish(session_factory, record, "succeeded", None)
+
+
+def _finish(session_factory: sessionmaker[Session], record: RunRecord, status: str, error: str | None) -> None:
+    try:
+        with session_factory.begin() as session:
+            row = session.get(JobRun, record.id)
+            if row is not None:
+                row.status = status
+                row.finished_at = datetime.now(UTC)
+                row.counts = dict(record.counts)
+                row.error = error
+    except Exception:  # the job's own error matters more than the bookkeeping's
+        log.exception("could not record the end of job run %s", record.id)

@@ -1,0 +1,212 @@
+"""Fast, idempotent bulk writes for the ingestion hot path.
+
+SQLite takes a driver-level ``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING``;
+PostgreSQL takes ``COPY`` into a temporary staging table, then one
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING``. Both skip a prediction id already stored
+for the model, so a replayed batch inserts nothing twice. Everything runs inside the
+caller's transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Connection, delete, exists, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from storage.codec import FLOAT32, FLOAT64, pack_categories, pack_rows
+from storage.models import Label, PredictionLog, QuarantinedRow
+
+PREDICTION_COLUMNS = (
+    "model_id",
+    "prediction_id",
+    "ts",
+    "model_version",
+    "predicted_label",
+    "confidence",
+    "probabilities",
+    "numeric_features",
+    "categorical_features",
+    "embedding",
+    "input_uri",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PredictionRows:
+    """A validated batch of predictions, column-wise, ready to store."""
+
+    prediction_id: np.ndarray  # object array of str
+    ts: pd.DatetimeIndex  # tz-aware UTC
+    model_version: np.ndarray  # int64
+    predicted_label: np.ndarray  # object array of str
+    confidence: np.ndarray  # float64
+    probabilities: np.ndarray  # (n, classes) float32
+    numeric_features: np.ndarray | None  # (n, numeric features) float64
+    categorical_features: pd.DataFrame | None  # (n, categorical features) str
+    embedding: np.ndarray | None  # (n, dim) float32
+    input_uri: np.ndarray | None  # object array of str or None
+
+    def __len__(self) -> int:
+        return len(self.prediction_id)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reject:
+    """A row that failed validation, with where it came from and why."""
+
+    position: str
+    field: str | None
+    reason: str
+    raw: str
+
+
+def _columns(model_id: int, rows: PredictionRows, ts_text: list[str]) -> list[Sequence[Any]]:
+    n = len(rows)
+    none: list[Any] = [None] * n
+    return [
+        [model_id] * n,
+        rows.prediction_id.tolist(),
+        ts_text,
+        rows.model_version.tolist(),
+        rows.predicted_label.tolist(),
+        rows.confidence.tolist(),
+        pack_rows(rows.probabilities, FLOAT32),
+        pack_rows(rows.numeric_features, FLOAT64) if rows.numeric_features is not None else none,
+        pack_categories(rows.categorical_features) if rows.categorical_features is not None else none,
+        pack_rows(rows.embedding, FLOAT32) if rows.embedding is not None else none,
+        rows.input_uri.tolist() if rows.input_uri is not None else none,
+    ]
+
+
+def insert_predictions(conn: Connection, model_id: int, rows: PredictionRows) -> int:
+    """Store ``rows`` for ``model_id``; returns how many were new (the rest were duplicates)."""
+    if len(rows) == 0:
+        return 0
+    if conn.dialect.name == "postgresql":
+        return _copy_predictions(conn, model_id, rows)
+    return _executemany_predictions(conn, model_id, rows)
+
+
+def _executemany_predictions(conn: Connection, model_id: int, rows: PredictionRows) -> int:
+    # SQLAlchemy's SQLite DateTime storage format, in UTC
+    ts_text = rows.ts.tz_convert(UTC).strftime("%Y-%m-%d %H:%M:%S.%f").tolist()
+    data = list(zip(*_columns(model_id, rows, ts_text), strict=True))
+    placeholders = ", ".join("?" * len(PREDICTION_COLUMNS))
+    sql = (
+        f"INSERT INTO prediction_logs ({', '.join(PREDICTION_COLUMNS)}) VALUES ({placeholders}) "
+        "ON CONFLICT (model_id, prediction_id) DO NOTHING"
+    )
+    result = conn.exec_driver_sql(sql, data)
+    return int(result.rowcount)
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bytes):
+        return "\\\\x" + value.hex()
+    if isinstance(value, float):
+        return repr(value)
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def _copy_predictions(conn: Connection, model_id: int, rows: PredictionRows) -> int:
+    ts_text = rows.ts.tz_convert(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00").tolist()
+    columns = _columns(model_id, rows, ts_text)
+    lines = ["\t".join(map(_copy_text, row)) for row in zip(*columns, strict=True)]
+    payload = ("\n".join(lines) + "\n").encode("utf-8")
+    stage_columns = ", ".join(PREDICTION_COLUMNS)
+    conn.exec_driver_sql(
+        "CREATE TEMP TABLE IF NOT EXISTS _dk_stage_predictions "
+        "(model_id integer, prediction_id varchar(200), ts timestamptz, model_version integer, "
+        "predicted_label varchar(200), confidence double precision, probabilities bytea, "
+        "numeric_features bytea, categorical_features text, embedding bytea, input_uri text) "
+        "ON COMMIT DELETE ROWS"
+    )
+    conn.exec_driver_sql("TRUNCATE _dk_stage_predictions")
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:  # type: ignore[attr-defined]
+        with cursor.copy(f"COPY _dk_stage_predictions ({stage_columns}) FROM STDIN") as copy:
+            copy.write(payload)
+    result = conn.exec_driver_sql(
+        f"INSERT INTO prediction_logs ({stage_columns}) SELECT {stage_columns} FROM _dk_stage_predictions "
+        "ON CONFLICT (model_id, prediction_id) DO NOTHING"
+    )
+    return int(result.rowcount)
+
+
+def upsert_labels(
+    conn: Connection, model_id: int, prediction_ids: Sequence[str], labels: Sequence[str], labelled_at: pd.DatetimeIndex
+) -> int:
+    """Store labels; a label newer than the stored one for the same prediction replaces it."""
+    if len(prediction_ids) == 0:
+        return 0
+    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    records = [
+        {"model_id": model_id, "prediction_id": p, "label": lab, "labelled_at": t}
+        for p, lab, t in zip(prediction_ids, labels, labelled_at.to_pydatetime(), strict=True)
+    ]
+    stmt = insert(Label)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["model_id", "prediction_id"],
+        set_={"label": stmt.excluded.label, "labelled_at": stmt.excluded.labelled_at},
+        where=stmt.excluded.labelled_at >= Label.labelled_at,
+    )
+    total = 0
+    for start in range(0, len(records), 5000):
+        total += conn.execute(stmt, records[start : start + 5000]).rowcount
+    return total
+
+
+def insert_rejects(conn: Connection, model_id: int | None, stream: str, source: str, rejects: Sequence[Reject]) -> int:
+    if not rejects:
+        return 0
+    now = datetime.now(UTC)
+    conn.execute(
+        QuarantinedRow.__table__.insert(),
+        [
+            {
+                "model_id": model_id,
+                "stream": stream,
+                "source": source,
+                "position": r.position,
+                "field": r.field,
+                "reason": r.reason,
+                "raw": r.raw,
+                "created_at": now,
+            }
+            for r in rejects
+        ],
+    )
+    return len(rejects)
+
+
+def prune_predictions(conn: Connection, model_id: int, older_than: datetime) -> int:
+    """Delete raw prediction rows older than ``older_than`` that no later work needs.
+
+    Labelled rows are kept (realized performance and retraining use them).
+    """
+    labelled = exists().where(Label.model_id == PredictionLog.model_id, Label.prediction_id == PredictionLog.prediction_id)
+    stmt = delete(PredictionLog).where(
+        PredictionLog.model_id == model_id, PredictionLog.ts < older_than, ~labelled
+    )
+    return int(conn.execute(stmt).rowcount)
+
+
+def raw_json(record: dict[str, Any]) -> str:
+    """A rejected row's content, kept whole for the quarantine."""
+    return json.dumps(record, default=str, ensure_ascii=False)
+
+
+__all__ = ["PredictionRows", "Reject", "insert_predictions", "insert_rejects", "prune_predictions", "select", "upsert_labels"]

@@ -1,0 +1,47 @@
+"""Packing of array-valued columns into bytes and back, a whole batch at a time."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+FLOAT32 = np.dtype("<f4")
+FLOAT64 = np.dtype("<f8")
+
+
+def pack_rows(array: np.ndarray, dtype: np.dtype = FLOAT32) -> list[bytes]:
+    """One ``bytes`` per row of a 2-D array, in little-endian ``dtype``."""
+    contiguous = np.ascontiguousarray(array, dtype=dtype)
+    if contiguous.ndim != 2:
+        raise ValueError(f"expected a 2-D array, got shape {contiguous.shape}")
+    width = contiguous.shape[1] * dtype.itemsize
+    buffer = contiguous.tobytes()
+    return [buffer[i : i + width] for i in range(0, len(buffer), width)] if width else [b""] * len(array)
+
+
+def unpack_rows(blobs: Sequence[bytes | None], width: int, dtype: np.dtype = FLOAT32) -> np.ndarray:
+    """The 2-D array packed by :func:`pack_rows`; rows stored as NULL come back as NaN."""
+    if not blobs:
+        return np.empty((0, width), dtype=dtype)
+    row_bytes = width * dtype.itemsize
+    nan_row = np.full(width, np.nan, dtype=dtype).tobytes()
+    joined = b"".join(nan_row if b is None else bytes(b) for b in blobs)
+    if len(joined) != row_bytes * len(blobs):
+        raise ValueError(f"stored rows do not all hold {width} values of {dtype}")
+    return np.frombuffer(joined, dtype=dtype).reshape(len(blobs), width).copy()
+
+
+def pack_categories(frame: pd.DataFrame) -> list[str]:
+    """Categorical features of each row as compact JSON objects."""
+    columns = list(frame.columns)
+    values = frame.astype(object).to_numpy()
+    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+    return [dumps(dict(zip(columns, row, strict=True))) for row in values]
+
+
+def unpack_categories(texts: Sequence[str | None], columns: Sequence[str]) -> pd.DataFrame:
+    records = [json.loads(t) if t else {} for t in texts]
+    return pd.DataFrame.from_records(records, columns=list(columns))

@@ -1,0 +1,205 @@
+"""The schema: SQLAlchemy 2 typed ORM models, the same on SQLite and PostgreSQL.
+
+Hot-path columns of :class:`PredictionLog` hold arrays as little-endian ``float32`` bytes
+(class probabilities, embedding) and the numeric features as ``float64`` bytes in the order
+of the model's declared feature list; categorical features are kept as JSON text. This keeps
+ingestion at raw-driver speed and lets readers decode a whole window with one
+``numpy.frombuffer``. :mod:`storage.codec` does the packing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Optional
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identity.
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend.
+
+    PostgreSQL stores ``timestamptz``; SQLite keeps no zone, so values are stored as UTC
+    and come back marked as UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Model(Base):
+    """A monitored model, known by its configured name."""
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    task: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+
+    versions: Mapped[list[ModelVersion]] = relationship(
+        back_populates="model", order_by="ModelVersion.version", cascade="all, delete-orphan"
+    )
+
+
+class ModelVersion(Base):
+    """One trained version of a model, with its artefacts, metrics and lineage."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), default="challenger")
+    artifact_path: Mapped[Optional[str]] = mapped_column(Text)
+    export_dir: Mapped[Optional[str]] = mapped_column(Text)
+    parent_version: Mapped[Optional[int]] = mapped_column(Integer)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    lineage: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+    promoted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+
+    model: Mapped[Model] = relationship(back_populates="versions")
+
+
+class PredictionLog(Base):
+    """One logged production prediction. ``prediction_id`` is unique per model."""
+
+    __tablename__ = "prediction_logs"
+    __table_args__ = (
+        UniqueConstraint("model_id", "prediction_id", name="uq_prediction_logs_model_prediction"),
+        Index("ix_prediction_logs_model_ts", "model_id", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    prediction_id: Mapped[str] = mapped_column(String(200))
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    model_version: Mapped[int] = mapped_column(Integer)
+    predicted_label: Mapped[str] = mapped_column(String(200))
+    confidence: Mapped[float] = mapped_column(Float)
+    probabilities: Mapped[bytes] = mapped_column(LargeBinary)
+    numeric_features: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
+    categorical_features: Mapped[Optional[str]] = mapped_column(Text)
+    embedding: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
+    input_uri: Mapped[Optional[str]] = mapped_column(Text)
+
+
+class Label(Base):
+    """A ground-truth label, joined to its prediction by ``prediction_id``.
+
+    Labels live in their own table so that they may arrive before or long after their
+    prediction; a later label for the same prediction replaces an earlier one.
+    """
+
+    __tablename__ = "labels"
+    __table_args__ = (UniqueConstraint("model_id", "prediction_id", name="uq_labels_model_prediction"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    prediction_id: Mapped[str] = mapped_column(String(200))
+    label: Mapped[str] = mapped_column(String(200))
+    labelled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class IngestWatermark(Base):
+    """How far an incremental SQL source has been read: the last (timestamp, id) taken."""
+
+    __tablename__ = "ingest_watermarks"
+    __table_args__ = (UniqueConstraint("model_id", "stream", "source_key", name="uq_watermarks_source"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    stream: Mapped[str] = mapped_column(String(20))
+    source_key: Mapped[str] = mapped_column(String(64))
+    last_ts: Mapped[Optional[str]] = mapped_column(String(64))
+    last_id: Mapped[Optional[str]] = mapped_column(String(200))
+    rows_seen: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+
+
+class IngestedFile(Base):
+    """A dropped file, known by the sha256 of its content, so renames and re-drops are no-ops."""
+
+    __tablename__ = "ingested_files"
+    __table_args__ = (UniqueConstraint("model_id", "stream", "sha256", name="uq_ingested_files_content"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    stream: Mapped[str] = mapped_column(String(20))
+    sha256: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(Text)
+    rows_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    completed: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+
+
+class QuarantinedRow(Base):
+    """A rejected input row, kept whole with the reason it was rejected."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (Index("ix_quarantine_model_stream", "model_id", "stream"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    model_id: Mapped[Optional[int]] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    stream: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(Text)
+    position: Mapped[str] = mapped_column(String(200))
+    field: Mapped[Optional[str]] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
+
+
+class JobRun(Base):
+    """One run of a job (ingest, check, report, retrain), whoever started it."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (Index("ix_job_runs_job_started", "job", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job: Mapped[str] = mapped_column(String(40))
+    model: Mapped[Optional[str]] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[Optional[str]] = mapped_column(Text)
