@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Connection, delete, exists, select
+from sqlalchemy import Connection, delete, exists
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.codec import FLOAT32, FLOAT64, pack_categories, pack_rows
@@ -163,9 +163,10 @@ def upsert_labels(
         set_={"label": stmt.excluded.label, "labelled_at": stmt.excluded.labelled_at},
         where=stmt.excluded.labelled_at >= Label.labelled_at,
     )
+    stmt = stmt.returning(Label.id)  # rowcount of an executemany is not reliable on every driver
     total = 0
     for start in range(0, len(records), 5000):
-        total += conn.execute(stmt, records[start : start + 5000]).rowcount
+        total += len(conn.execute(stmt, records[start : start + 5000]).all())
     return total
 
 
@@ -209,4 +210,3 @@ def raw_json(record: dict[str, Any]) -> str:
     return json.dumps(record, default=str, ensure_ascii=False)
 
 
-__all__ = ["PredictionRows", "Reject", "insert_predictions", "insert_rejects", "prune_predictions", "select", "upsert_labels"]

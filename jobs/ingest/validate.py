@@ -63,7 +63,7 @@ def _column(raw: pd.DataFrame, name: str) -> pd.Series | None:
 
 def _missing(series: pd.Series) -> np.ndarray:
     values = series.to_numpy(dtype=object)
-    missing = pd.isna(series).to_numpy()
+    missing = np.array(pd.isna(series), dtype=bool)
     if values.dtype == object:
         missing |= np.array([isinstance(v, str) and v.strip() == "" for v in values], dtype=bool)
     return missing

@@ -1,0 +1,453 @@
+"""Issue 5's trainer as a library: retrain a champion, teacher pseudo-labels, custom trainers, evaluation.
+
+The registry, trigger policy and gate live elsewhere; they call these functions with paths and
+arrays. Class labels here are class indices (see :func:`jobs.ml.digits.labels_to_indices`).
+
+- :func:`retrain` starts from the champion's ``.keras`` file and trains on the champion's
+  training set plus newly labelled production samples. ``mode="head"`` freezes the backbone and
+  retrains the head (embedding + softmax); ``mode="full"`` fine-tunes everything at a low
+  learning rate. New samples carry a weight (recent ones higher); confidently-wrong ones get a
+  further boost and are always kept when the training set is capped. The champion's file is never
+  written: the result goes to ``out_path`` via a temporary file and an atomic rename.
+- :func:`train_teacher` / :func:`pseudo_label`: a larger CNN (trained on drift-augmented data)
+  labels unlabelled samples it is confident about, to grow the training set.
+- :func:`run_custom_trainer`: a team's own command receives a JSON spec and must write a
+  loadable ``.keras`` file.
+- :func:`evaluate`: accuracy and confidently-wrong rate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drift.errors import TrainingError, ValidationError
+from jobs.ml import cnn
+from jobs.ml.digits import CLASS_LABELS, DRIFT_TRANSFORMS, DigitsData, apply_drift
+
+_VALID_MODES = ("head", "full")
+DEFAULT_LEARNING_RATES = {"head": 3e-3, "full": 3e-4}
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewSamples:
+    """Newly labelled production samples.
+
+    Args:
+        images: ``(N, 32, 32)`` images in [0, 1].
+        labels: ``(N,)`` class indices.
+        weights: ``(N,)`` positive sample weights (e.g. higher for recent rows); ``None`` gives
+            each sample ``retrain``'s ``new_sample_weight``.
+        confidently_wrong: ``(N,)`` bool mask of samples the champion got wrong with high confidence.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray | None = None
+    confidently_wrong: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.images)
+        for name in ("labels", "weights", "confidently_wrong"):
+            value = getattr(self, name)
+            if value is not None and len(value) != n:
+                raise ValidationError(f"NewSamples.{name} has {len(value)} entries for {n} images")
+        if self.weights is not None and np.any(np.asarray(self.weights) <= 0):
+            raise ValidationError("NewSamples.weights must be > 0")
+
+    @classmethod
+    def coerce(cls, value: NewSamples | tuple[Any, ...]) -> NewSamples:
+        """Accept a ``NewSamples`` or a tuple ``(images, labels[, weights[, confidently_wrong]])``."""
+        if isinstance(value, NewSamples):
+            return value
+        if not 2 <= len(value) <= 4:
+            raise ValidationError("new_samples must be (images, labels[, weights[, confidently_wrong]])")
+        return cls(**dict(zip(("images", "labels", "weights", "confidently_wrong"), value, strict=False)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrainResult:
+    mode: str
+    champion_path: Path
+    out_path: Path
+    epochs: int
+    learning_rate: float
+    seed: int
+    n_base: int
+    n_new: int
+    n_confidently_wrong: int
+    n_train: int
+    trainable_params: int
+    frozen_params: int
+    train_seconds: float
+    final_loss: float
+    final_accuracy: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "champion_path": str(self.champion_path),
+            "out_path": str(self.out_path),
+            "epochs": self.epochs,
+            "learning_rate": self.learning_rate,
+            "seed": self.seed,
+            "n_base": self.n_base,
+            "n_new": self.n_new,
+            "n_confidently_wrong": self.n_confidently_wrong,
+            "n_train": self.n_train,
+            "trainable_params": self.trainable_params,
+            "frozen_params": self.frozen_params,
+            "train_seconds": round(self.train_seconds, 3),
+            "final_loss": self.final_loss,
+            "final_accuracy": self.final_accuracy,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvalMetrics:
+    n: int
+    accuracy: float
+    confidently_wrong: int
+    confidently_wrong_rate: float
+    mean_confidence: float
+    confidence_threshold: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": self.n,
+            "accuracy": self.accuracy,
+            "confidently_wrong": self.confidently_wrong,
+            "confidently_wrong_rate": self.confidently_wrong_rate,
+            "mean_confidence": self.mean_confidence,
+            "confidence_threshold": self.confidence_threshold,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class PseudoLabels:
+    """The samples a teacher is confident about: ``images[i]`` is ``images_in[indices[i]]``."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    confidence: np.ndarray
+    indices: np.ndarray
+    min_confidence: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n": len(self.labels),
+            "min_confidence": self.min_confidence,
+            "indices": self.indices.tolist(),
+            "labels": self.labels.tolist(),
+        }
+
+
+def _probabilities(model: Any, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Softmax output of any single-input classifier (the teacher need not have an embedding)."""
+    x = cnn.as_model_input(images)
+    parts = [np.asarray(model(x[i : i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, cnn.NUM_CLASSES), np.float32)
+
+
+def evaluate(model: Any, x: np.ndarray, y: np.ndarray, confidence_threshold: float = 0.9) -> EvalMetrics:
+    """Accuracy and the share of samples predicted wrongly with confidence >= the threshold."""
+    if not 0.0 < confidence_threshold <= 1.0:
+        raise ValidationError(f"confidence_threshold must be in (0, 1], got {confidence_threshold}")
+    if isinstance(model, str | Path):
+        model = cnn.load_model(Path(model))
+    y = np.asarray(y)
+    if len(y) == 0:
+        raise ValidationError("cannot evaluate on zero samples")
+    probs = _probabilities(model, x)
+    pred, conf = probs.argmax(axis=1), probs.max(axis=1)
+    wrong_confident = (pred != y) & (conf >= confidence_threshold)
+    return EvalMetrics(
+        n=len(y),
+        accuracy=float((pred == y).mean()),
+        confidently_wrong=int(wrong_confident.sum()),
+        confidently_wrong_rate=float(wrong_confident.mean()),
+        mean_confidence=float(conf.mean()),
+        confidence_threshold=confidence_threshold,
+    )
+
+
+def _training_set(
+    base_x: np.ndarray,
+    base_y: np.ndarray,
+    new: NewSamples,
+    *,
+    new_sample_weight: float,
+    confidently_wrong_boost: float,
+    max_train_samples: int | None,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The training arrays ``(x, y, weights)`` and how many base samples they hold."""
+    n_new = len(new.images)
+    cw = np.zeros(n_new, bool) if new.confidently_wrong is None else np.asarray(new.confidently_wrong, bool)
+    w_new = np.full(n_new, new_sample_weight) if new.weights is None else np.asarray(new.weights, float)
+    w_new = np.where(cw, w_new * confidently_wrong_boost, w_new)
+    keep_new = np.arange(n_new)
+    keep_base = np.arange(len(base_y))
+    if max_train_samples is not None and n_new + len(base_y) > max_train_samples:
+        # Confidently-wrong first, then the heaviest (most recent) new samples, then base samples.
+        priority = np.lexsort((-w_new, ~cw))
+        keep_new = np.sort(priority[: max(int(cw.sum()), min(n_new, max_train_samples))])
+        room = max(0, max_train_samples - len(keep_new))
+        keep_base = np.sort(rng.choice(len(base_y), size=min(room, len(base_y)), replace=False))
+    x = np.concatenate([cnn.as_model_input(base_x[keep_base]), cnn.as_model_input(new.images[keep_new])])
+    y = np.concatenate([np.asarray(base_y)[keep_base], np.asarray(new.labels)[keep_new]]).astype(np.int64)
+    w = np.concatenate([np.ones(len(keep_base)), w_new[keep_new]]).astype(np.float32)
+    return x, y, w, len(keep_base)
+
+
+def retrain(
+    champion_path: Path,
+    base_train: tuple[np.ndarray, np.ndarray],
+    new_samples: NewSamples | tuple[Any, ...],
+    *,
+    mode: str = "head",
+    epochs: int = 5,
+    learning_rate: float | None = None,
+    seed: int = 0,
+    out_path: Path,
+    batch_size: int = 32,
+    new_sample_weight: float = 3.0,
+    confidently_wrong_boost: float = 2.0,
+    max_train_samples: int | None = None,
+) -> RetrainResult:
+    """Retrain a challenger from the champion's ``.keras`` file and save it to ``out_path``.
+
+    ``learning_rate`` defaults to 3e-3 for ``head`` and 3e-4 for ``full``. Raises
+    ValidationError for bad arguments and TrainingError when training fails; the champion's
+    file is never modified.
+    """
+    if mode not in _VALID_MODES:
+        raise ValidationError(f"unknown retrain mode {mode!r}; allowed: {', '.join(_VALID_MODES)}")
+    champion_path, out_path = Path(champion_path), Path(out_path)
+    if out_path.suffix != ".keras":
+        raise ValidationError(f"out_path must end in .keras, got {out_path.name}")
+    if out_path.resolve() == champion_path.resolve():
+        raise ValidationError("out_path must differ from champion_path (the champion stays untouched)")
+    if new_sample_weight <= 0 or confidently_wrong_boost <= 0:
+        raise ValidationError("new_sample_weight and confidently_wrong_boost must be > 0")
+    new = NewSamples.coerce(new_samples)
+    lr = DEFAULT_LEARNING_RATES[mode] if learning_rate is None else learning_rate
+    base_x, base_y = base_train
+    x, y, w, n_base = _training_set(
+        np.asarray(base_x),
+        np.asarray(base_y),
+        new,
+        new_sample_weight=new_sample_weight,
+        confidently_wrong_boost=confidently_wrong_boost,
+        max_train_samples=max_train_samples,
+        rng=np.random.default_rng(seed),
+    )
+    cnn.seed_everything(seed)
+    model = cnn.load_model(champion_path)
+    cnn.set_backbone_trainable(model, mode == "full")
+    cnn.compile_model(model, lr)
+    started = time.perf_counter()
+    history = cnn.fit(model, x, y, epochs=epochs, batch_size=batch_size, sample_weight=w, seed=seed)
+    seconds = time.perf_counter() - started
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+    total = sum(int(np.prod(v.shape)) for v in model.weights)
+    cnn.set_backbone_trainable(model, True)  # the saved challenger loads fully trainable
+    _atomic_save(model, out_path)
+    n_cw = 0 if new.confidently_wrong is None else int(np.asarray(new.confidently_wrong, bool).sum())
+    return RetrainResult(
+        mode=mode,
+        champion_path=champion_path,
+        out_path=out_path,
+        epochs=epochs,
+        learning_rate=lr,
+        seed=seed,
+        n_base=n_base,
+        n_new=len(new.images),
+        n_confidently_wrong=n_cw,
+        n_train=len(y),
+        trainable_params=trainable,
+        frozen_params=total - trainable,
+        train_seconds=seconds,
+        final_loss=history["loss"][-1],
+        final_accuracy=history.get("accuracy", [float("nan")])[-1],
+    )
+
+
+def _atomic_save(model: Any, out_path: Path) -> None:
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(suffix=".keras", dir=out_path.parent, prefix=f".{out_path.stem}.")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        cnn.save_model(model, tmp)
+        tmp.replace(out_path)
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise TrainingError(f"cannot save retrained model to {out_path}: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------------------------
+# Teacher
+
+
+def build_teacher(*, width: int = 32, name: str = "digits_teacher") -> Any:
+    """A larger plain CNN (~100k parameters) used as a teacher; any Keras classifier works too."""
+    keras = cnn._keras()
+    layers = keras.layers
+    inputs = keras.Input(shape=cnn.INPUT_SHAPE, name="image")
+    x = inputs
+    for i, filters in enumerate((width, 2 * width, 4 * width)):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"bn{i}")(x)
+        x = layers.ReLU(name=f"relu{i}")(x)
+        x = layers.MaxPooling2D(2, name=f"pool{i}")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dense(64, activation="relu", name="dense")(x)
+    x = layers.Dropout(0.2, name="dropout")(x)
+    out = layers.Dense(cnn.NUM_CLASSES, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, out, name=name)
+
+
+def train_teacher(
+    data: DigitsData,
+    *,
+    epochs: int = 6,
+    seed: int = 0,
+    drift_kinds: tuple[str, ...] = ("darken", "blur", "rotate"),
+    learning_rate: float = 3e-3,
+    width: int = 32,
+    out_path: Path | None = None,
+) -> cnn.TrainedModel:
+    """Train the teacher on ``data.x_train`` plus one drift-augmented copy per kind in ``drift_kinds``.
+
+    Strengths are drawn uniformly in [0.3, 1.0] per image, so the teacher stays confident on
+    the drifted inputs the champion gets wrong. Accuracies are measured on clean val/test.
+    """
+    unknown = [k for k in drift_kinds if k not in DRIFT_TRANSFORMS]
+    if unknown:
+        raise ValidationError(
+            f"unknown drift kinds {unknown}; allowed: {', '.join(sorted(DRIFT_TRANSFORMS))}"
+        )
+    rng = np.random.default_rng(seed)
+    xs, ys = [data.x_train], [data.y_train]
+    for k, kind in enumerate(drift_kinds):
+        strengths = rng.uniform(0.3, 1.0, size=len(data.x_train))
+        augmented = np.concatenate(
+            [
+                apply_drift(data.x_train[i : i + 1], kind, float(s), seed=seed * 100_003 + k * 10_007 + i)
+                for i, s in enumerate(strengths)
+            ]
+        )
+        xs.append(augmented)
+        ys.append(data.y_train)
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    cnn.seed_everything(seed)
+    model = build_teacher(width=width)
+    cnn.compile_model(model, learning_rate)
+    started = time.perf_counter()
+    history = cnn.fit(model, x, y, epochs=epochs, batch_size=64, seed=seed)
+    seconds = time.perf_counter() - started
+    path = cnn.save_model(model, out_path) if out_path is not None else None
+
+    def acc(images: np.ndarray, labels: np.ndarray) -> float:
+        return float((_probabilities(model, images).argmax(axis=1) == labels).mean())
+
+    return cnn.TrainedModel(
+        model=model,
+        path=path,
+        seed=seed,
+        epochs=epochs,
+        train_seconds=seconds,
+        train_accuracy=acc(data.x_train, data.y_train),
+        val_accuracy=acc(data.x_val, data.y_val),
+        test_accuracy=acc(data.x_test, data.y_test),
+        history=history,
+    )
+
+
+def pseudo_label(teacher_path: Path | Any, images: np.ndarray, min_confidence: float = 0.9) -> PseudoLabels:
+    """Label ``images`` with the teacher, keeping those with top probability >= ``min_confidence``."""
+    if not 0.0 < min_confidence <= 1.0:
+        raise ValidationError(f"min_confidence must be in (0, 1], got {min_confidence}")
+    teacher = cnn.load_model(Path(teacher_path)) if isinstance(teacher_path, str | Path) else teacher_path
+    probs = _probabilities(teacher, images)
+    if probs.shape[1:] != (len(CLASS_LABELS),):
+        raise TrainingError(f"teacher outputs shape {probs.shape[1:]}, expected ({len(CLASS_LABELS)},)")
+    conf = probs.max(axis=1)
+    idx = np.flatnonzero(conf >= min_confidence)
+    return PseudoLabels(
+        images=np.asarray(images)[idx],
+        labels=probs.argmax(axis=1)[idx].astype(np.int64),
+        confidence=conf[idx],
+        indices=idx,
+        min_confidence=min_confidence,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Custom trainer
+
+
+def _tail(text: str, lines: int = 20) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def run_custom_trainer(
+    command: list[str], spec: dict[str, Any], workdir: Path, *, timeout_s: float = 3600.0
+) -> Path:
+    """Run a team's own trainer: ``command + [spec_path]`` must write a loadable ``.keras`` file.
+
+    The spec is written to ``workdir/trainer_spec.json``; if it has no ``output_path`` one is
+    added (``workdir/model.keras``). The command runs in ``workdir``. Raises TrainingError, with
+    the tail of the command's stderr, if it cannot start, times out, exits non-zero, or leaves no
+    loadable model with 32x32x1 input and 10 outputs.
+    """
+    if not command:
+        raise ValidationError("custom trainer command is empty")
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    spec = dict(spec)
+    spec.setdefault("output_path", str(workdir / "model.keras"))
+    output = Path(spec["output_path"])
+    if output.suffix != ".keras":
+        raise ValidationError(f"custom trainer output_path must end in .keras, got {output.name}")
+    spec_path = workdir / "trainer_spec.json"
+    spec_path.write_text(json.dumps(spec, indent=2, default=str))
+    name = command[0]
+    try:
+        proc = subprocess.run(
+            [*command, str(spec_path)], cwd=workdir, capture_output=True, text=True, timeout=timeout_s
+        )
+    except FileNotFoundError as exc:
+        raise TrainingError(f"custom trainer {name!r} cannot be started: {exc}") from exc
+    except subprocess.TimeoutExpired as exc:
+        stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
+        raise TrainingError(
+            f"custom trainer {name!r} timed out after {timeout_s:g} s; stderr tail:\n{_tail(stderr)}"
+        ) from exc
+    if proc.returncode != 0:
+        raise TrainingError(
+            f"custom trainer {name!r} exited with status {proc.returncode}; "
+            f"stderr tail:\n{_tail(proc.stderr)}"
+        )
+    if not output.is_file():
+        raise TrainingError(
+            f"custom trainer {name!r} exited 0 but wrote no model at {output}; "
+            f"stderr tail:\n{_tail(proc.stderr)}"
+        )
+    model = cnn.load_model(output)
+    in_shape, out_shape = tuple(model.input_shape[1:]), tuple(model.output_shape[1:])
+    if in_shape != cnn.INPUT_SHAPE or out_shape != (cnn.NUM_CLASSES,):
+        raise TrainingError(
+            f"custom trainer {name!r} produced a model with input {in_shape} and output {out_shape}; "
+            f"expected {cnn.INPUT_SHAPE} and ({cnn.NUM_CLASSES},)"
+        )
+    return output

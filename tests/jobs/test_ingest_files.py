@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from logdata import CLASSES, make_rows, settings_for, write_jsonl
+from sqlalchemy import func, select
+
+from jobs.ingest.run import Ingestor, ingest
+from storage import repository
+from storage.codec import FLOAT32, unpack_rows
+from storage.models import Label, PredictionLog, QuarantinedRow
+
+
+def _register(database, settings):
+    with database.session_factory.begin() as s:
+        model = repository.ensure_model(s, "pets", "classification")
+        repository.register_version(s, model, 1)
+
+
+def _count(database, entity=PredictionLog):
+    with database.session_factory() as s:
+        return s.scalar(select(func.count()).select_from(entity))
+
+
+@pytest.fixture
+def drop(tmp_path):
+    return tmp_path / "drop"
+
+
+def test_files_are_taken_once_even_when_renamed_or_redropped(database, drop):
+    settings = settings_for(database.url, {"kind": "files", "path": str(drop)})
+    _register(database, settings)
+    write_jsonl(drop / "a.jsonl", make_rows(20))
+    first = ingest(database.session_factory, settings)[0]
+    assert (first.inserted, first.files_taken, first.quarantined) == (20, 1, 0)
+    (drop / "a.jsonl").rename(drop / "renamed.jsonl")
+    shutil.copy(drop / "renamed.jsonl", drop / "again.jsonl")
+    second = ingest(database.session_factory, settings)[0]
+    assert (second.inserted, second.files_skipped, second.rows_read) == (0, 2, 0)
+    assert _count(database) == 20
+
+
+def test_stored_arrays_round_trip(database, drop):
+    settings = settings_for(database.url, {"kind": "files", "path": str(drop)})
+    _register(database, settings)
+    rows = make_rows(5)
+    write_jsonl(drop / "a.jsonl", rows)
+    ingest(database.session_factory, settings)
+    with database.session_factory() as s:
+        stored = s.scalars(select(PredictionLog).order_by(PredictionLog.prediction_id)).all()
+    probs = unpack_rows([r.probabilities for r in stored], len(CLASSES), FLOAT32)
+    expected = [json.loads(r["probabilities"]) for r in rows]
+    assert probs == pytest.approx(pd.DataFrame(expected).to_numpy(), abs=1e-6)
+    assert stored[0].ts == pd.Timestamp(rows[0]["timestamp"]).to_pydatetime()
+    assert stored[0].ts.tzinfo is not None
+    assert json.loads(stored[0].categorical_features) == {"device": rows[0]["device"]}
+
+
+def test_bad_rows_are_quarantined_with_their_reason_and_the_rest_goes_in(database, drop):
+    settings = settings_for(database.url, {"kind": "files", "path": str(drop)})
+    _register(database, settings)
+    rows = make_rows(8)
+    del rows[0]["brightness"]
+    rows[1]["sharpness"] = "very"
+    rows[2]["probabilities"] = json.dumps([0.5, 0.4, 0.4])
+    rows[3]["predicted_label"] = "unicorn"
+    rows[4]["model_version"] = 9
+    rows[5]["embedding"] = json.dumps([1.0, 2.0])
+    path = write_jsonl(drop / "bad.jsonl", rows)
+    with path.open("a") as handle:
+        handle.write("{not json\n")
+    report = ingest(database.session_factory, settings)[0]
+    assert (report.inserted, report.quarantined, report.rows_read) == (2, 7, 9)
+    with database.session_factory() as s:
+        found = {q.position: (q.field, q.reason) for q in s.scalars(select(QuarantinedRow))}
+        raw = s.scalar(select(QuarantinedRow.raw).where(QuarantinedRow.position == "line 2"))
+    assert found["line 1"] == ("brightness", "missing field 'brightness'") or found["line 1"][0] == "brightness"
+    assert found["line 2"][0] == "sharpness" and "not a number" in found["line 2"][1]
+    assert found["line 3"][0] == "probabilities" and "sum to 1.3000" in found["line 3"][1]
+    assert found["line 4"] == ("predicted_label", "unknown label (allowed: cat, dog, other)")
+    assert found["line 5"] == ("model_version", "unknown model version 9 (known: 1)")
+    assert found["line 6"] == ("embedding", "expected 4 values, got 2")
+    assert found["line 9"][0] is None and "not valid JSON" in found["line 9"][1]
+    assert json.loads(raw)["sharpness"] == "very"  # kept whole, as it came
+
+
+def test_csv_and_parquet_files(database, drop):
+    settings = settings_for(database.url, {"kind": "files", "path": str(drop)})
+    _register(database, settings)
+    rows = make_rows(30)
+    drop.mkdir()
+    with (drop / "a.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows[:15])
+        handle.write("short,row\n")
+    pd.DataFrame(rows[15:]).to_parquet(drop / "b.parquet")
+    report = ingest(database.session_factory, settings)[0]
+    assert (report.inserted, report.quarantined, report.files_taken) == (30, 1, 2)
+    with database.session_factory() as s:
+        reason = s.scalar(select(QuarantinedRow.reason))
+    assert reason == f"expected {len(rows[0])} fields, got 2"
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def test_crash_mid_file_then_rerun_gives_every_row_exactly_once(database, drop):
+    settings = settings_for(database.url, {"kind": "files", "path": str(drop)})
+    _register(database, settings)
+    write_jsonl(drop / "a.jsonl", make_rows(30))  # batches of 7: 5 batches
+
+    def crash_on_third(stream, batch):
+        if batch == 3:
+            raise Crash("killed")
+
+    model = settings.models[0]
+    with pytest.raises(Crash):
+        Ingestor(database.session_factory, settings, model, before_commit=crash_on_third).run()
+    assert _count(database) == 14  # two committed batches; the third rolled back
+    report = Ingestor(database.session_factory, settings, model).run()[0]
+    assert (report.inserted, report.duplicates, report.rows_read) == (16, 0, 16)
+    with database.session_factory() as s:
+        ids = s.scalars(select(PredictionLog.prediction_id)).all()
+    assert sorted(ids) == [f"p{k:05d}" for k in range(30)]
+
+
+def test_labels_may_arrive_before_their_predictions_and_later_ones_win(database, drop, tmp_path):
+    labels_dir = tmp_path / "labels"
+    settings = settings_for(
+        database.url, {"kind": "files", "path": str(drop)}, {"kind": "files", "path": str(labels_dir)}
+    )
+    _register(database, settings)
+    drop.mkdir()
+    write_jsonl(labels_dir / "l1.jsonl", [
+        {"prediction_id": "p00001", "label": "dog", "labelled_at": "2026-11-10T00:00:00+00:00"},
+        {"prediction_id": "p00002", "label": "cat", "labelled_at": "2026-11-10T00:00:00+00:00"},
+        {"prediction_id": "p00003", "label": "zebra", "labelled_at": "2026-11-10T00:00:00+00:00"},
+    ])
+    reports = ingest(database.session_factory, settings)
+    assert reports[1].inserted == 2 and reports[1].quarantined == 1
+    write_jsonl(drop / "a.jsonl", make_rows(5))
+    write_jsonl(labels_dir / "l2.jsonl", [
+        {"prediction_id": "p00001", "label": "other", "labelled_at": "2026-11-12T00:00:00+00:00"},
+        {"prediction_id": "p00002", "label": "dog", "labelled_at": "2026-11-01T00:00:00+00:00"},  # older: ignored
+    ])
+    ingest(database.session_factory, settings)
+    with database.session_factory() as s:
+        joined = dict(
+            s.execute(
+                select(PredictionLog.prediction_id, Label.label).join(
+                    Label, (Label.model_id == PredictionLog.model_id) & (Label.prediction_id == PredictionLog.prediction_id)
+                )
+            ).all()
+        )
+    assert joined == {"p00001": "other", "p00002": "cat"}

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from logdata import make_rows, settings_for, write_sqlite_source
+from sqlalchemy import func, select
+
+from jobs.ingest.run import Ingestor, ingest
+from storage import bulk, repository
+from storage.models import PredictionLog, QuarantinedRow
+
+
+@pytest.fixture
+def source_db(tmp_path):
+    return tmp_path / "production.db"
+
+
+def _settings(database, source_db, **extra):
+    predictions = {
+        "kind": "sql",
+        "url": f"sqlite:///{source_db}",
+        "table": "prediction_log",
+        "columns": {"timestamp": "logged_at"},
+    }
+    settings = settings_for(database.url, predictions, **extra)
+    with database.session_factory.begin() as s:
+        repository.register_version(s, repository.ensure_model(s, "pets", "classification"), 1)
+    return settings
+
+
+def _ids(database):
+    with database.session_factory() as s:
+        return s.scalars(select(PredictionLog.prediction_id).order_by(PredictionLog.prediction_id)).all()
+
+
+def test_incremental_reads_take_only_new_rows(database, source_db):
+    settings = _settings(database, source_db)
+    write_sqlite_source(source_db, make_rows(20))
+    assert ingest(database.session_factory, settings)[0].inserted == 20
+    write_sqlite_source(source_db, make_rows(10, seed=1, start_index=20))
+    again = ingest(database.session_factory, settings)[0]
+    assert (again.rows_read, again.inserted) == (10, 10)
+    assert ingest(database.session_factory, settings)[0].rows_read == 0
+    assert _ids(database) == [f"p{k:05d}" for k in range(30)]
+
+
+def test_rows_sharing_a_timestamp_across_a_batch_boundary_are_all_taken(database, source_db):
+    settings = _settings(database, source_db)
+    rows = make_rows(20)
+    for row in rows:
+        row["timestamp"] = "2026-11-02T10:00:00+00:00"  # one timestamp; the id breaks ties
+    write_sqlite_source(source_db, rows)
+    report = ingest(database.session_factory, settings)[0]
+    assert (report.inserted, report.batches) == (20, 3)
+
+
+def test_a_crash_mid_batch_then_a_rerun_gives_each_row_once(database, source_db):
+    settings = _settings(database, source_db)
+    write_sqlite_source(source_db, make_rows(30))
+
+    def crash(stream, batch):
+        if batch == 2:
+            raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError):
+        Ingestor(database.session_factory, settings, settings.models[0], before_commit=crash).run()
+    assert len(_ids(database)) == 7
+    report = ingest(database.session_factory, settings)[0]
+    assert (report.inserted, report.duplicates) == (23, 0)
+    assert _ids(database) == [f"p{k:05d}" for k in range(30)]
+
+
+def test_rows_without_timestamp_are_quarantined_once(database, source_db):
+    settings = _settings(database, source_db)
+    rows = make_rows(10)
+    rows[4]["timestamp"] = None
+    write_sqlite_source(source_db, rows)
+    first = ingest(database.session_factory, settings)[0]
+    second = ingest(database.session_factory, settings)[0]
+    assert (first.inserted, first.quarantined, second.quarantined) == (9, 1, 0)
+    with database.session_factory() as s:
+        q = s.scalars(select(QuarantinedRow)).one()
+    assert (q.position, q.field) == ("id=5", "logged_at")
+
+
+def test_a_query_source_with_a_filter(database, source_db):
+    settings = settings_for(
+        database.url,
+        {
+            "kind": "sql",
+            "url": f"sqlite:///{source_db}",
+            "query": "SELECT * FROM prediction_log WHERE device = 'low'",
+            "columns": {"timestamp": "logged_at"},
+        },
+    )
+    with database.session_factory.begin() as s:
+        repository.register_version(s, repository.ensure_model(s, "pets", "classification"), 1)
+    rows = make_rows(40)
+    write_sqlite_source(source_db, rows)
+    ingest(database.session_factory, settings)
+    assert len(_ids(database)) == sum(r["device"] == "low" for r in rows)
+
+
+def test_retention_prunes_old_unlabelled_rows_and_keeps_labelled_ones(database, source_db):
+    settings = _settings(database, source_db)
+    write_sqlite_source(source_db, make_rows(10))  # one row a minute from 2026-11-02 00:00
+    ingest(database.session_factory, settings)
+    with database.session_factory.begin() as s:
+        model = repository.get_model(s, "pets")
+        conn = s.connection()
+        import pandas as pd
+
+        bulk.upsert_labels(conn, model.id, ["p00001"], ["dog"], pd.DatetimeIndex([datetime(2026, 11, 3, tzinfo=UTC)]))
+        removed = bulk.prune_predictions(conn, model.id, datetime(2026, 11, 2, 0, 5, tzinfo=UTC))
+    assert removed == 4  # minutes 0..4, less the labelled p00001
+    assert _ids(database)[:2] == ["p00001", "p00005"]
+
+
+def test_source_password_never_appears_in_descriptions():
+    from jobs.config import SqlSource
+    from jobs.ingest.sources import SqlReader
+    from storage.engine import make_engine, redact_url
+
+    url = "postgresql+psycopg://reader:s3cret@db.internal/prod"
+    source = SqlSource(kind="sql", url=url, table="public.prediction_log")
+    reader = SqlReader(source, make_engine(url), "logged_at")
+    assert "s3cret" not in reader.describe() and "***" in reader.describe()
+    assert "s3cret" not in redact_url(url)
+    assert "s3cret" not in repr(source)
