@@ -1,12 +1,15 @@
 """The small MobileNet-flavoured digits classifier (Keras 3, TensorFlow backend).
 
-Architecture (32x32x1 in, 10 softmax classes out, ~10k parameters)::
+Architecture (32x32x1 in, 10 softmax classes out, ~75k parameters at ``width=16``; every
+convolution is followed by BatchNorm and ReLU6)::
 
-    backbone_stem     Conv2D 16, 3x3, stride 2, ReLU6          -> 16x16x16
-    backbone_block1   DepthwiseConv 3x3 + pointwise 32, ReLU6   -> 16x16x32
-    backbone_block2   DepthwiseConv 3x3 stride 2 + pointwise 64 ->  8x8x64
-    backbone_block3   DepthwiseConv 3x3 stride 2 + pointwise 64 ->  4x4x64
-    backbone_pool     GlobalAveragePooling                      ->  64
+    backbone_stem     Conv2D 16, 3x3, stride 2                   -> 16x16x16
+    backbone_block1   DepthwiseConv 3x3 + pointwise 32            -> 16x16x32
+    backbone_block2   DepthwiseConv 3x3 stride 2 + pointwise 64   ->  8x8x64
+    backbone_block3   DepthwiseConv 3x3 stride 2 + pointwise 128  ->  4x4x128
+    backbone_block4   DepthwiseConv 3x3 + pointwise 128           ->  4x4x128
+    backbone_expand   Conv2D 256, 1x1                             ->  4x4x256
+    backbone_pool     GlobalAveragePooling                        ->  256
     embedding         Dense 32, ReLU           (the head)       ->  32   logged as the embedding
     probabilities     Dense 10, softmax        (the head)       ->  10
 
@@ -137,7 +140,12 @@ def build_model(*, width: int = 16, dropout: float = 0.1, name: str = "digits_cn
     x = layers.ReLU(6.0, name=f"{BACKBONE_PREFIX}stem_relu")(x)
     x = _separable_block(keras, x, 2 * width, 1, f"{BACKBONE_PREFIX}block1")
     x = _separable_block(keras, x, 4 * width, 2, f"{BACKBONE_PREFIX}block2")
-    x = _separable_block(keras, x, 4 * width, 2, f"{BACKBONE_PREFIX}block3")
+    x = _separable_block(keras, x, 8 * width, 2, f"{BACKBONE_PREFIX}block3")
+    x = _separable_block(keras, x, 8 * width, 1, f"{BACKBONE_PREFIX}block4")
+    # MobileNet's final 1x1 expansion: most of the weights, little compute at 4x4.
+    x = layers.Conv2D(16 * width, 1, use_bias=False, name=f"{BACKBONE_PREFIX}expand")(x)
+    x = layers.BatchNormalization(momentum=0.9, name=f"{BACKBONE_PREFIX}expand_bn")(x)
+    x = layers.ReLU(6.0, name=f"{BACKBONE_PREFIX}expand_relu")(x)
     x = layers.GlobalAveragePooling2D(name=f"{BACKBONE_PREFIX}pool")(x)
     emb = layers.Dense(EMBEDDING_DIM, activation="relu", name=EMBEDDING_LAYER)(x)
     x = layers.Dropout(dropout, name="head_dropout")(emb)

@@ -34,7 +34,7 @@ from jobs.ml import cnn
 from jobs.ml.digits import CLASS_LABELS, DRIFT_TRANSFORMS, DigitsData, apply_drift
 
 _VALID_MODES = ("head", "full")
-DEFAULT_LEARNING_RATES = {"head": 3e-3, "full": 3e-4}
+DEFAULT_LEARNING_RATES = {"head": 1e-2, "full": 3e-4}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -225,7 +225,7 @@ def retrain(
 ) -> RetrainResult:
     """Retrain a challenger from the champion's ``.keras`` file and save it to ``out_path``.
 
-    ``learning_rate`` defaults to 3e-3 for ``head`` and 3e-4 for ``full``. Raises
+    ``learning_rate`` defaults to 1e-2 for ``head`` and 3e-4 for ``full``. Raises
     ValidationError for bad arguments and TrainingError when training fails; the champion's
     file is never modified.
     """
