@@ -74,7 +74,7 @@ class EmbeddingOutlierDetector:
         kind: OutlierKind = "knn",
         k: int = 5,
         quantile: float = 0.99,
-        chunk_size: int = 512,
+        chunk_size: int = 256,
         max_reference: int | None = None,
         seed: int = 0,
     ) -> None:
@@ -120,55 +120,65 @@ class EmbeddingOutlierDetector:
 
             lw = LedoitWolf(assume_centered=False).fit(ref)
             self.precision_ = np.asarray(lw.precision_, dtype=np.float64)
-            scores = self._mahalanobis(ref)
         else:
             centred = (ref - self.location_).astype(np.float32)
             self._reference = centred
             self._reference_sqnorms = np.einsum("ij,ij->i", centred, centred)
-            scores = self._knn(centred, leave_one_out=True)
-        self.reference_scores_ = scores
-        self.threshold_ = float(np.quantile(scores, self.quantile))
+        self.reference_scores_ = self._score_all(ref, leave_one_out=self.kind == "knn")
+        self.threshold_ = float(np.quantile(self.reference_scores_, self.quantile))
         return self
 
     # -- scoring -------------------------------------------------------------------------------
 
     def score(self, x: ArrayLike) -> NDArray[np.float64]:
-        """Distance of each row of ``x`` to the reference (higher = more unusual)."""
+        """Distance of each row of ``x`` to the reference (higher = more unusual).
+
+        ``x`` is converted chunk by chunk, so a large float32 array is never copied whole.
+        """
         if not hasattr(self, "threshold_"):
             raise ValidationError("EmbeddingOutlierDetector is not fitted; call fit(reference) first")
-        arr = self._as_matrix(x, "x")
+        arr = np.asarray(x)
+        if arr.ndim != 2 or not (
+            np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+        ):
+            raise ValidationError(
+                f"x must be a 2-D real array (n, d), got shape {arr.shape}, dtype {arr.dtype}"
+            )
         if arr.shape[1] != self.n_features_in_:
             raise ValidationError(f"x has {arr.shape[1]} columns, the reference had {self.n_features_in_}")
-        if self.kind == "mahalanobis":
-            return self._mahalanobis(arr)
-        return self._knn(arr - self.location_, leave_one_out=False)
+        return self._score_all(arr, leave_one_out=False)
 
-    def _mahalanobis(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+    def _score_all(self, x: NDArray[Any], *, leave_one_out: bool) -> NDArray[np.float64]:
         out = np.empty(x.shape[0], dtype=np.float64)
         for start in range(0, x.shape[0], self.chunk_size):
-            diff = x[start : start + self.chunk_size] - self.location_
-            out[start : start + diff.shape[0]] = np.einsum("ij,ij->i", diff @ self.precision_, diff)
-        return np.sqrt(np.maximum(out, 0.0))
-
-    def _knn(self, centred: NDArray[Any], *, leave_one_out: bool) -> NDArray[np.float64]:
-        """k-th nearest reference distance of already-centred rows, chunk by chunk."""
-        ref = self._reference
-        ref_sq = self._reference_sqnorms
-        kth = self.k - 1
-        out = np.empty(centred.shape[0], dtype=np.float64)
-        for start in range(0, centred.shape[0], self.chunk_size):
-            q = np.asarray(centred[start : start + self.chunk_size], dtype=np.float32)
-            g = q @ ref.T  # (chunk, n_ref) float32
-            g *= -2.0
-            g += ref_sq
-            if leave_one_out:
-                rows = np.arange(q.shape[0])
-                g[rows, start + rows] = np.inf
-            g.partition(kth, axis=1)
-            q64 = q.astype(np.float64)
-            d2 = g[:, kth].astype(np.float64) + np.einsum("ij,ij->i", q64, q64)
-            out[start : start + q.shape[0]] = np.sqrt(np.maximum(d2, 0.0))
+            block = np.asarray(x[start : start + self.chunk_size], dtype=np.float64)
+            if not np.all(np.isfinite(block)):
+                bad = start + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
+                raise ValidationError(f"x must be finite (no NaN or inf); row {bad} is not")
+            centred = block - self.location_
+            if self.kind == "mahalanobis":
+                d2 = np.einsum("ij,ij->i", centred @ self.precision_, centred)
+            else:
+                d2 = self._knn_sq(centred, start if leave_one_out else None)
+            out[start : start + block.shape[0]] = np.sqrt(np.maximum(d2, 0.0))
         return out
+
+    def _knn_sq(self, centred: NDArray[np.float64], loo_offset: int | None) -> NDArray[np.float64]:
+        """Squared k-th nearest reference distance of one block of centred rows.
+
+        With ``loo_offset``, the block is reference rows ``loo_offset...`` and each row's own
+        distance is excluded (leave-one-out).
+        """
+        kth = self.k - 1
+        q = centred.astype(np.float32)
+        g = q @ self._reference.T  # (block, n_ref) float32: -2ab + ||b||^2 below
+        g *= -2.0
+        g += self._reference_sqnorms
+        if loo_offset is not None:
+            rows = np.arange(q.shape[0])
+            g[rows, loo_offset + rows] = np.inf
+        g.partition(kth, axis=1)
+        return g[:, kth].astype(np.float64) + np.einsum("ij,ij->i", centred, centred)
 
     @staticmethod
     def _as_matrix(values: ArrayLike, name: str) -> NDArray[np.float64]:
