@@ -85,26 +85,55 @@ def _columns(model_id: int, rows: PredictionRows, ts_text: list[str]) -> list[Se
     ]
 
 
-def insert_predictions(conn: Connection, model_id: int, rows: PredictionRows) -> int:
-    """Store ``rows`` for ``model_id``; returns how many were new (the rest were duplicates)."""
-    if len(rows) == 0:
+@dataclass(frozen=True, kw_only=True)
+class EncodedPredictions:
+    """Rows already in the driver's format: tuples for SQLite, a COPY payload for PostgreSQL.
+
+    Encoding is pure CPU work, so the ingest job does it on a worker thread while the
+    previous batch is being written.
+    """
+
+    dialect: str
+    count: int
+    payload: list[tuple[Any, ...]] | bytes
+
+
+def encode_predictions(dialect: str, model_id: int, rows: PredictionRows) -> EncodedPredictions:
+    ts_text = sqlite_timestamps(rows.ts)
+    if dialect == "postgresql":
+        columns = _columns(model_id, rows, [t + "+00" for t in ts_text])
+        lines = ["\t".join(map(_copy_text, row)) for row in zip(*columns, strict=True)]
+        payload: list[tuple[Any, ...]] | bytes = ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+    else:
+        payload = list(zip(*_columns(model_id, rows, ts_text), strict=True))
+    return EncodedPredictions(dialect=dialect, count=len(rows), payload=payload)
+
+
+def write_predictions(conn: Connection, encoded: EncodedPredictions) -> int:
+    """Store encoded rows; returns how many were new (the rest were duplicates)."""
+    if encoded.count == 0:
         return 0
-    if conn.dialect.name == "postgresql":
-        return _copy_predictions(conn, model_id, rows)
-    return _executemany_predictions(conn, model_id, rows)
-
-
-def _executemany_predictions(conn: Connection, model_id: int, rows: PredictionRows) -> int:
-    # SQLAlchemy's SQLite DateTime storage format, in UTC
-    ts_text = rows.ts.tz_convert(UTC).strftime("%Y-%m-%d %H:%M:%S.%f").tolist()
-    data = list(zip(*_columns(model_id, rows, ts_text), strict=True))
+    if encoded.dialect != conn.dialect.name:
+        raise ValueError(f"rows encoded for {encoded.dialect}, connection is {conn.dialect.name}")
+    if isinstance(encoded.payload, bytes):
+        return _copy_predictions(conn, encoded.payload)
     placeholders = ", ".join("?" * len(PREDICTION_COLUMNS))
     sql = (
         f"INSERT INTO prediction_logs ({', '.join(PREDICTION_COLUMNS)}) VALUES ({placeholders}) "
         "ON CONFLICT (model_id, prediction_id) DO NOTHING"
     )
-    result = conn.exec_driver_sql(sql, data)
-    return int(result.rowcount)
+    return int(conn.exec_driver_sql(sql, encoded.payload).rowcount)
+
+
+def insert_predictions(conn: Connection, model_id: int, rows: PredictionRows) -> int:
+    """Encode and store ``rows`` for ``model_id``; returns how many were new."""
+    return write_predictions(conn, encode_predictions(conn.dialect.name, model_id, rows))
+
+
+def sqlite_timestamps(ts: pd.DatetimeIndex) -> list[str]:
+    """UTC timestamps as ``YYYY-MM-DD HH:MM:SS.ffffff`` (SQLAlchemy's SQLite format), vectorised."""
+    utc = ts.tz_convert(UTC).tz_localize(None).to_numpy(dtype="datetime64[us]")
+    return [t.replace("T", " ") for t in np.datetime_as_string(utc, unit="us").tolist()]
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -120,11 +149,7 @@ def _copy_text(value: Any) -> str:
     return str(value).translate(_COPY_ESCAPES)
 
 
-def _copy_predictions(conn: Connection, model_id: int, rows: PredictionRows) -> int:
-    ts_text = rows.ts.tz_convert(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00").tolist()
-    columns = _columns(model_id, rows, ts_text)
-    lines = ["\t".join(map(_copy_text, row)) for row in zip(*columns, strict=True)]
-    payload = ("\n".join(lines) + "\n").encode("utf-8")
+def _copy_predictions(conn: Connection, payload: bytes) -> int:
     stage_columns = ", ".join(PREDICTION_COLUMNS)
     conn.exec_driver_sql(
         "CREATE TEMP TABLE IF NOT EXISTS _dk_stage_predictions "

@@ -35,11 +35,20 @@ def unpack_rows(blobs: Sequence[bytes | None], width: int, dtype: np.dtype = FLO
 
 
 def pack_categories(frame: pd.DataFrame) -> list[str]:
-    """Categorical features of each row as compact JSON objects."""
-    columns = list(frame.columns)
-    values = frame.astype(object).to_numpy()
-    dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-    return [dumps(dict(zip(columns, row, strict=True))) for row in values]
+    """Categorical features of each row as compact JSON objects.
+
+    Categories repeat, so each distinct value is JSON-encoded once and the rows are
+    assembled from the encoded pieces.
+    """
+    pieces = []
+    for name in frame.columns:
+        codes, uniques = pd.factorize(frame[name], use_na_sentinel=False)
+        key = json.dumps(str(name), ensure_ascii=False)
+        encoded = np.array([f"{key}:{json.dumps(u, ensure_ascii=False)}" for u in uniques.tolist()], dtype=object)
+        pieces.append(encoded[codes].tolist())
+    if not pieces:
+        return ["{}"] * len(frame)
+    return ["{" + ",".join(row) + "}" for row in zip(*pieces, strict=True)]
 
 
 def unpack_categories(texts: Sequence[str | None], columns: Sequence[str]) -> pd.DataFrame:

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs.config import FileSource, ModelSettings, Settings, SqlSource
 from jobs.ingest import sources
-from jobs.ingest.validate import validate_labels, validate_predictions
+from jobs.ingest.validate import LabelRows, validate_labels, validate_predictions
 from jobs.progress import Progress
 from storage import bulk, repository
 from storage.engine import make_engine
@@ -48,6 +50,17 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Prepared:
+    rows_read: int
+    encoded: bulk.EncodedPredictions | None
+    labels: LabelRows | None
+    valid: int
+    rejects: list[bulk.Reject]
+    consumed: int
+    last_key: tuple[Any, Any] | None
 
 
 @dataclass
@@ -84,6 +97,7 @@ class Ingestor:
         self.before_commit = before_commit
         with session_factory.begin() as session:
             self.model_id = repository.ensure_model(session, model.name, model.task).id
+            self._dialect = session.connection().dialect.name
 
     def run(self, streams: Iterable[str] = STREAMS) -> list[IngestReport]:
         reports = []
@@ -110,33 +124,48 @@ class Ingestor:
 
     # ------------------------------------------------------------ one batch
 
-    def _load_batch(self, session: Session, stream: str, source_name: str, batch: sources.RawBatch, tally: _Tally) -> None:
-        conn = session.connection()
+    def _prepare(self, stream: str, batch: sources.RawBatch, versions: set[int], last_key: tuple[Any, Any] | None = None) -> _Prepared:
+        """Validate and encode a batch: pure CPU work, done on the prefetch thread."""
         columns = self._columns(stream)
-        rejects = list(batch.rejects)
+        encoded, labels, valid, found = None, None, 0, []
         if len(batch.frame):
             if stream == "predictions":
-                versions = repository.known_versions(session, self.model_id)
                 rows, found = validate_predictions(
                     batch.frame, batch.positions, self.model, columns, versions, self.settings.ingest.probability_tolerance
                 )
-                inserted = bulk.insert_predictions(conn, self.model_id, rows)
+                encoded = bulk.encode_predictions(self._dialect, self.model_id, rows)
+                valid = len(rows)
             else:
                 labels, found = validate_labels(batch.frame, batch.positions, self.model, columns)
-                inserted = bulk.upsert_labels(conn, self.model_id, labels.prediction_id, labels.label, labels.labelled_at)
-                rows = labels  # type: ignore[assignment]
-            rejects += found
-            tally.inserted += inserted
-            tally.duplicates += len(rows) - inserted
-        tally.quarantined += bulk.insert_rejects(conn, self.model_id, stream, source_name, rejects)
-        tally.rows_read += len(batch)
+                valid = len(labels)
+        return _Prepared(
+            rows_read=len(batch), encoded=encoded, labels=labels, valid=valid,
+            rejects=list(batch.rejects) + found, consumed=batch.consumed, last_key=last_key,
+        )
+
+    def _store(self, session: Session, stream: str, source_name: str, prepared: _Prepared, tally: _Tally) -> None:
+        conn = session.connection()
+        inserted = 0
+        if prepared.encoded is not None:
+            inserted = bulk.write_predictions(conn, prepared.encoded)
+        elif prepared.labels is not None:
+            labels = prepared.labels
+            inserted = bulk.upsert_labels(conn, self.model_id, labels.prediction_id, labels.label, labels.labelled_at)
+        tally.inserted += inserted
+        tally.duplicates += prepared.valid - inserted
+        tally.quarantined += bulk.insert_rejects(conn, self.model_id, stream, source_name, prepared.rejects)
+        tally.rows_read += prepared.rows_read
         tally.batches += 1
         if self.progress is not None:
-            self.progress.advance(len(batch), f"{self.model.name}/{stream}")
+            self.progress.advance(prepared.rows_read, f"{self.model.name}/{stream}")
 
     def _columns(self, stream: str) -> dict[str, str]:
         source = self.model.predictions if stream == "predictions" else self.model.labels
         return dict(source.columns) if source is not None else {}
+
+    def _versions(self) -> set[int]:
+        with self.session_factory() as session:
+            return repository.known_versions(session, self.model_id)
 
     # ------------------------------------------------------------ SQL
 
@@ -147,17 +176,28 @@ class Ingestor:
             reader = sources.SqlReader(source, engine, self._columns(stream).get(field, field))
             described = reader.describe()
             self._quarantine_null_timestamps(stream, reader, described, tally)
-            while True:
+            with self.session_factory.begin() as session:
+                mark = repository.get_watermark(session, self.model_id, stream, reader.key)
+                cursor: list[str | None] = [mark.last_ts, mark.last_id]
+            versions = self._versions()
+
+            def produce() -> _Prepared | None:
+                frame, positions = reader.fetch_after(cursor[0], cursor[1], self.settings.ingest.batch_size)
+                if not len(frame):
+                    return None
+                last = frame.iloc[-1]
+                key = (_plain(last[reader.ts_column]), _plain(last[reader.id_column]))
+                cursor[:] = [sources.encode_key(key[0]), sources.encode_key(key[1])]
+                return self._prepare(stream, sources.RawBatch(frame=frame, positions=positions), versions, key)
+
+            for prepared in prefetched(produce):
+                assert prepared.last_key is not None
                 with self.session_factory.begin() as session:
+                    self._store(session, stream, described, prepared, tally)
                     mark = repository.get_watermark(session, self.model_id, stream, reader.key)
-                    frame, positions = reader.fetch_after(mark.last_ts, mark.last_id, self.settings.ingest.batch_size)
-                    if not len(frame):
-                        break
-                    self._load_batch(session, stream, described, sources.RawBatch(frame=frame, positions=positions), tally)
-                    last = frame.iloc[-1]
-                    mark.last_ts = sources.encode_key(_plain(last[reader.ts_column]))
-                    mark.last_id = sources.encode_key(_plain(last[reader.id_column]))
-                    mark.rows_seen += len(frame)
+                    mark.last_ts = sources.encode_key(prepared.last_key[0])
+                    mark.last_id = sources.encode_key(prepared.last_key[1])
+                    mark.rows_seen += prepared.rows_read
                     mark.updated_at = datetime.now(UTC)
                     if self.before_commit is not None:
                         self.before_commit(stream, tally.batches)
@@ -183,6 +223,7 @@ class Ingestor:
     # ------------------------------------------------------------ files
 
     def _ingest_files(self, stream: str, source: FileSource, tally: _Tally) -> str:
+        versions = self._versions()
         for path in sources.list_files(source):
             fmt = sources.file_format(path, source.format)
             digest = sources.file_sha256(path)
@@ -193,26 +234,51 @@ class Ingestor:
                     log.debug("skip %s: its content was taken before as %s", path, record.name)
                     continue
                 skip = record.rows_done if record is not None else 0
-            self._ingest_one_file(stream, path, fmt, digest, skip, tally)
+            self._ingest_one_file(stream, path, fmt, digest, skip, versions, tally)
             tally.files_taken += 1
         return str(source.path)
 
-    def _ingest_one_file(self, stream: str, path: Any, fmt: str, digest: str, skip: int, tally: _Tally) -> None:
-        for batch in sources.read_file_batches(path, fmt, self.settings.ingest.batch_size, skip):
+    def _ingest_one_file(self, stream: str, path: Path, fmt: str, digest: str, skip: int, versions: set[int], tally: _Tally) -> None:
+        batches = sources.read_file_batches(path, fmt, self.settings.ingest.batch_size, skip)
+
+        def produce() -> _Prepared | None:
+            batch = next(batches, None)
+            return None if batch is None else self._prepare(stream, batch, versions)
+
+        for prepared in prefetched(produce):
             with self.session_factory.begin() as session:
                 record = repository.get_file_record(session, self.model_id, stream, digest)
                 if record is None:
                     record = IngestedFile(model_id=self.model_id, stream=stream, sha256=digest, name=str(path), rows_done=0, completed=False)
                     session.add(record)
-                self._load_batch(session, stream, str(path), batch, tally)
-                record.rows_done = batch.consumed
+                self._store(session, stream, str(path), prepared, tally)
+                record.rows_done = prepared.consumed
                 record.updated_at = datetime.now(UTC)
                 if self.before_commit is not None:
                     self.before_commit(stream, tally.batches)
         with self.session_factory.begin() as session:
             record = repository.get_file_record(session, self.model_id, stream, digest)
-            assert record is not None
+            if record is None:  # an empty file
+                record = IngestedFile(model_id=self.model_id, stream=stream, sha256=digest, name=str(path), rows_done=0)
+                session.add(record)
             record.completed = True
+
+
+T = TypeVar("T")
+
+
+def prefetched(produce: Callable[[], T | None]) -> Iterator[T]:
+    """Items of ``produce()`` until it returns None, the next one made on a worker thread
+    while the caller handles the current one (reading and validating overlap writing).
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-prefetch") as pool:
+        future = pool.submit(produce)
+        while True:
+            item = future.result()
+            if item is None:
+                return
+            future = pool.submit(produce)
+            yield item
 
 
 def _plain(value: Any) -> Any:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from drift.errors import BadInputError
 from jobs.config import FileSource, SqlSource
@@ -108,9 +109,13 @@ class SqlReader:
         return self._read(f"SELECT * FROM {self._from} WHERE {where} ORDER BY {self._id} LIMIT :limit", params)
 
     def _read(self, sql: str, params: dict[str, Any]) -> tuple[pd.DataFrame, list[str]]:
-        with self.engine.connect() as conn:
-            result = conn.execute(text(sql), params)
-            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        try:
+            with self.engine.connect() as conn:
+                result = conn.execute(text(sql), params)
+                frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        except SQLAlchemyError as exc:
+            detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise BadInputError(self.describe(), f"cannot read the source: {detail}") from exc
         if len(frame) and self.id_column not in frame.columns:
             raise BadInputError(self.describe(), f"id column {self.id_column!r} not in the source", field=self.id_column)
         positions = [f"{self.id_column}={v}" for v in frame[self.id_column].tolist()] if len(frame) else []

@@ -62,14 +62,22 @@ def _column(raw: pd.DataFrame, name: str) -> pd.Series | None:
 
 
 def _missing(series: pd.Series) -> np.ndarray:
-    values = series.to_numpy(dtype=object)
+    """Null, NaN or blank text."""
     missing = np.array(pd.isna(series), dtype=bool)
-    if values.dtype == object:
-        missing |= np.array([isinstance(v, str) and v.strip() == "" for v in values], dtype=bool)
+    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
+        missing |= np.array(series.str.strip().eq("").fillna(False), dtype=bool)  # vectorised
+    elif series.dtype == object:
+        values = series.to_numpy(dtype=object)
+        missing |= np.array([isinstance(v, str) and not v.strip() for v in values], dtype=bool)
     return missing
 
 
 def _numbers(series: pd.Series, field: str, failures: _Failures) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        numbers = series.to_numpy(dtype=float, na_value=np.nan)
+        failures.add(np.isnan(numbers), field, "missing value")
+        failures.add(np.isinf(numbers), field, "not a finite number")
+        return numbers
     failures.add(_missing(series), field, "missing value")
     numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
     failures.add(np.isnan(numbers), field, f"not a number: expected a numeric {field}")
@@ -79,8 +87,10 @@ def _numbers(series: pd.Series, field: str, failures: _Failures) -> np.ndarray:
 
 def _timestamps(series: pd.Series, field: str, failures: _Failures) -> pd.DatetimeIndex:
     failures.add(_missing(series), field, "missing value")
-    if isinstance(series.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(series.dtype):
-        parsed = pd.to_datetime(series, utc=True)
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        parsed = series.dt.tz_convert(UTC)
+    elif pd.api.types.is_datetime64_dtype(series.dtype):
+        parsed = series.dt.tz_localize(UTC)  # naive timestamps are taken as UTC
     else:
         parsed = pd.to_datetime(series.astype(object), utc=True, errors="coerce", format="ISO8601")
     failures.add(parsed.isna().to_numpy(), field, "not an ISO-8601 timestamp")
@@ -88,11 +98,14 @@ def _timestamps(series: pd.Series, field: str, failures: _Failures) -> pd.Dateti
 
 
 def _texts(series: pd.Series, field: str, failures: _Failures) -> np.ndarray:
-    failures.add(_missing(series), field, "missing value")
+    missing = _missing(series)
+    failures.add(missing, field, "missing value")
+    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
+        return np.where(missing, "", series.to_numpy(dtype=object, na_value=""))
     values = series.to_numpy(dtype=object)
-    wrong = np.array([isinstance(v, list | dict | bytes) for v in values], dtype=bool)
+    wrong = np.array([isinstance(v, list | dict | bytes | np.ndarray) for v in values], dtype=bool)
     failures.add(wrong, field, "expected a text value")
-    return np.array(["" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in values], dtype=object)
+    return np.array(["" if m else str(v) for v, m in zip(values, missing, strict=True)], dtype=object)
 
 
 def _arrays(
@@ -223,7 +236,7 @@ def validate_predictions(
     uri_series = field("input_uri")
     input_uri = None
     if uri_series is not None:
-        input_uri = np.array([None if pd.isna(v) else str(v) for v in uri_series.to_numpy(dtype=object)], dtype=object)
+        input_uri = uri_series.astype(object).where(~_missing(uri_series), None).to_numpy(dtype=object)
 
     good = ~failures.bad
     rows = PredictionRows(

@@ -1,0 +1,135 @@
+"""Ingestion throughput and peak memory, SQLite and PostgreSQL.
+
+A 20-feature (17 numeric, 3 categorical), 10-class, 32-float-embedding prediction log is
+written as Parquet files (one column per value) and ingested by the real job, each case in
+a fresh subprocess so that peak RSS belongs to that case alone.
+
+    .venv/bin/python bench/bench_ingest.py                 # 100k and 1M rows, both backends
+    .venv/bin/python bench/bench_ingest.py --rows 100000 --backends sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CLASSES = [str(i) for i in range(10)]
+NUMERIC = [f"f{i}" for i in range(17)]
+CATEGORICAL = ["device", "camera", "region"]
+EMBEDDING = [f"e{i}" for i in range(32)]
+PROBS = [f"p{i}" for i in range(10)]
+PG_URL = os.environ.get("DRIFTKEEPER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def write_source(folder: Path, rows: int, file_rows: int = 250_000, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for part, start in enumerate(range(0, rows, file_rows)):
+        n = min(file_rows, rows - start)
+        logits = rng.normal(size=(n, 10)) * 2
+        probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        frame = pd.DataFrame(rng.normal(size=(n, 17)), columns=NUMERIC)
+        for name in CATEGORICAL:
+            frame[name] = rng.choice(["a", "b", "c", "d"], size=n)
+        frame[PROBS] = probs
+        frame[EMBEDDING] = rng.normal(size=(n, 32)).astype(np.float32)
+        frame["prediction_id"] = [f"pred-{start + i:09d}" for i in range(n)]
+        frame["timestamp"] = pd.Timestamp("2026-11-01", tz="UTC") + pd.to_timedelta(np.arange(start, start + n), unit="s")
+        frame["model_version"] = 1
+        frame["input_uri"] = [f"s3://bucket/img/{start + i}.jpg" for i in range(n)]
+        frame.to_parquet(folder / f"part-{part:04d}.parquet", index=False)
+
+
+def settings_dict(database_url: str, folder: Path) -> dict:
+    return {
+        "database": {"url": database_url},
+        "ingest": {"batch_size": 10_000},
+        "models": [
+            {
+                "name": "bench",
+                "class_labels": CLASSES,
+                "features": [{"name": n, "type": "numeric"} for n in NUMERIC]
+                + [{"name": n, "type": "categorical"} for n in CATEGORICAL],
+                "probabilities": {"columns": PROBS},
+                "embedding": {"columns": EMBEDDING},
+                "predictions": {"kind": "files", "path": str(folder)},
+            }
+        ],
+    }
+
+
+def run_case(database_url: str, folder: Path) -> dict:
+    """Runs in the child: migrate, register version 1, ingest everything; report."""
+    from jobs.config import Settings
+    from jobs.ingest.run import ingest
+    from storage import repository
+    from storage.engine import make_engine, make_session_factory
+    from storage.migrate import upgrade
+
+    settings = Settings(**settings_dict(database_url, folder))
+    engine = make_engine(database_url)
+    upgrade(engine)
+    factory = make_session_factory(engine)
+    with factory.begin() as session:
+        repository.register_version(session, repository.ensure_model(session, "bench", "classification"), 1)
+    start = time.perf_counter()
+    reports = ingest(factory, settings)
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"inserted": reports[0].inserted, "seconds": seconds, "peak_mb": peak_mb, "quarantined": reports[0].quarantined}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", default="100000,1000000")
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--child", nargs=2, metavar=("URL", "FOLDER"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_case(args.child[0], Path(args.child[1]))))
+        return
+    print(f"{'backend':<11} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'peak RSS MB':>12}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for rows in [int(r) for r in args.rows.split(",")]:
+            folder = Path(tmp) / f"src-{rows}"
+            write_source(folder, rows)
+            for backend in args.backends.split(","):
+                schema = None
+                if backend == "sqlite":
+                    url = f"sqlite:///{tmp}/bench-{rows}.db"
+                else:
+                    from sqlalchemy import create_engine, text
+
+                    schema = f"dk_bench_{uuid.uuid4().hex[:8]}"
+                    admin = create_engine(PG_URL)
+                    with admin.begin() as conn:
+                        conn.execute(text(f"CREATE SCHEMA {schema}"))
+                    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+                try:
+                    out = subprocess.run(
+                        [sys.executable, __file__, "--child", url, str(folder)],
+                        check=True, capture_output=True, text=True,
+                    )
+                    result = json.loads(out.stdout.strip().splitlines()[-1])
+                finally:
+                    if schema:
+                        with admin.begin() as conn:
+                            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+                assert result["inserted"] == rows, result
+                rate = rows / result["seconds"]
+                print(f"{backend:<11} {rows:>9,} {result['seconds']:>8.1f} {rate:>9,.0f} {result['peak_mb']:>12,.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The ``driftkeeper`` command line (Typer). Exit codes: 0 done, 1 error, 2 usage, 3 drift."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from jobs.app import EXIT_ERROR, app_context, emit, handle_errors
+from jobs.config import DEFAULT_CONFIG_NAME
+from jobs.logs import configure_logging
+
+app = typer.Typer(
+    help="driftkeeper keeps production ML models honest.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold secrets
+)
+db_app = typer.Typer(help="Database schema and housekeeping.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Rows rejected at ingestion, with their reasons.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(quarantine_app, name="quarantine")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+ModelOption = Annotated[str | None, typer.Option("--model", "-m", help="Only this model.")]
+log = logging.getLogger("driftkeeper")
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Config file (default: $DRIFTKEEPER_CONFIG, ./driftkeeper.yaml).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    state = app_context(ctx)
+    state.config_path = config
+    state.verbose = verbose
+    configure_logging(verbose)
+    ctx.call_on_close(state.close)
+
+
+@app.command()
+@handle_errors
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the example config.")] = Path(DEFAULT_CONFIG_NAME),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented example config file."""
+    if path.exists() and not force:
+        typer.echo(f"{path} exists; use --force to overwrite", err=True)
+        raise typer.Exit(EXIT_ERROR)
+    path.write_text(resources.files("jobs").joinpath("example_config.yaml").read_text(encoding="utf-8"))
+    typer.echo(f"wrote {path}")
+
+
+@db_app.command("upgrade")
+@handle_errors
+def db_upgrade(ctx: typer.Context, revision: str = "head", as_json: JsonOption = False) -> None:
+    """Apply schema migrations (creates the SQLite file under ./var/ if needed)."""
+    from storage.migrate import upgrade
+
+    state = app_context(ctx)
+    now = upgrade(state.engine, revision)
+    emit({"database": state.database, "revision": now}, as_json, lambda c: c.print(f"{state.database} at revision {now}"))
+
+
+@db_app.command("prune")
+@handle_errors
+def db_prune(ctx: typer.Context, model: ModelOption = None, days: Annotated[int | None, typer.Option(help="Override ingest.retention_days.")] = None, as_json: JsonOption = False) -> None:
+    """Delete unlabelled raw prediction rows older than the retention period."""
+    from storage import bulk, repository
+
+    state = app_context(ctx)
+    keep = days if days is not None else state.settings.ingest.retention_days
+    if keep is None:
+        emit({"pruned": {}, "reason": "no retention configured"}, as_json, lambda c: c.print("no retention configured (ingest.retention_days)"))
+        return
+    cutoff = datetime.now(UTC) - timedelta(days=keep)
+    pruned: dict[str, int] = {}
+    with state.ready_session_factory().begin() as session:
+        for m in state.settings.select_models(model):
+            row = repository.ensure_model(session, m.name, m.task)
+            pruned[m.name] = bulk.prune_predictions(session.connection(), row.id, cutoff)
+    emit({"pruned": pruned, "cutoff": cutoff.isoformat()}, as_json, lambda c: c.print(f"pruned {pruned} (older than {cutoff:%Y-%m-%d})"))
+
+
+@app.command()
+@handle_errors
+def ingest(
+    ctx: typer.Context,
+    model: ModelOption = None,
+    stream: Annotated[str | None, typer.Option(help="predictions or labels (default: both).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Pull prediction logs and labels from their sources, validating every row."""
+    from jobs.ingest.run import STREAMS
+    from jobs.ingest.run import ingest as run_ingest
+    from jobs.progress import progress
+    from jobs.runs import recorded_run
+
+    if stream is not None and stream not in STREAMS:
+        raise typer.BadParameter(f"must be one of {', '.join(STREAMS)}", param_hint="--stream")
+    state = app_context(ctx)
+    factory = state.ready_session_factory()
+    with recorded_run(factory, "ingest", model) as run, progress("ingest", enabled=not as_json) as bar:
+        reports = run_ingest(factory, state.settings, model, streams=[stream] if stream else STREAMS, progress=bar)
+        run.counts = {
+            "inserted": sum(r.inserted for r in reports),
+            "quarantined": sum(r.quarantined for r in reports),
+            "duplicates": sum(r.duplicates for r in reports),
+        }
+
+    def render(console: Console) -> None:
+        table = Table("model", "stream", "read", "new", "duplicates", "quarantined", "files", "seconds")
+        for r in reports:
+            table.add_row(r.model, r.stream, f"{r.rows_read:,}", f"{r.inserted:,}", f"{r.duplicates:,}", f"{r.quarantined:,}", f"{r.files_taken} new, {r.files_skipped} seen", f"{r.seconds:.2f}")
+        console.print(table)
+
+    emit({"runs": [r.to_dict() for r in reports]}, as_json, render)
+
+
+@app.command()
+@handle_errors
+def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """Models, versions, rows, quarantine counts and the last job runs."""
+    from storage import repository
+
+    state = app_context(ctx)
+    with state.ready_session_factory()() as session:
+        models = [repository.model_status(session, m) for m in repository.list_models(session)]
+        runs = repository.recent_runs(session, limit=10)
+        run_dicts = [
+            {"id": r.id, "job": r.job, "model": r.model, "status": r.status, "started_at": r.started_at.isoformat(), "finished_at": r.finished_at.isoformat() if r.finished_at else None, "counts": r.counts, "error": r.error}
+            for r in runs
+        ]
+    data = {"database": state.database, "models": [m.to_dict() for m in models], "recent_runs": run_dicts}
+
+    def render(console: Console) -> None:
+        console.print(f"database: {state.database}")
+        table = Table("model", "task", "champion", "versions", "predictions", "labels", "quarantined", "last prediction")
+        for m in models:
+            table.add_row(m.name, m.task, str(m.champion or "-"), ",".join(map(str, m.versions)) or "-", f"{m.predictions:,}", f"{m.labels:,}", f"{m.quarantined:,}", f"{m.last_ts:%Y-%m-%d %H:%M}" if m.last_ts else "-")
+        console.print(table)
+        runs_table = Table("run", "job", "model", "status", "started", "counts", "error", title="last runs")
+        for r in run_dicts:
+            runs_table.add_row(str(r["id"]), r["job"], r["model"] or "-", r["status"], r["started_at"][:19], ", ".join(f"{k}={v}" for k, v in r["counts"].items()), (r["error"] or "")[:60])
+        console.print(runs_table)
+
+    emit(data, as_json, render)
+
+
+@quarantine_app.command("list")
+@handle_errors
+def quarantine_list(ctx: typer.Context, model: ModelOption = None, limit: int = 50, as_json: JsonOption = False) -> None:
+    """The most recent rejected rows with their source, position, field and reason."""
+    from storage import repository
+
+    state = app_context(ctx)
+    with state.ready_session_factory()() as session:
+        model_id = repository.get_model(session, model).id if model else None
+        rows = [
+            {"id": q.id, "stream": q.stream, "source": q.source, "position": q.position, "field": q.field, "reason": q.reason, "raw": q.raw, "at": q.created_at.isoformat()}
+            for q in repository.quarantined_rows(session, model_id, limit)
+        ]
+
+    def render(console: Console) -> None:
+        table = Table("id", "stream", "source", "position", "field", "reason")
+        for r in rows:
+            table.add_row(str(r["id"]), r["stream"], r["source"], r["position"], r["field"] or "-", r["reason"])
+        console.print(table)
+
+    emit({"rows": rows}, as_json, render)
+
+
+def _register_subcommands() -> None:
+    from jobs import cli_models
+
+    app.add_typer(cli_models.models_app, name="models")
+
+
+_register_subcommands()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""``driftkeeper models ...``: the model registry from the command line."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from jobs.app import app_context, emit, handle_errors
+
+models_app = typer.Typer(help="Model versions: list, register.", no_args_is_help=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def version_dict(v: Any) -> dict[str, Any]:
+    return {
+        "version": v.version,
+        "status": v.status,
+        "parent": v.parent_version,
+        "metrics": v.metrics,
+        "artifact_path": v.artifact_path,
+        "export_dir": v.export_dir,
+        "created_at": v.created_at.isoformat() if v.created_at else None,
+        "promoted_at": v.promoted_at.isoformat() if v.promoted_at else None,
+    }
+
+
+@models_app.command("list")
+@handle_errors
+def models_list(ctx: typer.Context, model: Annotated[str, typer.Option("--model", "-m")], as_json: JsonOption = False) -> None:
+    """Every version of a model with its status and metrics."""
+    from storage import repository
+
+    state = app_context(ctx)
+    with state.ready_session_factory()() as session:
+        versions = [version_dict(v) for v in repository.get_model(session, model).versions]
+
+    def render(console: Console) -> None:
+        table = Table("version", "status", "parent", "metrics", "artifact")
+        for v in versions:
+            metrics = ", ".join(f"{k}={val:.3f}" if isinstance(val, float) else f"{k}={val}" for k, val in v["metrics"].items())
+            table.add_row(str(v["version"]), v["status"], str(v["parent"] or "-"), metrics, v["artifact_path"] or "-")
+        console.print(table)
+
+    emit({"model": model, "versions": versions}, as_json, render)
+
+
+@models_app.command("register")
+@handle_errors
+def models_register(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", "-m")],
+    version: Annotated[int | None, typer.Option(help="Version number (default: next).")] = None,
+    artifact: Annotated[str | None, typer.Option(help="Path of the model file.")] = None,
+    status: Annotated[str, typer.Option(help="champion or challenger.")] = "champion",
+    as_json: JsonOption = False,
+) -> None:
+    """Register a model version trained elsewhere, so its prediction logs are accepted."""
+    from storage import repository
+
+    if status not in ("champion", "challenger"):
+        raise typer.BadParameter("must be champion or challenger", param_hint="--status")
+    state = app_context(ctx)
+    settings = state.settings.model(model)
+    with state.ready_session_factory().begin() as session:
+        row = repository.ensure_model(session, settings.name, settings.task)
+        registered = version_dict(repository.register_version(session, row, version, artifact_path=artifact, status=status))
+    emit(registered, as_json, lambda c: c.print(f"{model} version {registered['version']} registered as {registered['status']}"))
