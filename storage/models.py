@@ -203,3 +203,87 @@ class JobRun(Base):
     status: Mapped[str] = mapped_column(String(20), default="running")
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[Optional[str]] = mapped_column(Text)
+
+
+class ReferenceSet(Base):
+    """The reference of a model version: a profile plus a bounded sample, stored once.
+
+    ``profile`` is :meth:`drift.ReferenceProfile.to_dict`; a check never rescans the rows
+    it was built from.
+    """
+
+    __tablename__ = "reference_sets"
+    __table_args__ = (UniqueConstraint("model_id", "version", name="uq_reference_sets_model_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(40))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    n_rows: Mapped[int] = mapped_column(BigInteger)
+    profile: Mapped[dict[str, Any]] = mapped_column()
+    extras: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class WindowProfileRow(Base):
+    """A mergeable profile of one day of one model version's predictions.
+
+    Profiles are binned on the reference's edges, so each is tied to the reference
+    ``fingerprint``; a weekly check merges seven of them instead of reading the rows.
+    """
+
+    __tablename__ = "window_profiles"
+    __table_args__ = (
+        UniqueConstraint("model_id", "version", "day", "fingerprint", name="uq_window_profiles_day"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    day: Mapped[datetime] = mapped_column(UTCDateTime)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    n_rows: Mapped[int] = mapped_column(BigInteger)
+    last_row_id: Mapped[int] = mapped_column(BigInteger)
+    profile: Mapped[dict[str, Any]] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DriftRun(Base):
+    """One drift check of a window against its version's reference, with the verdicts and why."""
+
+    __tablename__ = "drift_runs"
+    __table_args__ = (Index("ix_drift_runs_model_window", "model_id", "window_end"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    n_rows: Mapped[int] = mapped_column(BigInteger)
+    drifted: Mapped[bool] = mapped_column(Boolean)
+    outputs_drifted: Mapped[Optional[bool]] = mapped_column(Boolean)
+    embedding_drifted: Mapped[Optional[bool]] = mapped_column(Boolean)
+    retrain_worthy: Mapped[bool] = mapped_column(Boolean, default=False)
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    figures: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    engine: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DriftColumnResult(Base):
+    """One column's test in a drift run (kept as rows for trends across weeks)."""
+
+    __tablename__ = "drift_column_results"
+    __table_args__ = (Index("ix_drift_column_results_run", "run_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("drift_runs.id", ondelete="CASCADE"))
+    column: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))
+    method: Mapped[str] = mapped_column(String(40))
+    score: Mapped[Optional[float]] = mapped_column(Float)
+    p_value: Mapped[Optional[float]] = mapped_column(Float)
+    threshold: Mapped[Optional[float]] = mapped_column(Float)
+    drifted: Mapped[bool] = mapped_column(Boolean)

@@ -17,3 +17,13 @@ def test_downgrade_to_base_and_back(database):
     assert current_revision(database.engine) is None
     assert "prediction_logs" not in inspect(database.engine).get_table_names()
     assert upgrade(database.engine) == head_revision()
+
+
+def test_migrations_match_the_models(database):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    with database.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": False})
+        diff = compare_metadata(context, Base.metadata)
+    assert diff == []
