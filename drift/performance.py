@@ -272,6 +272,12 @@ def _confident_errors(
     pred_arr = _as_1d(y_pred, "y_pred", conf.shape[0])
     if pd.isna(true_arr).any():
         raise ValidationError("y_true has missing values; drop unlabelled rows first")
+    numeric = [a.dtype.kind in "biuf" for a in (true_arr, pred_arr) if a.dtype.kind != "O"]
+    if len(set(numeric)) > 1:
+        raise ValidationError(
+            f"y_true ({true_arr.dtype}) and y_pred ({pred_arr.dtype}) hold different kinds of labels "
+            "(numbers vs strings); every prediction would count as wrong"
+        )
     confident = conf >= threshold
     wrong = np.asarray(true_arr != pred_arr, dtype=np.bool_)
     return conf, confident, wrong
@@ -407,10 +413,42 @@ class ConfidenceCalibrator:
         self.reference_accuracy_ = float(corr_f.mean())
         return self
 
-    def predict(self, confidence: ArrayLike) -> NDArray[np.float64]:
-        """Calibrated probability that each prediction is right."""
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted calibrator as JSON-ready values (see :meth:`from_dict`)."""
+        self._check_fitted()
+        return {
+            "method": self.method,
+            "n_bins": self.n_bins,
+            "knots_x": self.knots_x_.tolist(),
+            "knots_y": self.knots_y_.tolist(),
+            "n_reference": self.n_reference_,
+            "reference_accuracy": self.reference_accuracy_,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConfidenceCalibrator:
+        """Rebuild a fitted calibrator from :meth:`to_dict` output."""
+        try:
+            cal = cls(method=data["method"], n_bins=int(data["n_bins"]))
+            knots_x = np.asarray(data["knots_x"], dtype=np.float64)
+            knots_y = np.asarray(data["knots_y"], dtype=np.float64)
+            n_reference = int(data["n_reference"])
+            reference_accuracy = float(data["reference_accuracy"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(f"not a ConfidenceCalibrator dict: {exc}") from exc
+        if knots_x.ndim != 1 or knots_x.shape != knots_y.shape or knots_x.size == 0:
+            raise ValidationError("knots_x and knots_y must be non-empty lists of equal length")
+        cal.knots_x_, cal.knots_y_ = knots_x, knots_y
+        cal.n_reference_, cal.reference_accuracy_ = n_reference, reference_accuracy
+        return cal
+
+    def _check_fitted(self) -> None:
         if not hasattr(self, "knots_x_"):
             raise ValidationError("ConfidenceCalibrator is not fitted; call fit(confidence, correct) first")
+
+    def predict(self, confidence: ArrayLike) -> NDArray[np.float64]:
+        """Calibrated probability that each prediction is right."""
+        self._check_fitted()
         conf = _as_confidence(confidence)
         if self.method == "isotonic":
             return np.interp(conf, self.knots_x_, self.knots_y_)

@@ -199,6 +199,21 @@ def test_histogram_calibrator_hand_example() -> None:
     assert list(cal.predict([0.5, 0.7, 0.9, 1.0])) == [0.0, 0.0, 1.0, 1.0]
 
 
+def test_calibrator_round_trips_through_json(reference_calibrators: dict[str, ConfidenceCalibrator]) -> None:
+    for cal in reference_calibrators.values():
+        again = ConfidenceCalibrator.from_dict(json.loads(json.dumps(cal.to_dict())))
+        grid = np.linspace(0.5, 1.0, 101)
+        np.testing.assert_array_equal(again.predict(grid), cal.predict(grid))
+        assert again.n_reference_ == cal.n_reference_
+    with pytest.raises(ValidationError, match="not a ConfidenceCalibrator"):
+        ConfidenceCalibrator.from_dict({"method": "isotonic"})
+
+
+def test_mixed_label_kinds_are_rejected() -> None:
+    with pytest.raises(ValidationError, match="different kinds of labels"):
+        confidently_wrong([0.95, 0.99], [1, 2], ["1", "2"])
+
+
 def test_calibrator_rejects_bad_settings() -> None:
     with pytest.raises(ValidationError, match=r"\['isotonic', 'histogram'\]"):
         ConfidenceCalibrator(method="platt")  # type: ignore[arg-type]
