@@ -106,6 +106,44 @@ class FileSource(_SourceBase):
 Source = Annotated[SqlSource | FileSource, Field(discriminator="kind")]
 
 
+class ColumnOverride(_Strict):
+    method: str | None = None
+    threshold: float | None = Field(None, gt=0)
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str | None) -> str | None:
+        if value is not None:
+            from drift.methods import DriftMethod
+
+            DriftMethod.get(value)  # raises UnknownMethodError (a ValueError) listing the registered keys
+        return value
+
+
+class DriftSettings(_Strict):
+    """How a model's windows are compared with its reference (see drift.verdict)."""
+
+    window_days: int = Field(7, ge=1, le=366)
+    correction: Literal["none", "bonferroni", "bh"] = "bh"
+    method_rule: Literal["stat_test", "evidently"] = "stat_test"
+    min_effect: float = Field(0.02, ge=0, lt=1)
+    feature_share: float | None = Field(0.0, ge=0, lt=1)
+    columns: dict[str, ColumnOverride] = Field(default_factory=dict)
+    reference_sample_size: int = Field(2000, ge=100, le=100_000)
+
+
+class RetrainPolicy(_Strict):
+    """Which findings of a check make its window retrain-worthy (any one is enough)."""
+
+    outputs_drifted: bool = True
+    embedding_drifted: bool = True
+    feature_share_above: float | None = Field(0.5, ge=0, le=1)
+    confidently_wrong_rise: bool = True
+    confident_outlier_rate_above: float | None = Field(0.05, ge=0, le=1)
+    estimated_accuracy_drop: float | None = Field(0.05, ge=0, le=1)
+    realized_accuracy_drop: float | None = Field(0.05, ge=0, le=1)
+
+
 class ModelSettings(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     task: Literal["classification", "segmentation"] = "classification"
@@ -116,6 +154,8 @@ class ModelSettings(_Strict):
     predictions: Source | None = None
     labels: Source | None = None
     confidence_threshold: float = Field(0.9, gt=0, le=1)
+    drift: DriftSettings = DriftSettings()
+    retrain_when: RetrainPolicy = RetrainPolicy()
 
     @field_validator("class_labels", mode="before")
     @classmethod
@@ -134,12 +174,24 @@ class ModelSettings(_Strict):
             raise ValueError(f"feature names must be unique; repeated: {', '.join(duplicated)}")
         if self.embedding is not None and self.embedding.width is None:
             raise ValueError("embedding: give 'size' (the embedding length) with 'column'")
+        unknown = sorted(set(self.drift.columns) - set(self.monitored_columns))
+        if unknown:
+            raise ValueError(
+                f"drift.columns names unknown columns: {', '.join(unknown)}; "
+                f"known: {', '.join(self.monitored_columns)}"
+            )
         width = self.probabilities.width
         if width is not None and width != len(self.class_labels):
             raise ValueError(
                 f"probabilities: {width} values per row but {len(self.class_labels)} class_labels"
             )
         return self
+
+    @property
+    def monitored_columns(self) -> tuple[str, ...]:
+        """Feature columns and the derived output columns, as the drift engine names them."""
+        outputs = [f"prob_{label}" for label in self.class_labels] + ["confidence", "margin", "entropy", "predicted"]
+        return tuple(f.name for f in self.features) + tuple(outputs)
 
     @property
     def numeric_features(self) -> tuple[str, ...]:

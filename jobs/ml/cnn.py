@@ -303,10 +303,10 @@ def fit(
 def train_baseline(
     data: DigitsData,
     *,
-    epochs: int = 12,
+    epochs: int = 10,
     seed: int = 0,
-    learning_rate: float = 3e-3,
-    batch_size: int = 32,
+    learning_rate: float = 5e-3,
+    batch_size: int = 64,
     width: int = 16,
     out_path: Path | None = None,
 ) -> TrainedModel:

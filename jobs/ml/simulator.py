@@ -380,7 +380,8 @@ class ProductionSimulator:
                 truth_rows,
             )
             conn.execute(
-                'INSERT INTO simulator_week (week, start, "end", model_version, summary) VALUES (?, ?, ?, ?, ?)',
+                'INSERT INTO simulator_week (week, start, "end", model_version, summary) '
+                "VALUES (?, ?, ?, ?, ?)",
                 (week, _iso(start), _iso(end), model_version, json.dumps(summary_fields, default=_iso)),
             )
         released, label_file = self._release(end)

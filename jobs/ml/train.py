@@ -179,17 +179,24 @@ def evaluate(model: Any, x: np.ndarray, y: np.ndarray, confidence_threshold: flo
     )
 
 
-def _training_set(
+def training_set(
     base_x: np.ndarray,
     base_y: np.ndarray,
     new: NewSamples,
     *,
-    new_sample_weight: float,
-    confidently_wrong_boost: float,
-    max_train_samples: int | None,
-    rng: np.random.Generator,
+    new_sample_weight: float = 3.0,
+    confidently_wrong_boost: float = 2.0,
+    max_train_samples: int | None = None,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """The training arrays ``(x, y, weights)`` and how many base samples they hold."""
+    """The training arrays ``(x (N,32,32,1), y, weights)`` and how many base samples they hold.
+
+    Base samples weigh 1, new samples their own weight (or ``new_sample_weight``), and
+    confidently-wrong ones that times ``confidently_wrong_boost``. With ``max_train_samples``
+    the set is capped: confidently-wrong samples are always kept (even beyond the cap), then the
+    heaviest new samples, then a seeded random choice of base samples fills what room is left.
+    """
+    rng = np.random.default_rng(seed)
     n_new = len(new.images)
     cw = np.zeros(n_new, bool) if new.confidently_wrong is None else np.asarray(new.confidently_wrong, bool)
     w_new = np.full(n_new, new_sample_weight) if new.weights is None else np.asarray(new.weights, float)
@@ -241,14 +248,14 @@ def retrain(
     new = NewSamples.coerce(new_samples)
     lr = DEFAULT_LEARNING_RATES[mode] if learning_rate is None else learning_rate
     base_x, base_y = base_train
-    x, y, w, n_base = _training_set(
+    x, y, w, n_base = training_set(
         np.asarray(base_x),
         np.asarray(base_y),
         new,
         new_sample_weight=new_sample_weight,
         confidently_wrong_boost=confidently_wrong_boost,
         max_train_samples=max_train_samples,
-        rng=np.random.default_rng(seed),
+        seed=seed,
     )
     cnn.seed_everything(seed)
     model = cnn.load_model(champion_path)

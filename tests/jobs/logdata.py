@@ -33,9 +33,13 @@ def settings_for(database_url: str, predictions: dict[str, Any], labels: dict[st
     return Settings(database={"url": database_url}, ingest={"batch_size": 7, **ingest}, models=[model])
 
 
-def make_rows(n: int, *, seed: int = 0, start_index: int = 0, version: int = 1) -> list[dict[str, Any]]:
+def make_rows(
+    n: int, *, seed: int = 0, start_index: int = 0, version: int = 1, minutes_per_row: float = 1.0,
+    start: datetime = START, brightness_shift: float = 0.0, logit_shift: float = 0.0,
+) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     logits = rng.normal(size=(n, len(CLASSES))) * 2
+    logits[:, 0] += logit_shift
     probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
     rows = []
     for i in range(n):
@@ -46,9 +50,9 @@ def make_rows(n: int, *, seed: int = 0, start_index: int = 0, version: int = 1) 
             {
                 "id": k + 1,
                 "prediction_id": f"p{k:05d}",
-                "timestamp": (START + timedelta(minutes=k)).isoformat(),
+                "timestamp": (start + timedelta(minutes=(k if start is START else i) * minutes_per_row)).isoformat(),
                 "model_version": version,
-                "brightness": float(rng.uniform(0, 1)),
+                "brightness": float(rng.uniform(0, 1)) + brightness_shift,
                 "sharpness": float(rng.uniform(0, 5)),
                 "device": str(rng.choice(["low", "mid", "high"])),
                 "probabilities": json.dumps(p.tolist()),

@@ -1,0 +1,130 @@
+"""Reading stored prediction rows back as arrays, chunk by chunk (memory stays flat)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from storage.codec import FLOAT32, FLOAT64, unpack_categories, unpack_rows
+from storage.models import Label, PredictionLog
+
+
+@dataclass(frozen=True, kw_only=True)
+class Layout:
+    """How a model's rows are packed: widths of the arrays, names of categorical features."""
+
+    n_classes: int
+    numeric_width: int
+    categorical: tuple[str, ...]
+    embedding_width: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoggedRows:
+    """Stored predictions (and their labels, if asked for), column-wise."""
+
+    row_id: np.ndarray
+    prediction_id: np.ndarray
+    ts: pd.DatetimeIndex
+    model_version: np.ndarray
+    predicted_label: np.ndarray
+    confidence: np.ndarray
+    probabilities: np.ndarray
+    numeric: np.ndarray
+    categorical: pd.DataFrame
+    embedding: np.ndarray | None
+    input_uri: np.ndarray
+    label: np.ndarray | None
+
+    def __len__(self) -> int:
+        return len(self.row_id)
+
+
+def iter_rows(
+    session: Session,
+    model_id: int,
+    layout: Layout,
+    *,
+    version: int | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    with_labels: bool = False,
+    labelled_only: bool = False,
+    chunk_size: int = 100_000,
+) -> Iterator[LoggedRows]:
+    """Rows of ``model_id`` with ``start <= ts < end``, in id order, ``chunk_size`` at a time."""
+    p = PredictionLog
+    columns = [
+        p.id, p.prediction_id, p.ts, p.model_version, p.predicted_label, p.confidence,
+        p.probabilities, p.numeric_features, p.categorical_features, p.embedding, p.input_uri,
+    ]
+    conditions = [p.model_id == model_id]
+    if version is not None:
+        conditions.append(p.model_version == version)
+    if start is not None:
+        conditions.append(p.ts >= start)
+    if end is not None:
+        conditions.append(p.ts < end)
+    last_id = -1
+    while True:
+        stmt = select(*columns)
+        if with_labels or labelled_only:
+            stmt = stmt.add_columns(Label.label)
+            join = and_(Label.model_id == p.model_id, Label.prediction_id == p.prediction_id)
+            stmt = stmt.join(Label, join) if labelled_only else stmt.outerjoin(Label, join)
+        stmt = stmt.where(*conditions, p.id > last_id).order_by(p.id).limit(chunk_size)
+        fetched = session.execute(stmt).all()
+        if not fetched:
+            return
+        last_id = fetched[-1][0]
+        yield _decode(fetched, layout, with_labels or labelled_only)
+        if len(fetched) < chunk_size:
+            return
+
+
+def _decode(fetched: list, layout: Layout, with_labels: bool) -> LoggedRows:  # type: ignore[type-arg]
+    cols = list(zip(*fetched, strict=True))
+    categorical = (
+        unpack_categories(cols[8], layout.categorical) if layout.categorical else pd.DataFrame(index=range(len(fetched)))
+    )
+    return LoggedRows(
+        row_id=np.asarray(cols[0], dtype=np.int64),
+        prediction_id=np.asarray(cols[1], dtype=object),
+        ts=pd.DatetimeIndex(pd.to_datetime(list(cols[2]), utc=True)),
+        model_version=np.asarray(cols[3], dtype=np.int64),
+        predicted_label=np.asarray(cols[4], dtype=object),
+        confidence=np.asarray(cols[5], dtype=np.float64),
+        probabilities=unpack_rows(cols[6], layout.n_classes, FLOAT32),
+        numeric=unpack_rows(cols[7], layout.numeric_width, FLOAT64) if layout.numeric_width else np.empty((len(fetched), 0)),
+        categorical=categorical,
+        embedding=unpack_rows(cols[9], layout.embedding_width, FLOAT32) if layout.embedding_width else None,
+        input_uri=np.asarray(cols[10], dtype=object),
+        label=np.asarray(cols[11], dtype=object) if with_labels else None,
+    )
+
+
+def has_rows_after(
+    session: Session, model_id: int, version: int, start: datetime, end: datetime, after_id: int
+) -> bool:
+    """Whether rows with ``start <= ts < end`` were stored after row ``after_id`` (a stale profile)."""
+    p = PredictionLog
+    stmt = select(p.id).where(
+        p.id > after_id, p.model_id == model_id, p.model_version == version, p.ts >= start, p.ts < end
+    ).limit(1)
+    return session.scalar(stmt) is not None
+
+
+def count_rows(session: Session, model_id: int, start: datetime | None = None, end: datetime | None = None) -> int:
+    p = PredictionLog
+    stmt = select(func.count()).select_from(p).where(p.model_id == model_id)
+    if start is not None:
+        stmt = stmt.where(p.ts >= start)
+    if end is not None:
+        stmt = stmt.where(p.ts < end)
+    return int(session.scalar(stmt) or 0)

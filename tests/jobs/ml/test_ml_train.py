@@ -1,0 +1,203 @@
+"""Retraining (head / full), training-set assembly, teacher pseudo-labels, custom trainer, evaluation."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from drift.errors import TrainingError, ValidationError
+from jobs.ml.digits import DigitsData
+from jobs.ml.train import NewSamples, evaluate, training_set
+
+
+class _FixedModel:
+    """A stand-in classifier returning fixed probabilities (no TensorFlow)."""
+
+    def __init__(self, probs: np.ndarray) -> None:
+        self.probs = probs
+
+    def __call__(self, x: np.ndarray, training: bool = False) -> np.ndarray:
+        return self.probs[: len(x)]
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def test_evaluate_exact() -> None:
+    probs = np.zeros((4, 10), np.float32)
+    probs[0, 1] = probs[1, 2] = 1.0  # confident: right (1), wrong (2 vs 3)
+    probs[2, 4], probs[2, 5] = 0.6, 0.4  # unsure, right
+    probs[3, 7] = 0.95  # confident, wrong
+    probs[3, 0] = 0.05
+    m = evaluate(_FixedModel(probs), np.zeros((4, 32, 32)), np.array([1, 3, 4, 6]), confidence_threshold=0.9)
+    assert (m.n, m.accuracy, m.confidently_wrong, m.confidently_wrong_rate) == (4, 0.5, 2, 0.5)
+    assert m.mean_confidence == pytest.approx((1 + 1 + 0.6 + 0.95) / 4)
+    with pytest.raises(ValidationError, match="confidence_threshold"):
+        evaluate(_FixedModel(probs), np.zeros((4, 32, 32)), np.zeros(4), confidence_threshold=0)
+
+
+def test_training_set_weights_and_cap_keep_confidently_wrong() -> None:
+    base_x, base_y = np.zeros((50, 32, 32)), np.zeros(50, int)
+    cw = np.zeros(20, bool)
+    cw[[3, 17]] = True
+    new = NewSamples(
+        images=np.ones((20, 32, 32)),
+        labels=np.arange(20) % 10,
+        weights=np.linspace(1.0, 2.0, 20),
+        confidently_wrong=cw,
+    )
+    x, y, w, n_base = training_set(base_x, base_y, new, confidently_wrong_boost=2.0)
+    assert x.shape == (70, 32, 32, 1) and n_base == 50
+    np.testing.assert_allclose(w[:50], 1.0)
+    np.testing.assert_allclose(w[50 + 3], 2 * new.weights[3])  # type: ignore[index]
+    # Capped at 5: both confidently-wrong samples plus the 3 heaviest other new ones, no base.
+    x, y, w, n_base = training_set(base_x, base_y, new, max_train_samples=5)
+    assert len(y) == 5 and n_base == 0
+    assert set(np.round(w, 4)) >= {round(2 * new.weights[3], 4), round(2 * new.weights[17], 4)}  # type: ignore[index]
+    # Capped at 30: all 20 new, 10 base.
+    _, y, _, n_base = training_set(base_x, base_y, new, max_train_samples=30)
+    assert len(y) == 30 and n_base == 10
+
+
+def test_new_samples_validation() -> None:
+    with pytest.raises(ValidationError, match="labels has 2 entries for 3 images"):
+        NewSamples(images=np.zeros((3, 32, 32)), labels=np.zeros(2))
+    with pytest.raises(ValidationError, match="> 0"):
+        NewSamples(images=np.zeros((1, 32, 32)), labels=np.zeros(1), weights=np.zeros(1))
+    s = NewSamples.coerce((np.zeros((2, 32, 32)), np.zeros(2)))
+    assert s.weights is None and s.confidently_wrong is None
+
+
+@pytest.mark.tf
+def test_head_retrain_improves_drifted_slice_and_keeps_backbone(
+    champion: Any, digits: DigitsData, drifted: Any, tmp_path: Path
+) -> None:
+    from jobs.ml import cnn
+    from jobs.ml.train import retrain
+
+    before = _sha(champion.path)
+    preds = cnn.predict(champion.model, drifted.new_x)
+    cw = (preds.predicted != drifted.new_y) & (preds.confidence >= 0.9)
+    result = retrain(
+        champion.path,
+        (digits.x_train, digits.y_train),
+        (drifted.new_x, drifted.new_y, None, cw),
+        mode="head",
+        epochs=10,
+        seed=0,
+        out_path=tmp_path / "head.keras",
+    )
+    assert _sha(champion.path) == before  # the champion's file is untouched
+    assert result.n_new == len(drifted.new_y) and result.n_confidently_wrong == int(cw.sum())
+    assert result.n_base == len(digits.y_train) and result.frozen_params > result.trainable_params
+    challenger = cnn.load_model(result.out_path)
+    for a, b in zip(cnn.backbone_weights(champion.model), cnn.backbone_weights(challenger), strict=True):
+        np.testing.assert_array_equal(a, b)
+    old_head = champion.model.get_layer("probabilities").get_weights()[0]
+    assert not np.array_equal(old_head, challenger.get_layer("probabilities").get_weights()[0])
+    champ_held = evaluate(champion.model, drifted.held_x, drifted.held_y)
+    new_held = evaluate(challenger, drifted.held_x, drifted.held_y)
+    assert new_held.accuracy >= champ_held.accuracy + 0.1
+    assert evaluate(challenger, digits.x_test, digits.y_test).accuracy >= 0.88
+    assert result.to_dict()["mode"] == "head"
+
+
+@pytest.mark.tf
+def test_full_retrain_changes_backbone(
+    champion: Any, digits: DigitsData, drifted: Any, tmp_path: Path
+) -> None:
+    from jobs.ml import cnn
+    from jobs.ml.train import retrain
+
+    result = retrain(
+        champion.path,
+        (digits.x_train, digits.y_train),
+        NewSamples(images=drifted.new_x, labels=drifted.new_y),
+        mode="full",
+        epochs=1,
+        seed=0,
+        out_path=tmp_path / "full.keras",
+        max_train_samples=400,
+    )
+    assert result.n_train == 400 and result.learning_rate == pytest.approx(3e-4)
+    challenger = cnn.load_model(result.out_path)
+    changed = [
+        not np.array_equal(a, b)
+        for a, b in zip(cnn.backbone_weights(champion.model), cnn.backbone_weights(challenger), strict=True)
+    ]
+    assert any(changed)
+
+
+@pytest.mark.tf
+def test_retrain_rejects_bad_arguments(champion: Any, digits: DigitsData, tmp_path: Path) -> None:
+    from jobs.ml.train import retrain
+
+    new = (digits.x_val[:4], digits.y_val[:4])
+    base = (digits.x_train, digits.y_train)
+    with pytest.raises(ValidationError, match="allowed: head, full"):
+        retrain(champion.path, base, new, mode="partial", out_path=tmp_path / "x.keras")
+    with pytest.raises(ValidationError, match="champion stays untouched"):
+        retrain(champion.path, base, new, out_path=champion.path)
+    with pytest.raises(TrainingError, match="does not exist"):
+        retrain(tmp_path / "nope.keras", base, new, out_path=tmp_path / "x.keras")
+    assert not (tmp_path / "x.keras").exists()
+
+
+@pytest.mark.tf
+def test_teacher_trains_and_pseudo_labels(champion: Any, digits: DigitsData, tmp_path: Path) -> None:
+    from jobs.ml import cnn
+    from jobs.ml.train import build_teacher, pseudo_label, train_teacher
+
+    assert build_teacher().count_params() > champion.model.count_params()
+    tiny = DigitsData(
+        x_train=digits.x_train[:64], y_train=digits.y_train[:64],
+        x_val=digits.x_val[:16], y_val=digits.y_val[:16],
+        x_test=digits.x_test[:16], y_test=digits.y_test[:16],
+        x_production=digits.x_production[:16], y_production=digits.y_production[:16],
+    )  # fmt: skip
+    teacher = train_teacher(tiny, epochs=1, drift_kinds=("blur",), width=8, out_path=tmp_path / "t.keras")
+    assert teacher.path is not None and cnn.load_model(teacher.path).count_params() > 0
+
+    # Any Keras classifier can teach: the champion pseudo-labels clean digits it is sure of.
+    labelled = pseudo_label(champion.path, digits.x_test, min_confidence=0.95)
+    assert 0 < len(labelled.labels) <= len(digits.y_test)
+    assert np.all(labelled.confidence >= 0.95)
+    np.testing.assert_array_equal(labelled.images, digits.x_test[labelled.indices])
+    assert (labelled.labels == digits.y_test[labelled.indices]).mean() >= 0.97
+
+
+def test_custom_trainer_failure_raises_with_stderr(tmp_path: Path) -> None:
+    from jobs.ml.train import run_custom_trainer
+
+    cmd = [sys.executable, "-c", "import sys; sys.stderr.write('boom: no GPU here\\n'); sys.exit(3)"]
+    with pytest.raises(TrainingError, match=r"exited with status 3(.|\n)*boom: no GPU here"):
+        run_custom_trainer(cmd, {"epochs": 1}, tmp_path)
+    assert (tmp_path / "trainer_spec.json").read_text().count('"epochs": 1') == 1
+    quiet = [sys.executable, "-c", "import sys; print('done', file=sys.stderr)"]
+    with pytest.raises(TrainingError, match="wrote no model(.|\n)*done"):
+        run_custom_trainer(quiet, {}, tmp_path)
+    with pytest.raises(TrainingError, match="cannot be started"):
+        run_custom_trainer([str(tmp_path / "no-such-trainer")], {}, tmp_path)
+    slow = [sys.executable, "-c", "import time; time.sleep(5)"]
+    with pytest.raises(TrainingError, match="timed out"):
+        run_custom_trainer(slow, {}, tmp_path, timeout_s=0.5)
+
+
+@pytest.mark.tf
+def test_custom_trainer_success_returns_the_model(champion: Any, tmp_path: Path) -> None:
+    from jobs.ml.train import run_custom_trainer
+
+    script = tmp_path / "trainer.py"
+    script.write_text(
+        "import json, shutil, sys\n"
+        "spec = json.load(open(sys.argv[1]))\n"
+        "shutil.copy(spec['champion_path'], spec['output_path'])\n"
+    )
+    out = run_custom_trainer([sys.executable, str(script)], {"champion_path": champion.path}, tmp_path / "w")
+    assert out == tmp_path / "w" / "model.keras" and out.is_file()

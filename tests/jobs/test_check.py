@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from logdata import make_rows, settings_for, write_jsonl
+from sqlalchemy import func, select
+
+from drift import compare_profiles
+from jobs.check import check, segments
+from jobs.frames import frame_from_rows, layout
+from jobs.ingest.run import ingest
+from jobs.reference import load_reference, reference_from_window
+from storage import repository
+from storage.models import DriftColumnResult, DriftRun, WindowProfileRow
+from storage.windows import iter_rows
+
+REF_START = datetime(2026, 10, 1, tzinfo=UTC)
+WEEK_START = datetime(2026, 11, 2, tzinfo=UTC)
+WEEK_END = WEEK_START + timedelta(days=7)
+
+
+def _setup(database, tmp_path, current_rows):
+    drop = tmp_path / "drop"
+    settings = settings_for(database.url, {"kind": "files", "path": str(drop)}, batch_size=5000)
+    with database.session_factory.begin() as s:
+        repository.register_version(s, repository.ensure_model(s, "pets", "classification"), 1)
+    write_jsonl(drop / "ref.jsonl", make_rows(1500, seed=0, start=REF_START, minutes_per_row=5))
+    write_jsonl(drop / "week.jsonl", current_rows)
+    ingest(database.session_factory, settings)
+    reference_from_window(database.session_factory, settings.models[0], 1, REF_START, REF_START + timedelta(days=7))
+    return settings
+
+
+def _week(**shift):
+    # 1,400 rows over the week, ids after the reference rows
+    return make_rows(1400, seed=7, start_index=10_000, start=WEEK_START, minutes_per_row=7.2, **shift)
+
+
+def test_segments_cut_at_midnight():
+    start = datetime(2026, 11, 2, 6, tzinfo=UTC)
+    cut = segments(start, start + timedelta(days=2))
+    assert [(a.day, a.hour, b.day, b.hour, full) for a, b, full in cut] == [
+        (2, 6, 3, 0, False), (3, 0, 4, 0, True), (4, 0, 4, 6, False)
+    ]
+
+
+def test_same_distribution_is_quiet_and_stored(database, tmp_path):
+    settings = _setup(database, tmp_path, _week())
+    [report] = check(database.session_factory, settings, "pets", end=WEEK_END, now=WEEK_END + timedelta(hours=1))
+    assert report.n_rows == 1400
+    assert not report.drifted and not report.retrain_worthy and report.reasons == ()
+    with database.session_factory() as s:
+        run = s.get(DriftRun, report.run_id)
+        n_columns = s.scalar(select(func.count()).select_from(DriftColumnResult).where(DriftColumnResult.run_id == run.id))
+    assert run.drifted is False and n_columns == len(report.result.columns)
+
+
+def test_shifted_feature_and_outputs_drift_and_are_retrain_worthy(database, tmp_path):
+    settings = _setup(database, tmp_path, _week(brightness_shift=0.3, logit_shift=2.0))
+    [report] = check(database.session_factory, settings, "pets", end=WEEK_END, now=WEEK_END)
+    assert report.drifted and report.outputs_drifted
+    assert report.result.column("brightness").drifted
+    assert not report.result.column("sharpness").drifted
+    assert report.retrain_worthy and any(r.startswith("outputs drifted") for r in report.reasons)
+
+
+def test_weekly_check_from_daily_profiles_equals_profiling_the_rows(database, tmp_path):
+    settings = _setup(database, tmp_path, _week(brightness_shift=0.1))
+    now = WEEK_END + timedelta(days=1)
+    [first] = check(database.session_factory, settings, "pets", end=WEEK_END, now=now)
+    [second] = check(database.session_factory, settings, "pets", end=WEEK_END, now=now)
+    model = settings.models[0]
+    with database.session_factory() as s:
+        assert s.scalar(select(func.count()).select_from(WindowProfileRow)) == 7
+        model_row = repository.get_model(s, "pets")
+        reference, _ = load_reference(s, model_row, 1)
+        import pandas as pd
+
+        frame = pd.concat(
+            frame_from_rows(model, rows)
+            for rows in iter_rows(s, model_row.id, layout(model), start=WEEK_START, end=WEEK_END)
+        )
+    direct = compare_profiles(reference, reference.profile(frame))
+    for result in (first.result, second.result):
+        assert [(c.column, c.score, c.drifted) for c in result.columns] == [
+            (c.column, c.score, c.drifted) for c in direct.columns
+        ]
+
+
+def test_a_late_row_makes_its_day_profile_stale(database, tmp_path):
+    settings = _setup(database, tmp_path, _week())
+    now = WEEK_END + timedelta(days=1)
+    [before] = check(database.session_factory, settings, "pets", end=WEEK_END, now=now)
+    late = make_rows(1, seed=99, start_index=50_000, start=WEEK_START + timedelta(days=2, hours=3))
+    write_jsonl(tmp_path / "drop" / "late.jsonl", late)
+    ingest(database.session_factory, settings)
+    [after] = check(database.session_factory, settings, "pets", end=WEEK_END, now=now)
+    assert after.n_rows == before.n_rows + 1
+
+
+def test_a_version_without_reference_is_an_error(database, tmp_path):
+    drop = tmp_path / "drop"
+    settings = settings_for(database.url, {"kind": "files", "path": str(drop)})
+    with database.session_factory.begin() as s:
+        repository.register_version(s, repository.ensure_model(s, "pets", "classification"), 1)
+    write_jsonl(drop / "week.jsonl", _week())
+    ingest(database.session_factory, settings)
+    from drift.errors import ReferenceSetNotFound
+
+    with pytest.raises(ReferenceSetNotFound, match="version 1 has no reference set"):
+        check(database.session_factory, settings, "pets", end=WEEK_END)
