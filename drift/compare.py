@@ -35,7 +35,7 @@ from drift.spec import ColumnSpec, DriftSpec
 from drift.verdict import adjust_p_values, decide
 
 #: rows per side used by the embedding test
-EMBEDDING_ROWS = 1000
+EMBEDDING_ROWS = 500
 
 
 @dataclass(frozen=True, kw_only=True)

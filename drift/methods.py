@@ -100,7 +100,15 @@ def tvd(ref: IntArray, cur: IntArray) -> float:
 
 
 def ks_p_value(d: float, n1: int, n2: int) -> float:
-    """Two-sided two-sample KS p-value as ``scipy.stats.ks_2samp(method="auto")`` computes it."""
+    """Two-sided two-sample KS p-value, as ``scipy.stats.ks_2samp(method="auto")``.
+
+    Up to 10,000 rows per side: scipy's exact computation. Above, scipy evaluates
+    ``kstwo.sf(d, round(n1 n2 / (n1 + n2)))``, whose cost grows linearly with the sizes
+    (about 2 s per column at a million rows); where that effective size exceeds
+    ``KS_EXACT_EN`` the p-value uses Stephens' (1970) corrected asymptotic form
+    ``kstwobign.sf(d (sqrt(en) + 0.12 + 0.11 / sqrt(en)))`` instead: within 1% (relative)
+    of scipy's value for p-values above 5e-4, within a few percent far in the tail.
+    """
     if d <= 0:
         return 1.0
     if max(n1, n2) <= 10000:
@@ -111,7 +119,15 @@ def ks_p_value(d: float, n1: int, n2: int) -> float:
             if ok:
                 return float(np.clip(prob, 0.0, 1.0))
     m, n = sorted([float(n1), float(n2)], reverse=True)
-    return float(np.clip(stats.kstwo.sf(d, np.round(m * n / (m + n))), 0.0, 1.0))
+    en = float(np.round(m * n / (m + n)))
+    if en <= KS_EXACT_EN:
+        return float(np.clip(stats.kstwo.sf(d, en), 0.0, 1.0))
+    root = math.sqrt(en)
+    return float(np.clip(stats.kstwobign.sf(d * (root + 0.12 + 0.11 / root)), 0.0, 1.0))
+
+
+#: above this effective sample size the KS p-value uses Stephens' approximation
+KS_EXACT_EN = 2000
 
 
 class KS(DriftMethod, key="ks"):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -145,34 +146,37 @@ class WindowProfile:
 
     def merge(self, other: WindowProfile) -> WindowProfile:
         """The profile of both windows' rows together."""
-        if self.fingerprint != other.fingerprint:
-            raise IncompatibleProfilesError(
-                "profiles built on different reference cells "
-                f"({self.fingerprint[:12]} vs {other.fingerprint[:12]})"
-            )
-        if set(self.columns) != set(other.columns):
-            raise IncompatibleProfilesError("profiles cover different columns")
-        cols: dict[str, ColumnStats] = {}
-        for name, mine in self.columns.items():
-            theirs = other.columns[name]
-            if type(mine) is not type(theirs):
-                raise IncompatibleProfilesError(f"column {name!r} has different kinds")
-            cols[name] = mine.merge(theirs)  # type: ignore[arg-type]
-        return WindowProfile(
-            fingerprint=self.fingerprint,
-            n_rows=self.n_rows + other.n_rows,
-            columns=cols,
-            sample=self.sample.merge(other.sample),
-        )
+        return WindowProfile.merge_all([self, other])
 
-    @classmethod
-    def merge_all(cls, profiles: list[WindowProfile]) -> WindowProfile:
+    @staticmethod
+    def merge_all(profiles: Sequence[WindowProfile]) -> WindowProfile:
+        """The profile of all the windows' rows together (e.g. seven daily profiles)."""
         if not profiles:
             raise InvalidSpecError("nothing to merge")
-        out = profiles[0]
-        for p in profiles[1:]:
-            out = out.merge(p)
-        return out
+        first = profiles[0]
+        for other in profiles[1:]:
+            if other.fingerprint != first.fingerprint:
+                raise IncompatibleProfilesError(
+                    "profiles built on different reference cells "
+                    f"({first.fingerprint[:12]} vs {other.fingerprint[:12]})"
+                )
+            if set(other.columns) != set(first.columns):
+                raise IncompatibleProfilesError("profiles cover different columns")
+        cols: dict[str, ColumnStats] = {}
+        for name, stats in first.columns.items():
+            merged = stats
+            for other in profiles[1:]:
+                theirs = other.columns[name]
+                if type(theirs) is not type(stats):
+                    raise IncompatibleProfilesError(f"column {name!r} has different kinds")
+                merged = merged.merge(theirs)  # type: ignore[arg-type]
+            cols[name] = merged
+        return WindowProfile(
+            fingerprint=first.fingerprint,
+            n_rows=sum(p.n_rows for p in profiles),
+            columns=cols,
+            sample=RowSample.merge_all([p.sample for p in profiles]),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -79,12 +79,19 @@ class RowSample:
         return self.rows.iloc[:n]
 
     def merge(self, other: RowSample) -> RowSample:
-        if self.k != other.k or list(self.rows.columns) != list(other.rows.columns):
-            raise IncompatibleProfilesError("samples differ in size or columns")
-        keys = np.concatenate([self.keys, other.keys])
-        order = np.argsort(keys, kind="stable")[: self.k]
-        rows = pd.concat([self.rows, other.rows], ignore_index=True).iloc[order].reset_index(drop=True)
-        return RowSample(k=self.k, keys=keys[order], rows=rows)
+        return RowSample.merge_all([self, other])
+
+    @staticmethod
+    def merge_all(samples: Sequence[RowSample]) -> RowSample:
+        """The sample of all the samples' rows together (one concatenation)."""
+        first = samples[0]
+        for other in samples[1:]:
+            if other.k != first.k or list(other.rows.columns) != list(first.rows.columns):
+                raise IncompatibleProfilesError("samples differ in size or columns")
+        keys = np.concatenate([s.keys for s in samples])
+        order = np.argsort(keys, kind="stable")[: first.k]
+        rows = pd.concat([s.rows for s in samples], ignore_index=True).iloc[order].reset_index(drop=True)
+        return RowSample(k=first.k, keys=keys[order], rows=rows)
 
     def to_dict(self) -> dict[str, Any]:
         return {
