@@ -87,9 +87,7 @@ class EmbeddingOutlierDetector:
         if not _is_int(chunk_size) or chunk_size < 1:
             raise InvalidSpecError(f"chunk_size must be a positive integer, got {chunk_size!r}")
         if max_reference is not None and (not _is_int(max_reference) or max_reference <= k):
-            raise InvalidSpecError(
-                f"max_reference must be None or an integer above k={k}, got {max_reference!r}"
-            )
+            raise InvalidSpecError(f"max_reference must be None or an integer above k={k}, got {max_reference!r}")
         self.kind = kind
         self.k = k
         self.quantile = quantile
@@ -109,9 +107,7 @@ class EmbeddingOutlierDetector:
         n, d = ref.shape
         needed = self.k + 1 if self.kind == "knn" else 2
         if n < needed:
-            raise InsufficientDataError(
-                f"{self.kind} detector needs at least {needed} reference rows, got {n}"
-            )
+            raise InsufficientDataError(f"{self.kind} detector needs at least {needed} reference rows, got {n}")
         self.n_features_in_ = d
         self.n_reference_ = n
         self.location_ = ref.mean(axis=0)
@@ -121,9 +117,12 @@ class EmbeddingOutlierDetector:
             lw = LedoitWolf(assume_centered=False).fit(ref)
             self.precision_ = np.asarray(lw.precision_, dtype=np.float64)
         else:
-            centred = (ref - self.location_).astype(np.float32)
-            self._reference = centred
-            self._reference_sqnorms = np.einsum("ij,ij->i", centred, centred)
+            # one GEMM gives ||b||² - 2a·b: rows [b, ||b||²] against query rows [-2a, 1]
+            centred = ref - self.location_
+            augmented = np.empty((n, d + 1), dtype=np.float32)
+            augmented[:, :d] = centred
+            augmented[:, d] = np.einsum("ij,ij->i", centred, centred)
+            self._reference_augmented = augmented
         self.reference_scores_ = self._score_all(ref, leave_one_out=self.kind == "knn")
         self.threshold_ = float(np.quantile(self.reference_scores_, self.quantile))
         return self
@@ -138,12 +137,8 @@ class EmbeddingOutlierDetector:
         if not hasattr(self, "threshold_"):
             raise ValidationError("EmbeddingOutlierDetector is not fitted; call fit(reference) first")
         arr = np.asarray(x)
-        if arr.ndim != 2 or not (
-            np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
-        ):
-            raise ValidationError(
-                f"x must be a 2-D real array (n, d), got shape {arr.shape}, dtype {arr.dtype}"
-            )
+        if arr.ndim != 2 or not (np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)):
+            raise ValidationError(f"x must be a 2-D real array (n, d), got shape {arr.shape}, dtype {arr.dtype}")
         if arr.shape[1] != self.n_features_in_:
             raise ValidationError(f"x has {arr.shape[1]} columns, the reference had {self.n_features_in_}")
         return self._score_all(arr, leave_one_out=False)
@@ -170,12 +165,13 @@ class EmbeddingOutlierDetector:
         distance is excluded (leave-one-out).
         """
         kth = self.k - 1
-        q = centred.astype(np.float32)
-        g = q @ self._reference.T  # (block, n_ref) float32: -2ab + ||b||^2 below
-        g *= -2.0
-        g += self._reference_sqnorms
+        m, d = centred.shape
+        q = np.empty((m, d + 1), dtype=np.float32)
+        q[:, :d] = centred * -2.0
+        q[:, d] = 1.0
+        g = q @ self._reference_augmented.T  # (block, n_ref) float32: ||b||² - 2a·b
         if loo_offset is not None:
-            rows = np.arange(q.shape[0])
+            rows = np.arange(m)
             g[rows, loo_offset + rows] = np.inf
         g.partition(kth, axis=1)
         return g[:, kth].astype(np.float64) + np.einsum("ij,ij->i", centred, centred)
@@ -198,9 +194,7 @@ def confident_outliers(
     s = np.asarray(scores, dtype=np.float64)
     c = np.asarray(confidence, dtype=np.float64)
     if s.ndim != 1 or c.shape != s.shape:
-        raise ValidationError(
-            f"scores and confidence must be 1-D of equal length, got {s.shape} and {c.shape}"
-        )
+        raise ValidationError(f"scores and confidence must be 1-D of equal length, got {s.shape} and {c.shape}")
     if not 0.0 <= min_confidence <= 1.0:
         raise ValidationError(f"min_confidence must lie in [0, 1], got {min_confidence!r}")
     if math.isnan(threshold):
