@@ -45,7 +45,9 @@ def write_source(folder: Path, rows: int, file_rows: int = 250_000, seed: int = 
         frame[PROBS] = probs
         frame[EMBEDDING] = rng.normal(size=(n, 32)).astype(np.float32)
         frame["prediction_id"] = [f"pred-{start + i:09d}" for i in range(n)]
-        frame["timestamp"] = pd.Timestamp("2026-11-01", tz="UTC") + pd.to_timedelta(np.arange(start, start + n), unit="s")
+        frame["timestamp"] = pd.Timestamp("2026-11-01", tz="UTC") + pd.to_timedelta(
+            np.arange(start, start + n), unit="s"
+        )
         frame["model_version"] = 1
         frame["input_uri"] = [f"s3://bucket/img/{start + i}.jpg" for i in range(n)]
         frame.to_parquet(folder / f"part-{part:04d}.parquet", index=False)
@@ -87,7 +89,12 @@ def run_case(database_url: str, folder: Path) -> dict:
     reports = ingest(factory, settings)
     seconds = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"inserted": reports[0].inserted, "seconds": seconds, "peak_mb": peak_mb, "quarantined": reports[0].quarantined}
+    return {
+        "inserted": reports[0].inserted,
+        "seconds": seconds,
+        "peak_mb": peak_mb,
+        "quarantined": reports[0].quarantined,
+    }
 
 
 def main() -> None:
@@ -119,7 +126,9 @@ def main() -> None:
                 try:
                     out = subprocess.run(
                         [sys.executable, __file__, "--child", url, str(folder)],
-                        check=True, capture_output=True, text=True,
+                        check=True,
+                        capture_output=True,
+                        text=True,
                     )
                     result = json.loads(out.stdout.strip().splitlines()[-1])
                 finally:
@@ -128,7 +137,10 @@ def main() -> None:
                             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
                 assert result["inserted"] == rows, result
                 rate = rows / result["seconds"]
-                print(f"{backend:<11} {rows:>9,} {result['seconds']:>8.1f} {rate:>9,.0f} {result['peak_mb']:>12,.0f}", flush=True)
+                print(
+                    f"{backend:<11} {rows:>9,} {result['seconds']:>8.1f} {rate:>9,.0f} {result['peak_mb']:>12,.0f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

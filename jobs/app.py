@@ -12,6 +12,8 @@ from typing import Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -81,10 +83,16 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except DriftkeeperError as exc:
-            Console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True)
+            message = escape(str(exc))  # the text may hold brackets, which rich would read as markup
+            Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_ERROR) from exc
 
     return wrapper
+
+
+def cells(*values: object) -> list[Text]:
+    """Table cells shown as they are: user text is never read as rich markup."""
+    return [Text("-" if v is None else str(v)) for v in values]
 
 
 def emit(data: Any, as_json: bool, render: Callable[[Console], None] | None = None) -> None:

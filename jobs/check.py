@@ -84,7 +84,13 @@ def segments(start: datetime, end: datetime) -> list[tuple[datetime, datetime, b
 
 
 def _profile_rows(
-    session: Session, model: ModelSettings, model_id: int, version: int, reference: ReferenceProfile, start: datetime, end: datetime
+    session: Session,
+    model: ModelSettings,
+    model_id: int,
+    version: int,
+    reference: ReferenceProfile,
+    start: datetime,
+    end: datetime,
 ) -> tuple[WindowProfile | None, int]:
     profile: WindowProfile | None = None
     last_id = -1
@@ -121,13 +127,17 @@ def window_profile(
                 WindowProfileRow.fingerprint == reference.fingerprint,
             )
         )
-        if stored is not None and not has_rows_after(session, model_row.id, version, seg_start, seg_end, stored.last_row_id):
+        if stored is not None and not has_rows_after(
+            session, model_row.id, version, seg_start, seg_end, stored.last_row_id
+        ):
             if stored.n_rows:
                 parts.append(WindowProfile.from_dict(stored.profile))
             continue
         profile, last_id = _profile_rows(session, model, model_row.id, version, reference, seg_start, seg_end)
         if stored is None:
-            stored = WindowProfileRow(model_id=model_row.id, version=version, day=seg_start, fingerprint=reference.fingerprint)
+            stored = WindowProfileRow(
+                model_id=model_row.id, version=version, day=seg_start, fingerprint=reference.fingerprint
+            )
             session.add(stored)
         stored.n_rows = profile.n_rows if profile is not None else 0
         stored.last_row_id = max(last_id, stored.last_row_id or -1)
@@ -166,7 +176,7 @@ def check(
         missing: list[int] = []
         for version in versions:
             try:
-                reference, reference_row = load_reference(session, model_row, version)
+                reference, _ = load_reference(session, model_row, version)
             except ReferenceSetNotFound:
                 missing.append(version)
                 log.warning("%s version %d has no reference set; its rows are not checked", model.name, version)
@@ -179,19 +189,36 @@ def check(
             result = compare_profiles(reference, window)
             figures: dict[str, Any] = {}
             decision = retrain_decision(model.retrain_when, result, figures)
-            run = _store_run(session, model_row, version, start, end, result, figures, decision.retrain_worthy, decision.reasons)
+            run = _store_run(
+                session, model_row, version, start, end, result, figures, decision.retrain_worthy, decision.reasons
+            )
             reports.append(
                 CheckReport(
-                    model=model.name, version=version, run_id=run.id, window_start=start, window_end=end,
-                    n_rows=n_rows, drifted=result.drifted, outputs_drifted=result.outputs_drifted,
-                    embedding_drifted=result.embedding_drifted, retrain_worthy=decision.retrain_worthy,
-                    reasons=decision.reasons, result=result, figures=figures,
+                    model=model.name,
+                    version=version,
+                    run_id=run.id,
+                    window_start=start,
+                    window_end=end,
+                    n_rows=n_rows,
+                    drifted=result.drifted,
+                    outputs_drifted=result.outputs_drifted,
+                    embedding_drifted=result.embedding_drifted,
+                    retrain_worthy=decision.retrain_worthy,
+                    reasons=decision.reasons,
+                    result=result,
+                    figures=figures,
                 )
             )
             log.info(
                 "check %s v%d %s..%s: %d rows, drifted=%s, retrain-worthy=%s%s",
-                model.name, version, f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}", n_rows, result.drifted,
-                decision.retrain_worthy, f" ({'; '.join(decision.reasons)})" if decision.reasons else "",
+                model.name,
+                version,
+                f"{start:%Y-%m-%d}",
+                f"{end:%Y-%m-%d}",
+                n_rows,
+                result.drifted,
+                decision.retrain_worthy,
+                f" ({'; '.join(decision.reasons)})" if decision.reasons else "",
             )
         if not versions:
             reports.append(_skipped(model.name, 0, start, end, 0, "no predictions in the window"))
@@ -203,9 +230,19 @@ def check(
 def _skipped(model: str, version: int, start: datetime, end: datetime, n_rows: int, why: str) -> CheckReport:
     log.info("check %s v%d skipped: %s", model, version, why)
     return CheckReport(
-        model=model, version=version, run_id=None, window_start=start, window_end=end, n_rows=n_rows,
-        drifted=False, outputs_drifted=None, embedding_drifted=None, retrain_worthy=False, reasons=(),
-        result=None, skipped=why,
+        model=model,
+        version=version,
+        run_id=None,
+        window_start=start,
+        window_end=end,
+        n_rows=n_rows,
+        drifted=False,
+        outputs_drifted=None,
+        embedding_drifted=None,
+        retrain_worthy=False,
+        reasons=(),
+        result=None,
+        skipped=why,
     )
 
 
@@ -221,17 +258,33 @@ def _store_run(
     reasons: tuple[str, ...],
 ) -> DriftRun:
     run = DriftRun(
-        model_id=model_row.id, version=version, window_start=start, window_end=end, n_rows=result.n_current,
-        drifted=result.drifted, outputs_drifted=result.outputs_drifted, embedding_drifted=result.embedding_drifted,
-        retrain_worthy=retrain_worthy, reasons=list(reasons), result=result.to_dict(), figures=figures,
-        engine=result.engine, created_at=datetime.now(UTC),
+        model_id=model_row.id,
+        version=version,
+        window_start=start,
+        window_end=end,
+        n_rows=result.n_current,
+        drifted=result.drifted,
+        outputs_drifted=result.outputs_drifted,
+        embedding_drifted=result.embedding_drifted,
+        retrain_worthy=retrain_worthy,
+        reasons=list(reasons),
+        result=result.to_dict(),
+        figures=figures,
+        engine=result.engine,
+        created_at=datetime.now(UTC),
     )
     session.add(run)
     session.flush()
     session.add_all(
         DriftColumnResult(
-            run_id=run.id, column=c.column, kind=c.kind, method=c.method, score=_finite(c.score),
-            p_value=_finite(c.p_value), threshold=_finite(c.threshold), drifted=c.drifted,
+            run_id=run.id,
+            column=c.column,
+            kind=c.kind,
+            method=c.method,
+            score=_finite(c.score),
+            p_value=_finite(c.p_value),
+            threshold=_finite(c.threshold),
+            drifted=c.drifted,
         )
         for c in result.columns
     )

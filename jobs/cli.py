@@ -6,13 +6,13 @@ import logging
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from jobs.app import EXIT_ERROR, app_context, emit, handle_errors
+from jobs.app import EXIT_ERROR, app_context, cells, emit, handle_errors
 from jobs.config import DEFAULT_CONFIG_NAME
 from jobs.logs import configure_logging
 
@@ -35,7 +35,10 @@ log = logging.getLogger("driftkeeper")
 @app.callback()
 def _root(
     ctx: typer.Context,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="Config file (default: $DRIFTKEEPER_CONFIG, ./driftkeeper.yaml).")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="Config file (default: $DRIFTKEEPER_CONFIG, ./driftkeeper.yaml)."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     state = app_context(ctx)
@@ -67,19 +70,30 @@ def db_upgrade(ctx: typer.Context, revision: str = "head", as_json: JsonOption =
 
     state = app_context(ctx)
     now = upgrade(state.engine, revision)
-    emit({"database": state.database, "revision": now}, as_json, lambda c: c.print(f"{state.database} at revision {now}"))
+    emit(
+        {"database": state.database, "revision": now}, as_json, lambda c: c.print(f"{state.database} at revision {now}")
+    )
 
 
 @db_app.command("prune")
 @handle_errors
-def db_prune(ctx: typer.Context, model: ModelOption = None, days: Annotated[int | None, typer.Option(help="Override ingest.retention_days.")] = None, as_json: JsonOption = False) -> None:
+def db_prune(
+    ctx: typer.Context,
+    model: ModelOption = None,
+    days: Annotated[int | None, typer.Option(help="Override ingest.retention_days.")] = None,
+    as_json: JsonOption = False,
+) -> None:
     """Delete unlabelled raw prediction rows older than the retention period."""
     from storage import bulk, repository
 
     state = app_context(ctx)
     keep = days if days is not None else state.settings.ingest.retention_days
     if keep is None:
-        emit({"pruned": {}, "reason": "no retention configured"}, as_json, lambda c: c.print("no retention configured (ingest.retention_days)"))
+        emit(
+            {"pruned": {}, "reason": "no retention configured"},
+            as_json,
+            lambda c: c.print("no retention configured (ingest.retention_days)"),
+        )
         return
     cutoff = datetime.now(UTC) - timedelta(days=keep)
     pruned: dict[str, int] = {}
@@ -87,7 +101,11 @@ def db_prune(ctx: typer.Context, model: ModelOption = None, days: Annotated[int 
         for m in state.settings.select_models(model):
             row = repository.ensure_model(session, m.name, m.task)
             pruned[m.name] = bulk.prune_predictions(session.connection(), row.id, cutoff)
-    emit({"pruned": pruned, "cutoff": cutoff.isoformat()}, as_json, lambda c: c.print(f"pruned {pruned} (older than {cutoff:%Y-%m-%d})"))
+    emit(
+        {"pruned": pruned, "cutoff": cutoff.isoformat()},
+        as_json,
+        lambda c: c.print(f"pruned {pruned} (older than {cutoff:%Y-%m-%d})"),
+    )
 
 
 @app.command()
@@ -119,7 +137,18 @@ def ingest(
     def render(console: Console) -> None:
         table = Table("model", "stream", "read", "new", "duplicates", "quarantined", "files", "seconds")
         for r in reports:
-            table.add_row(r.model, r.stream, f"{r.rows_read:,}", f"{r.inserted:,}", f"{r.duplicates:,}", f"{r.quarantined:,}", f"{r.files_taken} new, {r.files_skipped} seen", f"{r.seconds:.2f}")
+            table.add_row(
+                *cells(
+                    r.model,
+                    r.stream,
+                    f"{r.rows_read:,}",
+                    f"{r.inserted:,}",
+                    f"{r.duplicates:,}",
+                    f"{r.quarantined:,}",
+                    f"{r.files_taken} new, {r.files_skipped} seen",
+                    f"{r.seconds:.2f}",
+                )
+            )
         console.print(table)
 
     emit({"runs": [r.to_dict() for r in reports]}, as_json, render)
@@ -135,21 +164,53 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     with state.ready_session_factory()() as session:
         models = [repository.model_status(session, m) for m in repository.list_models(session)]
         runs = repository.recent_runs(session, limit=10)
-        run_dicts = [
-            {"id": r.id, "job": r.job, "model": r.model, "status": r.status, "started_at": r.started_at.isoformat(), "finished_at": r.finished_at.isoformat() if r.finished_at else None, "counts": r.counts, "error": r.error}
+        run_dicts: list[dict[str, Any]] = [
+            {
+                "id": r.id,
+                "job": r.job,
+                "model": r.model,
+                "status": r.status,
+                "started_at": r.started_at.isoformat(),
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                "counts": r.counts,
+                "error": r.error,
+            }
             for r in runs
         ]
     data = {"database": state.database, "models": [m.to_dict() for m in models], "recent_runs": run_dicts}
 
     def render(console: Console) -> None:
         console.print(f"database: {state.database}")
-        table = Table("model", "task", "champion", "versions", "predictions", "labels", "quarantined", "last prediction")
+        table = Table(
+            "model", "task", "champion", "versions", "predictions", "labels", "quarantined", "last prediction"
+        )
         for m in models:
-            table.add_row(m.name, m.task, str(m.champion or "-"), ",".join(map(str, m.versions)) or "-", f"{m.predictions:,}", f"{m.labels:,}", f"{m.quarantined:,}", f"{m.last_ts:%Y-%m-%d %H:%M}" if m.last_ts else "-")
+            table.add_row(
+                *cells(
+                    m.name,
+                    m.task,
+                    str(m.champion or "-"),
+                    ",".join(map(str, m.versions)) or "-",
+                    f"{m.predictions:,}",
+                    f"{m.labels:,}",
+                    f"{m.quarantined:,}",
+                    f"{m.last_ts:%Y-%m-%d %H:%M}" if m.last_ts else "-",
+                )
+            )
         console.print(table)
         runs_table = Table("run", "job", "model", "status", "started", "counts", "error", title="last runs")
         for r in run_dicts:
-            runs_table.add_row(str(r["id"]), r["job"], r["model"] or "-", r["status"], r["started_at"][:19], ", ".join(f"{k}={v}" for k, v in r["counts"].items()), (r["error"] or "")[:60])
+            runs_table.add_row(
+                *cells(
+                    str(r["id"]),
+                    r["job"],
+                    r["model"] or "-",
+                    r["status"],
+                    r["started_at"][:19],
+                    ", ".join(f"{k}={v}" for k, v in r["counts"].items()),
+                    (r["error"] or "")[:60],
+                )
+            )
         console.print(runs_table)
 
     emit(data, as_json, render)
@@ -157,7 +218,9 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
 
 @quarantine_app.command("list")
 @handle_errors
-def quarantine_list(ctx: typer.Context, model: ModelOption = None, limit: int = 50, as_json: JsonOption = False) -> None:
+def quarantine_list(
+    ctx: typer.Context, model: ModelOption = None, limit: int = 50, as_json: JsonOption = False
+) -> None:
     """The most recent rejected rows with their source, position, field and reason."""
     from storage import repository
 
@@ -165,23 +228,35 @@ def quarantine_list(ctx: typer.Context, model: ModelOption = None, limit: int = 
     with state.ready_session_factory()() as session:
         model_id = repository.get_model(session, model).id if model else None
         rows = [
-            {"id": q.id, "stream": q.stream, "source": q.source, "position": q.position, "field": q.field, "reason": q.reason, "raw": q.raw, "at": q.created_at.isoformat()}
+            {
+                "id": q.id,
+                "stream": q.stream,
+                "source": q.source,
+                "position": q.position,
+                "field": q.field,
+                "reason": q.reason,
+                "raw": q.raw,
+                "at": q.created_at.isoformat(),
+            }
             for q in repository.quarantined_rows(session, model_id, limit)
         ]
 
     def render(console: Console) -> None:
         table = Table("id", "stream", "source", "position", "field", "reason")
         for r in rows:
-            table.add_row(str(r["id"]), r["stream"], r["source"], r["position"], r["field"] or "-", r["reason"])
+            table.add_row(*cells(str(r["id"]), r["stream"], r["source"], r["position"], r["field"] or "-", r["reason"]))
         console.print(table)
 
     emit({"rows": rows}, as_json, render)
 
 
 def _register_subcommands() -> None:
-    from jobs import cli_models
+    from jobs import cli_drift, cli_models
 
     app.add_typer(cli_models.models_app, name="models")
+    app.add_typer(cli_drift.reference_app, name="reference")
+    app.command("compare")(cli_drift.compare_command)
+    app.command("check")(cli_drift.check_command)
 
 
 _register_subcommands()

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from jobs.app import app_context, emit, handle_errors
+from jobs.app import app_context, cells, emit, handle_errors
 
 models_app = typer.Typer(help="Model versions: list, register.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -29,7 +29,9 @@ def version_dict(v: Any) -> dict[str, Any]:
 
 @models_app.command("list")
 @handle_errors
-def models_list(ctx: typer.Context, model: Annotated[str, typer.Option("--model", "-m")], as_json: JsonOption = False) -> None:
+def models_list(
+    ctx: typer.Context, model: Annotated[str, typer.Option("--model", "-m")], as_json: JsonOption = False
+) -> None:
     """Every version of a model with its status and metrics."""
     from storage import repository
 
@@ -40,8 +42,12 @@ def models_list(ctx: typer.Context, model: Annotated[str, typer.Option("--model"
     def render(console: Console) -> None:
         table = Table("version", "status", "parent", "metrics", "artifact")
         for v in versions:
-            metrics = ", ".join(f"{k}={val:.3f}" if isinstance(val, float) else f"{k}={val}" for k, val in v["metrics"].items())
-            table.add_row(str(v["version"]), v["status"], str(v["parent"] or "-"), metrics, v["artifact_path"] or "-")
+            metrics = ", ".join(
+                f"{k}={val:.3f}" if isinstance(val, float) else f"{k}={val}" for k, val in v["metrics"].items()
+            )
+            table.add_row(
+                *cells(str(v["version"]), v["status"], str(v["parent"] or "-"), metrics, v["artifact_path"] or "-")
+            )
         console.print(table)
 
     emit({"model": model, "versions": versions}, as_json, render)
@@ -66,5 +72,11 @@ def models_register(
     settings = state.settings.model(model)
     with state.ready_session_factory().begin() as session:
         row = repository.ensure_model(session, settings.name, settings.task)
-        registered = version_dict(repository.register_version(session, row, version, artifact_path=artifact, status=status))
-    emit(registered, as_json, lambda c: c.print(f"{model} version {registered['version']} registered as {registered['status']}"))
+        registered = version_dict(
+            repository.register_version(session, row, version, artifact_path=artifact, status=status)
+        )
+    emit(
+        registered,
+        as_json,
+        lambda c: c.print(f"{model} version {registered['version']} registered as {registered['status']}"),
+    )

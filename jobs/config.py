@@ -177,14 +177,11 @@ class ModelSettings(_Strict):
         unknown = sorted(set(self.drift.columns) - set(self.monitored_columns))
         if unknown:
             raise ValueError(
-                f"drift.columns names unknown columns: {', '.join(unknown)}; "
-                f"known: {', '.join(self.monitored_columns)}"
+                f"drift.columns names unknown columns: {', '.join(unknown)}; known: {', '.join(self.monitored_columns)}"
             )
         width = self.probabilities.width
         if width is not None and width != len(self.class_labels):
-            raise ValueError(
-                f"probabilities: {width} values per row but {len(self.class_labels)} class_labels"
-            )
+            raise ValueError(f"probabilities: {width} values per row but {len(self.class_labels)} class_labels")
         return self
 
     @property

@@ -39,7 +39,15 @@ def drift_spec(model: ModelSettings) -> DriftSpec:
     ]
     for out in output_spec(model.class_labels):
         o = overrides.get(out.name)
-        columns.append(ColumnSpec(name=out.name, type=out.type, role="output", method=o.method if o else None, threshold=o.threshold if o else None))
+        columns.append(
+            ColumnSpec(
+                name=out.name,
+                type=out.type,
+                role="output",
+                method=o.method if o else None,
+                threshold=o.threshold if o else None,
+            )
+        )
     embedding = embedding_columns(model) or None
     policy = DriftPolicy(
         name=f"{model.name} policy",

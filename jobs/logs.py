@@ -10,8 +10,8 @@ def configure_logging(verbose: bool = False) -> None:
     """Rich log lines on a terminal, plain timestamped lines under a scheduler."""
     level = logging.DEBUG if verbose else logging.INFO
     root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
+    for old in list(root.handlers):
+        root.removeHandler(old)
     handler: logging.Handler
     if sys.stderr.isatty():
         from rich.logging import RichHandler

@@ -30,26 +30,19 @@ def retrain_decision(policy: RetrainPolicy, result: DriftResult, figures: dict[s
             reasons.append(f"{share:.0%} of features drifted (> {policy.feature_share_above:.0%})")
     wrong = figures.get("confidently_wrong") or {}
     if policy.confidently_wrong_rise and wrong.get("rose_significantly"):
-        reasons.append(
-            f"confidently-wrong rate rose to {wrong.get('rate', 0):.1%} (reference {wrong.get('reference_rate') or 0:.1%})"
-        )
+        rate, reference_rate = wrong.get("rate") or 0.0, wrong.get("reference_rate") or 0.0
+        reasons.append(f"confidently-wrong rate rose to {rate:.1%} (reference {reference_rate:.1%})")
     outliers = figures.get("confident_outliers") or {}
     limit = policy.confident_outlier_rate_above
     if limit is not None and outliers.get("rate") is not None and outliers["rate"] > limit:
         reasons.append(f"confident outliers at {outliers['rate']:.1%} (> {limit:.0%})")
-    estimate = figures.get("estimated_performance") or {}
-    drop = policy.estimated_accuracy_drop
-    if drop is not None and estimate.get("accuracy") is not None and estimate.get("reference_accuracy") is not None:
-        if estimate["reference_accuracy"] - estimate["accuracy"] > drop:
-            reasons.append(
-                f"estimated accuracy {estimate['accuracy']:.1%} vs {estimate['reference_accuracy']:.1%} on the reference"
-            )
-    realized = figures.get("realized_performance") or {}
-    drop = policy.realized_accuracy_drop
-    if drop is not None and realized.get("accuracy") is not None and realized.get("reference_accuracy") is not None:
-        if realized["reference_accuracy"] - realized["accuracy"] > drop:
-            reasons.append(
-                f"realized accuracy {realized['accuracy']:.1%} vs {realized['reference_accuracy']:.1%} on the reference"
-                f" ({realized.get('n_labelled', 0)} labels)"
-            )
+    for key, limit, what in (
+        ("estimated_performance", policy.estimated_accuracy_drop, "estimated accuracy"),
+        ("realized_performance", policy.realized_accuracy_drop, "realized accuracy"),
+    ):
+        figure = figures.get(key) or {}
+        accuracy, reference = figure.get("accuracy"), figure.get("reference_accuracy")
+        if limit is not None and accuracy is not None and reference is not None and reference - accuracy > limit:
+            labels = f", {figure['n_labelled']} labels" if "n_labelled" in figure else ""
+            reasons.append(f"{what} {accuracy:.1%} vs {reference:.1%} on the reference{labels}")
     return RetrainDecision(retrain_worthy=bool(reasons), reasons=tuple(reasons))

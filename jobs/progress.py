@@ -55,8 +55,11 @@ def progress(title: str, *, enabled: bool = True) -> Iterator[Progress]:
         from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
         with RichProgress(
-            SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} rows"),
-            TimeElapsedColumn(), transient=True,
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("{task.completed:,} rows"),
+            TimeElapsedColumn(),
+            transient=True,
         ) as bar:
             task = bar.add_task(title, total=None)
 

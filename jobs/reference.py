@@ -34,7 +34,9 @@ def save_reference(
 ) -> ReferenceSet:
     """Store (or replace) the reference of ``version``."""
     repository.get_version(session, model_row, version)  # must exist
-    row = session.scalar(select(ReferenceSet).where(ReferenceSet.model_id == model_row.id, ReferenceSet.version == version))
+    row = session.scalar(
+        select(ReferenceSet).where(ReferenceSet.model_id == model_row.id, ReferenceSet.version == version)
+    )
     if row is None:
         row = ReferenceSet(model_id=model_row.id, version=version)
         session.add(row)
@@ -80,7 +82,9 @@ def reference_from_window(
 
 
 def load_reference(session: Session, model_row: Model, version: int) -> tuple[ReferenceProfile, ReferenceSet]:
-    row = session.scalar(select(ReferenceSet).where(ReferenceSet.model_id == model_row.id, ReferenceSet.version == version))
+    row = session.scalar(
+        select(ReferenceSet).where(ReferenceSet.model_id == model_row.id, ReferenceSet.version == version)
+    )
     if row is None:
         raise ReferenceSetNotFound(model_row.name, version)
     return ReferenceProfile.from_dict(row.profile), row

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, delete, exists
+from sqlalchemy import insert as insert_into
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.codec import FLOAT32, FLOAT64, pack_categories, pack_rows
@@ -161,9 +162,11 @@ def _copy_predictions(conn: Connection, payload: bytes) -> int:
     conn.exec_driver_sql("TRUNCATE _dk_stage_predictions")
     driver = conn.connection.driver_connection
     assert driver is not None
-    with driver.cursor() as cursor:  # type: ignore[attr-defined]
-        with cursor.copy(f"COPY _dk_stage_predictions ({stage_columns}) FROM STDIN") as copy:
-            copy.write(payload)
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY _dk_stage_predictions ({stage_columns}) FROM STDIN") as copy,
+    ):
+        copy.write(payload)
     result = conn.exec_driver_sql(
         f"INSERT INTO prediction_logs ({stage_columns}) SELECT {stage_columns} FROM _dk_stage_predictions "
         "ON CONFLICT (model_id, prediction_id) DO NOTHING"
@@ -182,13 +185,12 @@ def upsert_labels(
         {"model_id": model_id, "prediction_id": p, "label": lab, "labelled_at": t}
         for p, lab, t in zip(prediction_ids, labels, labelled_at.to_pydatetime(), strict=True)
     ]
-    stmt = insert(Label)
-    stmt = stmt.on_conflict_do_update(
+    base = insert(Label)
+    stmt = base.on_conflict_do_update(
         index_elements=["model_id", "prediction_id"],
-        set_={"label": stmt.excluded.label, "labelled_at": stmt.excluded.labelled_at},
-        where=stmt.excluded.labelled_at >= Label.labelled_at,
-    )
-    stmt = stmt.returning(Label.id)  # rowcount of an executemany is not reliable on every driver
+        set_={"label": base.excluded.label, "labelled_at": base.excluded.labelled_at},
+        where=base.excluded.labelled_at >= Label.labelled_at,
+    ).returning(Label.id)  # rowcount of an executemany is not reliable on every driver
     total = 0
     for start in range(0, len(records), 5000):
         total += len(conn.execute(stmt, records[start : start + 5000]).all())
@@ -200,7 +202,7 @@ def insert_rejects(conn: Connection, model_id: int | None, stream: str, source: 
         return 0
     now = datetime.now(UTC)
     conn.execute(
-        QuarantinedRow.__table__.insert(),
+        insert_into(QuarantinedRow),
         [
             {
                 "model_id": model_id,
@@ -223,15 +225,13 @@ def prune_predictions(conn: Connection, model_id: int, older_than: datetime) -> 
 
     Labelled rows are kept (realized performance and retraining use them).
     """
-    labelled = exists().where(Label.model_id == PredictionLog.model_id, Label.prediction_id == PredictionLog.prediction_id)
-    stmt = delete(PredictionLog).where(
-        PredictionLog.model_id == model_id, PredictionLog.ts < older_than, ~labelled
+    labelled = exists().where(
+        Label.model_id == PredictionLog.model_id, Label.prediction_id == PredictionLog.prediction_id
     )
+    stmt = delete(PredictionLog).where(PredictionLog.model_id == model_id, PredictionLog.ts < older_than, ~labelled)
     return int(conn.execute(stmt).rowcount)
 
 
 def raw_json(record: dict[str, Any]) -> str:
     """A rejected row's content, kept whole for the quarantine."""
     return json.dumps(record, default=str, ensure_ascii=False)
-
-

@@ -10,7 +10,7 @@ ingestion at raw-driver speed and lets readers decode a whole window with one
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Optional
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -61,7 +61,7 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
 class Model(Base):
@@ -89,13 +89,13 @@ class ModelVersion(Base):
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20), default="challenger")
-    artifact_path: Mapped[Optional[str]] = mapped_column(Text)
-    export_dir: Mapped[Optional[str]] = mapped_column(Text)
-    parent_version: Mapped[Optional[int]] = mapped_column(Integer)
+    artifact_path: Mapped[str | None] = mapped_column(Text)
+    export_dir: Mapped[str | None] = mapped_column(Text)
+    parent_version: Mapped[int | None] = mapped_column(Integer)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     lineage: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
-    promoted_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    promoted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     model: Mapped[Model] = relationship(back_populates="versions")
 
@@ -117,10 +117,10 @@ class PredictionLog(Base):
     predicted_label: Mapped[str] = mapped_column(String(200))
     confidence: Mapped[float] = mapped_column(Float)
     probabilities: Mapped[bytes] = mapped_column(LargeBinary)
-    numeric_features: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
-    categorical_features: Mapped[Optional[str]] = mapped_column(Text)
-    embedding: Mapped[Optional[bytes]] = mapped_column(LargeBinary)
-    input_uri: Mapped[Optional[str]] = mapped_column(Text)
+    numeric_features: Mapped[bytes | None] = mapped_column(LargeBinary)
+    categorical_features: Mapped[str | None] = mapped_column(Text)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    input_uri: Mapped[str | None] = mapped_column(Text)
 
 
 class Label(Base):
@@ -150,8 +150,8 @@ class IngestWatermark(Base):
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
     stream: Mapped[str] = mapped_column(String(20))
     source_key: Mapped[str] = mapped_column(String(64))
-    last_ts: Mapped[Optional[str]] = mapped_column(String(64))
-    last_id: Mapped[Optional[str]] = mapped_column(String(200))
+    last_ts: Mapped[str | None] = mapped_column(String(64))
+    last_id: Mapped[str | None] = mapped_column(String(200))
     rows_seen: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
 
@@ -179,11 +179,11 @@ class QuarantinedRow(Base):
     __table_args__ = (Index("ix_quarantine_model_stream", "model_id", "stream"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    model_id: Mapped[Optional[int]] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    model_id: Mapped[int | None] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
     stream: Mapped[str] = mapped_column(String(20))
     source: Mapped[str] = mapped_column(Text)
     position: Mapped[str] = mapped_column(String(200))
-    field: Mapped[Optional[str]] = mapped_column(String(200))
+    field: Mapped[str | None] = mapped_column(String(200))
     reason: Mapped[str] = mapped_column(Text)
     raw: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, server_default=func.now())
@@ -197,12 +197,12 @@ class JobRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job: Mapped[str] = mapped_column(String(40))
-    model: Mapped[Optional[str]] = mapped_column(String(200))
+    model: Mapped[str | None] = mapped_column(String(200))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    finished_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(20), default="running")
     counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    error: Mapped[Optional[str]] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class ReferenceSet(Base):
@@ -234,9 +234,7 @@ class WindowProfileRow(Base):
     """
 
     __tablename__ = "window_profiles"
-    __table_args__ = (
-        UniqueConstraint("model_id", "version", "day", "fingerprint", name="uq_window_profiles_day"),
-    )
+    __table_args__ = (UniqueConstraint("model_id", "version", "day", "fingerprint", name="uq_window_profiles_day"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
@@ -262,8 +260,8 @@ class DriftRun(Base):
     window_end: Mapped[datetime] = mapped_column(UTCDateTime)
     n_rows: Mapped[int] = mapped_column(BigInteger)
     drifted: Mapped[bool] = mapped_column(Boolean)
-    outputs_drifted: Mapped[Optional[bool]] = mapped_column(Boolean)
-    embedding_drifted: Mapped[Optional[bool]] = mapped_column(Boolean)
+    outputs_drifted: Mapped[bool | None] = mapped_column(Boolean)
+    embedding_drifted: Mapped[bool | None] = mapped_column(Boolean)
     retrain_worthy: Mapped[bool] = mapped_column(Boolean, default=False)
     reasons: Mapped[list[Any]] = mapped_column(default=list)
     result: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -283,7 +281,7 @@ class DriftColumnResult(Base):
     column: Mapped[str] = mapped_column(String(200))
     kind: Mapped[str] = mapped_column(String(20))
     method: Mapped[str] = mapped_column(String(40))
-    score: Mapped[Optional[float]] = mapped_column(Float)
-    p_value: Mapped[Optional[float]] = mapped_column(Float)
-    threshold: Mapped[Optional[float]] = mapped_column(Float)
+    score: Mapped[float | None] = mapped_column(Float)
+    p_value: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float | None] = mapped_column(Float)
     drifted: Mapped[bool] = mapped_column(Boolean)

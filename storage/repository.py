@@ -44,9 +44,7 @@ def known_versions(session: Session, model_id: int) -> set[int]:
 
 
 def get_version(session: Session, model: Model, version: int) -> ModelVersion:
-    row = session.scalar(
-        select(ModelVersion).where(ModelVersion.model_id == model.id, ModelVersion.version == version)
-    )
+    row = session.scalar(select(ModelVersion).where(ModelVersion.model_id == model.id, ModelVersion.version == version))
     if row is None:
         raise ModelVersionNotFound(model.name, version)
     return row
@@ -143,12 +141,18 @@ class ModelStatus:
 
 
 def model_status(session: Session, model: Model) -> ModelStatus:
-    versions = list(session.scalars(select(ModelVersion).where(ModelVersion.model_id == model.id).order_by(ModelVersion.version)))
+    versions = list(
+        session.scalars(select(ModelVersion).where(ModelVersion.model_id == model.id).order_by(ModelVersion.version))
+    )
     count, first, last = session.execute(
-        select(func.count(), func.min(PredictionLog.ts), func.max(PredictionLog.ts)).where(PredictionLog.model_id == model.id)
+        select(func.count(), func.min(PredictionLog.ts), func.max(PredictionLog.ts)).where(
+            PredictionLog.model_id == model.id
+        )
     ).one()
     labels = session.scalar(select(func.count()).select_from(Label).where(Label.model_id == model.id)) or 0
-    quarantined = session.scalar(select(func.count()).select_from(QuarantinedRow).where(QuarantinedRow.model_id == model.id)) or 0
+    quarantined = (
+        session.scalar(select(func.count()).select_from(QuarantinedRow).where(QuarantinedRow.model_id == model.id)) or 0
+    )
     return ModelStatus(
         name=model.name,
         task=model.task,

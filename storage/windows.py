@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import and_, func, select
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.orm import Session
 
 from storage.codec import FLOAT32, FLOAT64, unpack_categories, unpack_rows
@@ -61,8 +62,17 @@ def iter_rows(
     """Rows of ``model_id`` with ``start <= ts < end``, in id order, ``chunk_size`` at a time."""
     p = PredictionLog
     columns = [
-        p.id, p.prediction_id, p.ts, p.model_version, p.predicted_label, p.confidence,
-        p.probabilities, p.numeric_features, p.categorical_features, p.embedding, p.input_uri,
+        p.id,
+        p.prediction_id,
+        p.ts,
+        p.model_version,
+        p.predicted_label,
+        p.confidence,
+        p.probabilities,
+        p.numeric_features,
+        p.categorical_features,
+        p.embedding,
+        p.input_uri,
     ]
     conditions = [p.model_id == model_id]
     if version is not None:
@@ -73,7 +83,7 @@ def iter_rows(
         conditions.append(p.ts < end)
     last_id = -1
     while True:
-        stmt = select(*columns)
+        stmt: Select[Any] = select(*columns)  # type: ignore[assignment]
         if with_labels or labelled_only:
             stmt = stmt.add_columns(Label.label)
             join = and_(Label.model_id == p.model_id, Label.prediction_id == p.prediction_id)
@@ -82,16 +92,18 @@ def iter_rows(
         fetched = session.execute(stmt).all()
         if not fetched:
             return
-        last_id = fetched[-1][0]
+        last_id = int(fetched[-1][0])
         yield _decode(fetched, layout, with_labels or labelled_only)
         if len(fetched) < chunk_size:
             return
 
 
-def _decode(fetched: list, layout: Layout, with_labels: bool) -> LoggedRows:  # type: ignore[type-arg]
+def _decode(fetched: Sequence[Any], layout: Layout, with_labels: bool) -> LoggedRows:
     cols = list(zip(*fetched, strict=True))
     categorical = (
-        unpack_categories(cols[8], layout.categorical) if layout.categorical else pd.DataFrame(index=range(len(fetched)))
+        unpack_categories(cols[8], layout.categorical)
+        if layout.categorical
+        else pd.DataFrame(index=range(len(fetched)))
     )
     return LoggedRows(
         row_id=np.asarray(cols[0], dtype=np.int64),
@@ -101,7 +113,9 @@ def _decode(fetched: list, layout: Layout, with_labels: bool) -> LoggedRows:  # 
         predicted_label=np.asarray(cols[4], dtype=object),
         confidence=np.asarray(cols[5], dtype=np.float64),
         probabilities=unpack_rows(cols[6], layout.n_classes, FLOAT32),
-        numeric=unpack_rows(cols[7], layout.numeric_width, FLOAT64) if layout.numeric_width else np.empty((len(fetched), 0)),
+        numeric=unpack_rows(cols[7], layout.numeric_width, FLOAT64)
+        if layout.numeric_width
+        else np.empty((len(fetched), 0)),
         categorical=categorical,
         embedding=unpack_rows(cols[9], layout.embedding_width, FLOAT32) if layout.embedding_width else None,
         input_uri=np.asarray(cols[10], dtype=object),
@@ -114,9 +128,11 @@ def has_rows_after(
 ) -> bool:
     """Whether rows with ``start <= ts < end`` were stored after row ``after_id`` (a stale profile)."""
     p = PredictionLog
-    stmt = select(p.id).where(
-        p.id > after_id, p.model_id == model_id, p.model_version == version, p.ts >= start, p.ts < end
-    ).limit(1)
+    stmt = (
+        select(p.id)
+        .where(p.id > after_id, p.model_id == model_id, p.model_version == version, p.ts >= start, p.ts < end)
+        .limit(1)
+    )
     return session.scalar(stmt) is not None
 
 

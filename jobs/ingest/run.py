@@ -112,26 +112,43 @@ class Ingestor:
             else:
                 described = self._ingest_files(stream, source, tally)
             report = IngestReport(
-                model=self.model.name, stream=stream, source=described, seconds=round(time.monotonic() - start, 3),
+                model=self.model.name,
+                stream=stream,
+                source=described,
+                seconds=round(time.monotonic() - start, 3),
                 **vars(tally),
             )
             log.info(
                 "ingest %s/%s from %s: %d read, %d new, %d duplicates, %d quarantined",
-                self.model.name, stream, described, tally.rows_read, tally.inserted, tally.duplicates, tally.quarantined,
+                self.model.name,
+                stream,
+                described,
+                tally.rows_read,
+                tally.inserted,
+                tally.duplicates,
+                tally.quarantined,
             )
             reports.append(report)
         return reports
 
     # ------------------------------------------------------------ one batch
 
-    def _prepare(self, stream: str, batch: sources.RawBatch, versions: set[int], last_key: tuple[Any, Any] | None = None) -> _Prepared:
+    def _prepare(
+        self, stream: str, batch: sources.RawBatch, versions: set[int], last_key: tuple[Any, Any] | None = None
+    ) -> _Prepared:
         """Validate and encode a batch: pure CPU work, done on the prefetch thread."""
         columns = self._columns(stream)
-        encoded, labels, valid, found = None, None, 0, []
+        encoded, labels, valid = None, None, 0
+        found: list[bulk.Reject] = []
         if len(batch.frame):
             if stream == "predictions":
                 rows, found = validate_predictions(
-                    batch.frame, batch.positions, self.model, columns, versions, self.settings.ingest.probability_tolerance
+                    batch.frame,
+                    batch.positions,
+                    self.model,
+                    columns,
+                    versions,
+                    self.settings.ingest.probability_tolerance,
                 )
                 encoded = bulk.encode_predictions(self._dialect, self.model_id, rows)
                 valid = len(rows)
@@ -139,8 +156,13 @@ class Ingestor:
                 labels, found = validate_labels(batch.frame, batch.positions, self.model, columns)
                 valid = len(labels)
         return _Prepared(
-            rows_read=len(batch), encoded=encoded, labels=labels, valid=valid,
-            rejects=list(batch.rejects) + found, consumed=batch.consumed, last_key=last_key,
+            rows_read=len(batch),
+            encoded=encoded,
+            labels=labels,
+            valid=valid,
+            rejects=list(batch.rejects) + found,
+            consumed=batch.consumed,
+            last_key=last_key,
         )
 
     def _store(self, session: Session, stream: str, source_name: str, prepared: _Prepared, tally: _Tally) -> None:
@@ -205,7 +227,9 @@ class Ingestor:
             engine.dispose()
         return described
 
-    def _quarantine_null_timestamps(self, stream: str, reader: sources.SqlReader, described: str, tally: _Tally) -> None:
+    def _quarantine_null_timestamps(
+        self, stream: str, reader: sources.SqlReader, described: str, tally: _Tally
+    ) -> None:
         while True:
             with self.session_factory.begin() as session:
                 mark = repository.get_watermark(session, self.model_id, stream + ":no-ts", reader.key)
@@ -213,10 +237,17 @@ class Ingestor:
                 if not len(frame):
                     return
                 rejects = [
-                    bulk.Reject(position=p, field=reader.ts_column, reason="missing timestamp: the row cannot be read incrementally", raw=bulk.raw_json(r))
+                    bulk.Reject(
+                        position=p,
+                        field=reader.ts_column,
+                        reason="missing timestamp: the row cannot be read incrementally",
+                        raw=bulk.raw_json(r),
+                    )
                     for p, r in zip(positions, frame.to_dict("records"), strict=True)
                 ]
-                tally.quarantined += bulk.insert_rejects(session.connection(), self.model_id, stream, described, rejects)
+                tally.quarantined += bulk.insert_rejects(
+                    session.connection(), self.model_id, stream, described, rejects
+                )
                 tally.rows_read += len(frame)
                 mark.last_id = sources.encode_key(_plain(frame.iloc[-1][reader.id_column]))
 
@@ -238,7 +269,9 @@ class Ingestor:
             tally.files_taken += 1
         return str(source.path)
 
-    def _ingest_one_file(self, stream: str, path: Path, fmt: str, digest: str, skip: int, versions: set[int], tally: _Tally) -> None:
+    def _ingest_one_file(
+        self, stream: str, path: Path, fmt: str, digest: str, skip: int, versions: set[int], tally: _Tally
+    ) -> None:
         batches = sources.read_file_batches(path, fmt, self.settings.ingest.batch_size, skip)
 
         def produce() -> _Prepared | None:
@@ -249,7 +282,14 @@ class Ingestor:
             with self.session_factory.begin() as session:
                 record = repository.get_file_record(session, self.model_id, stream, digest)
                 if record is None:
-                    record = IngestedFile(model_id=self.model_id, stream=stream, sha256=digest, name=str(path), rows_done=0, completed=False)
+                    record = IngestedFile(
+                        model_id=self.model_id,
+                        stream=stream,
+                        sha256=digest,
+                        name=str(path),
+                        rows_done=0,
+                        completed=False,
+                    )
                     session.add(record)
                 self._store(session, stream, str(path), prepared, tally)
                 record.rows_done = prepared.consumed

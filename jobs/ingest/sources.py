@@ -24,7 +24,14 @@ from drift.errors import BadInputError
 from jobs.config import FileSource, SqlSource
 from storage.bulk import Reject, raw_json
 
-FORMATS_BY_SUFFIX = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+FORMATS_BY_SUFFIX = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
 
 
@@ -117,7 +124,9 @@ class SqlReader:
             detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
             raise BadInputError(self.describe(), f"cannot read the source: {detail}") from exc
         if len(frame) and self.id_column not in frame.columns:
-            raise BadInputError(self.describe(), f"id column {self.id_column!r} not in the source", field=self.id_column)
+            raise BadInputError(
+                self.describe(), f"id column {self.id_column!r} not in the source", field=self.id_column
+            )
         positions = [f"{self.id_column}={v}" for v in frame[self.id_column].tolist()] if len(frame) else []
         return frame, positions
 
@@ -176,18 +185,36 @@ def _jsonl_batches(path: Path, batch_size: int, skip: int) -> Iterator[RawBatch]
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                rejects.append(Reject(position=f"line {number}", field=None, reason=f"not valid JSON: {exc.msg}", raw=line.rstrip("\n")))
+                rejects.append(
+                    Reject(
+                        position=f"line {number}",
+                        field=None,
+                        reason=f"not valid JSON: {exc.msg}",
+                        raw=line.rstrip("\n"),
+                    )
+                )
             else:
                 if isinstance(record, dict):
                     records.append(record)
                     positions.append(f"line {number}")
                 else:
-                    rejects.append(Reject(position=f"line {number}", field=None, reason="expected a JSON object", raw=line.rstrip("\n")))
+                    rejects.append(
+                        Reject(
+                            position=f"line {number}",
+                            field=None,
+                            reason="expected a JSON object",
+                            raw=line.rstrip("\n"),
+                        )
+                    )
             if len(records) + len(rejects) >= batch_size:
-                yield RawBatch(frame=pd.DataFrame.from_records(records), positions=positions, rejects=rejects, consumed=consumed)
+                yield RawBatch(
+                    frame=pd.DataFrame.from_records(records), positions=positions, rejects=rejects, consumed=consumed
+                )
                 records, positions, rejects = [], [], []
     if records or rejects or consumed == skip:
-        yield RawBatch(frame=pd.DataFrame.from_records(records), positions=positions, rejects=rejects, consumed=consumed)
+        yield RawBatch(
+            frame=pd.DataFrame.from_records(records), positions=positions, rejects=rejects, consumed=consumed
+        )
 
 
 def _csv_batches(path: Path, batch_size: int, skip: int) -> Iterator[RawBatch]:
@@ -207,15 +234,32 @@ def _csv_batches(path: Path, batch_size: int, skip: int) -> Iterator[RawBatch]:
             consumed = index
             if len(row) != len(header):
                 raw = raw_json(dict(zip(header, row, strict=False))) if row else ""
-                rejects.append(Reject(position=f"row {index}", field=None, reason=f"expected {len(header)} fields, got {len(row)}", raw=raw))
+                rejects.append(
+                    Reject(
+                        position=f"row {index}",
+                        field=None,
+                        reason=f"expected {len(header)} fields, got {len(row)}",
+                        raw=raw,
+                    )
+                )
             else:
                 rows.append([v if v != "" else None for v in row])
                 positions.append(f"row {index}")
             if len(rows) + len(rejects) >= batch_size:
-                yield RawBatch(frame=pd.DataFrame(rows, columns=header, dtype=object), positions=positions, rejects=rejects, consumed=consumed)
+                yield RawBatch(
+                    frame=pd.DataFrame(rows, columns=header, dtype=object),
+                    positions=positions,
+                    rejects=rejects,
+                    consumed=consumed,
+                )
                 rows, positions, rejects = [], [], []
         if rows or rejects or consumed == skip:
-            yield RawBatch(frame=pd.DataFrame(rows, columns=header, dtype=object), positions=positions, rejects=rejects, consumed=consumed)
+            yield RawBatch(
+                frame=pd.DataFrame(rows, columns=header, dtype=object),
+                positions=positions,
+                rejects=rejects,
+                consumed=consumed,
+            )
 
 
 def _parquet_batches(path: Path, batch_size: int, skip: int) -> Iterator[RawBatch]:

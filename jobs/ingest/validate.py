@@ -108,9 +108,7 @@ def _texts(series: pd.Series, field: str, failures: _Failures) -> np.ndarray:
     return np.array(["" if m else str(v) for v, m in zip(values, missing, strict=True)], dtype=object)
 
 
-def _arrays(
-    raw: pd.DataFrame, group: ColumnGroup, field: str, width: int, failures: _Failures
-) -> np.ndarray:
+def _arrays(raw: pd.DataFrame, group: ColumnGroup, field: str, width: int, failures: _Failures) -> np.ndarray:
     """An (n, width) float array from a JSON-array column or from one column per element."""
     n = len(raw)
     if group.columns is not None:
@@ -196,7 +194,9 @@ def validate_predictions(
     probabilities = _arrays(raw, model.probabilities, "probabilities", len(labels), failures)
     prob_field = model.probabilities.column or "probabilities"
     finite = np.isfinite(probabilities).all(axis=1)
-    failures.add(finite & ((probabilities < 0) | (probabilities > 1)).any(axis=1), prob_field, "probability outside [0, 1]")
+    failures.add(
+        finite & ((probabilities < 0) | (probabilities > 1)).any(axis=1), prob_field, "probability outside [0, 1]"
+    )
     sums = probabilities.sum(axis=1)
     off = finite & (np.abs(sums - 1.0) > tolerance)
     failures.add_rows(
@@ -271,7 +271,9 @@ def validate_labels(
         if name not in raw.columns:
             failures.add(np.ones(n, dtype=bool), name, f"missing field {name!r}")
     ids = _texts(raw[id_name], id_name, failures) if id_name in raw.columns else np.array([""] * n, dtype=object)
-    values = _texts(raw[label_name], label_name, failures) if label_name in raw.columns else np.array([""] * n, dtype=object)
+    values = (
+        _texts(raw[label_name], label_name, failures) if label_name in raw.columns else np.array([""] * n, dtype=object)
+    )
     failures.add(
         ~np.isin(values, np.asarray(model.class_labels, dtype=object)) & ~failures.bad,
         label_name,

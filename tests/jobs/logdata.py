@@ -16,7 +16,9 @@ CLASSES = ["cat", "dog", "other"]
 START = datetime(2026, 11, 2, tzinfo=UTC)
 
 
-def settings_for(database_url: str, predictions: dict[str, Any], labels: dict[str, Any] | None = None, **ingest: Any) -> Settings:
+def settings_for(
+    database_url: str, predictions: dict[str, Any], labels: dict[str, Any] | None = None, **ingest: Any
+) -> Settings:
     model: dict[str, Any] = {
         "name": "pets",
         "class_labels": CLASSES,
@@ -34,8 +36,15 @@ def settings_for(database_url: str, predictions: dict[str, Any], labels: dict[st
 
 
 def make_rows(
-    n: int, *, seed: int = 0, start_index: int = 0, version: int = 1, minutes_per_row: float = 1.0,
-    start: datetime = START, brightness_shift: float = 0.0, logit_shift: float = 0.0,
+    n: int,
+    *,
+    seed: int = 0,
+    start_index: int = 0,
+    version: int = 1,
+    minutes_per_row: float = 1.0,
+    start: datetime = START,
+    brightness_shift: float = 0.0,
+    logit_shift: float = 0.0,
 ) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     logits = rng.normal(size=(n, len(CLASSES))) * 2

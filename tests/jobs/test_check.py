@@ -41,7 +41,9 @@ def test_segments_cut_at_midnight():
     start = datetime(2026, 11, 2, 6, tzinfo=UTC)
     cut = segments(start, start + timedelta(days=2))
     assert [(a.day, a.hour, b.day, b.hour, full) for a, b, full in cut] == [
-        (2, 6, 3, 0, False), (3, 0, 4, 0, True), (4, 0, 4, 6, False)
+        (2, 6, 3, 0, False),
+        (3, 0, 4, 0, True),
+        (4, 0, 4, 6, False),
     ]
 
 
@@ -52,7 +54,9 @@ def test_same_distribution_is_quiet_and_stored(database, tmp_path):
     assert not report.drifted and not report.retrain_worthy and report.reasons == ()
     with database.session_factory() as s:
         run = s.get(DriftRun, report.run_id)
-        n_columns = s.scalar(select(func.count()).select_from(DriftColumnResult).where(DriftColumnResult.run_id == run.id))
+        n_columns = s.scalar(
+            select(func.count()).select_from(DriftColumnResult).where(DriftColumnResult.run_id == run.id)
+        )
     assert run.drifted is False and n_columns == len(report.result.columns)
 
 

@@ -137,24 +137,31 @@ def test_labels_may_arrive_before_their_predictions_and_later_ones_win(database,
     )
     _register(database, settings)
     drop.mkdir()
-    write_jsonl(labels_dir / "l1.jsonl", [
-        {"prediction_id": "p00001", "label": "dog", "labelled_at": "2026-11-10T00:00:00+00:00"},
-        {"prediction_id": "p00002", "label": "cat", "labelled_at": "2026-11-10T00:00:00+00:00"},
-        {"prediction_id": "p00003", "label": "zebra", "labelled_at": "2026-11-10T00:00:00+00:00"},
-    ])
+    write_jsonl(
+        labels_dir / "l1.jsonl",
+        [
+            {"prediction_id": "p00001", "label": "dog", "labelled_at": "2026-11-10T00:00:00+00:00"},
+            {"prediction_id": "p00002", "label": "cat", "labelled_at": "2026-11-10T00:00:00+00:00"},
+            {"prediction_id": "p00003", "label": "zebra", "labelled_at": "2026-11-10T00:00:00+00:00"},
+        ],
+    )
     reports = ingest(database.session_factory, settings)
     assert reports[1].inserted == 2 and reports[1].quarantined == 1
     write_jsonl(drop / "a.jsonl", make_rows(5))
-    write_jsonl(labels_dir / "l2.jsonl", [
-        {"prediction_id": "p00001", "label": "other", "labelled_at": "2026-11-12T00:00:00+00:00"},
-        {"prediction_id": "p00002", "label": "dog", "labelled_at": "2026-11-01T00:00:00+00:00"},  # older: ignored
-    ])
+    write_jsonl(
+        labels_dir / "l2.jsonl",
+        [
+            {"prediction_id": "p00001", "label": "other", "labelled_at": "2026-11-12T00:00:00+00:00"},
+            {"prediction_id": "p00002", "label": "dog", "labelled_at": "2026-11-01T00:00:00+00:00"},  # older: ignored
+        ],
+    )
     ingest(database.session_factory, settings)
     with database.session_factory() as s:
         joined = dict(
             s.execute(
                 select(PredictionLog.prediction_id, Label.label).join(
-                    Label, (Label.model_id == PredictionLog.model_id) & (Label.prediction_id == PredictionLog.prediction_id)
+                    Label,
+                    (Label.model_id == PredictionLog.model_id) & (Label.prediction_id == PredictionLog.prediction_id),
                 )
             ).all()
         )

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 
 import pytest
 from logdata import make_rows, settings_for, write_sqlite_source
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from jobs.ingest.run import Ingestor, ingest
 from storage import bulk, repository
