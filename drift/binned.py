@@ -138,12 +138,12 @@ class NumericBins:
     @classmethod
     def from_values(cls, ref: FloatArray, cur: FloatArray) -> NumericBins:
         """Exact representation: the edges are every distinct value of both samples."""
-        edges = np.unique(np.concatenate([ref, cur]))
+        edges, inverse = np.unique(np.concatenate([ref, cur]), return_inverse=True)
         n_cells = 2 * edges.size + 1
-        ref_cells = 2 * np.searchsorted(edges, ref) + 1
-        cur_cells = 2 * np.searchsorted(edges, cur) + 1
-        ref_counts = np.bincount(ref_cells, minlength=n_cells).astype(np.int64)
-        cur_counts = np.bincount(cur_cells, minlength=n_cells).astype(np.int64)
+        ref_counts = np.zeros(n_cells, dtype=np.int64)
+        cur_counts = np.zeros(n_cells, dtype=np.int64)
+        ref_counts[1::2] = np.bincount(inverse[: ref.size], minlength=edges.size)
+        cur_counts[1::2] = np.bincount(inverse[ref.size :], minlength=edges.size)
         zeros = np.zeros(n_cells)
         ref_sums = zeros.copy()
         ref_sums[1::2] = ref_counts[1::2] * edges
@@ -156,7 +156,7 @@ class NumericBins:
             ref_sums=ref_sums,
             cur_sums=cur_sums,
             ref_std=float(np.std(ref)) if ref.size else 0.0,
-            ref_unique=int(np.unique(ref).size),
+            ref_unique=int(np.count_nonzero(ref_counts)),
             exact=True,
         )
 
