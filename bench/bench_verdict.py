@@ -64,13 +64,9 @@ def specs(frame: pd.DataFrame) -> dict[str, DriftSpec]:
     ks_outputs = tuple(ColumnSpec(name=p, type="numeric", role="output", method="ks") for p in PROBS)
     return {
         "default": base,
-        "evidently share": base.with_(
-            method_rule="evidently", correction="none", policy=DriftPolicy.evidently()
-        ),
+        "evidently share": base.with_(method_rule="evidently", correction="none", policy=DriftPolicy.evidently()),
         "any column": base.with_(method_rule="evidently", correction="none", policy=DriftPolicy.any_column()),
-        "failing loudly": DriftSpec(
-            columns=ks_outputs, correction="bonferroni", policy=DriftPolicy.any_column()
-        ),
+        "failing loudly": DriftSpec(columns=ks_outputs, correction="bonferroni", policy=DriftPolicy.any_column()),
     }
 
 
