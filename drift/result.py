@@ -12,15 +12,12 @@ ColumnKind = Literal["feature", "output", "embedding"]
 
 
 def _num(value: float | None) -> float | None:
-    """A JSON-safe float: ``None`` for missing, NaN and infinities become ``None``/strings."""
+    """A strict-JSON float: ``None`` for missing, NaN and infinite values (e.g. the
+    chi-square statistic of a category unseen in the reference, whose p-value is 0)."""
     if value is None:
         return None
     value = float(value)
-    if math.isnan(value):
-        return None
-    if math.isinf(value):
-        return value  # json.dumps writes Infinity; callers that need strict JSON map it
-    return value
+    return value if math.isfinite(value) else None
 
 
 @dataclass(frozen=True, kw_only=True)

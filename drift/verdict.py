@@ -61,6 +61,7 @@ def adjust_p_values(p_values: Sequence[float], correction: str) -> np.ndarray:
 
     ``"bonferroni"``: ``min(1, p * m)``; ``"bh"``: Benjamini-Hochberg step-up adjusted
     p-values (as ``scipy.stats.false_discovery_control``); ``"none"``: unchanged.
+    NaN p-values count as 1.
     A test rejects when its adjusted p-value is at or below its level.
 
     >>> adjust_p_values([0.01, 0.04, 0.03], "bh").round(3).tolist()
@@ -69,6 +70,7 @@ def adjust_p_values(p_values: Sequence[float], correction: str) -> np.ndarray:
     if correction not in CORRECTIONS:
         raise UnknownMethodError("correction", correction, CORRECTIONS)
     p = np.asarray(p_values, dtype=float)
+    p = np.where(np.isnan(p), 1.0, p)  # an undefined p-value never rejects nor blocks others
     m = p.size
     if m == 0 or correction == "none":
         return p.copy()
@@ -208,6 +210,4 @@ def decide(
         drifted = True
     if policy.column_share is not None and tested and share >= policy.column_share:
         drifted = True
-    return Verdict(
-        drifted=drifted, share_drifted=share, outputs_drifted=outputs_drifted, embedding_drifted=embedding
-    )
+    return Verdict(drifted=drifted, share_drifted=share, outputs_drifted=outputs_drifted, embedding_drifted=embedding)

@@ -87,3 +87,12 @@ def test_huge_windows_ignore_tiny_shifts_but_not_real_ones() -> None:
     assert tiny.columns[0].p_value is not None and tiny.columns[0].p_value < 1e-6  # significant...
     assert not tiny.drifted  # ...but below the 0.02 effect floor
     assert compare(ref, pd.DataFrame({"x": rng.normal(0.1, 1, 200_000)})).drifted
+
+
+def test_unseen_category_under_evidently_chisquare_is_strict_json() -> None:
+    ref = pd.DataFrame({"c": ["a", "b", "c"] * 50})
+    cur = pd.DataFrame({"c": ["a", "b", "c", "new"] * 30})
+    spec = DriftSpec.infer(ref, method_rule="evidently", correction="none")
+    column = compare(ref, cur, spec).to_dict()["columns"][0]
+    assert (column["method"], column["score"], column["p_value"], column["drifted"]) == ("chisquare", None, 0.0, True)
+    json.dumps(column, allow_nan=False)

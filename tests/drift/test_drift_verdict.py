@@ -24,9 +24,7 @@ def probabilities(n: int, rng: np.random.Generator, shift: float = 0.0) -> pd.Da
 
 
 def output_spec(method: str | None = None, **options: object) -> DriftSpec:
-    cols = tuple(
-        ColumnSpec(name=f"p{i}", type="numeric", role="output", method=method) for i in range(N_CLASSES)
-    )
+    cols = tuple(ColumnSpec(name=f"p{i}", type="numeric", role="output", method=method) for i in range(N_CLASSES))
     return DriftSpec(columns=cols, **options)  # type: ignore[arg-type]
 
 
@@ -82,11 +80,7 @@ def test_policy_rules(
 def test_policy_validates_and_describes_itself() -> None:
     with pytest.raises(InvalidSpecError, match=r"feature_share must be in \[0, 1\)"):
         DriftPolicy(feature_share=1.5)
-    assert (
-        DriftPolicy()
-        .describe()
-        .startswith("default: drifted when any output column drifted or the embedding")
-    )
+    assert DriftPolicy().describe().startswith("default: drifted when any output column drifted or the embedding")
     assert DriftPolicy.from_dict(DriftPolicy.evidently().to_dict()) == DriftPolicy.evidently()
 
 
@@ -120,3 +114,7 @@ def test_default_policy_detects_whenever_failing_loudly_does(n: int, shift: floa
         assert default or not fl  # every Failing-Loudly detection is ours too
         ours, theirs = ours + default, theirs + fl
     assert ours >= theirs > 0
+
+
+def test_undefined_p_values_count_as_one() -> None:
+    assert adjust_p_values([0.001, float("nan"), 0.02], "bh").tolist() == pytest.approx([0.003, 1.0, 0.03])
