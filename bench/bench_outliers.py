@@ -43,9 +43,7 @@ def blas_threads(setting: str) -> Iterator[str]:
     from threadpoolctl import threadpool_info, threadpool_limits
 
     if setting == "default":
-        n = max(
-            (p.get("num_threads", 1) for p in threadpool_info() if p.get("user_api") == "blas"), default=1
-        )
+        n = max((p.get("num_threads", 1) for p in threadpool_info() if p.get("user_api") == "blas"), default=1)
         yield f"default ({n})"
         return
     with threadpool_limits(limits=int(setting), user_api="blas"):
@@ -107,20 +105,14 @@ def run_one(
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1_000_000, help="logged embeddings (default 1,000,000)")
     parser.add_argument("--n-ref", type=int, default=50_000, help="reference embeddings (default 50,000)")
     parser.add_argument("--dim", type=int, default=32)
     parser.add_argument("--k", type=int, default=5)
     parser.add_argument("--chunk-size", type=int, default=256)
-    parser.add_argument(
-        "--knn-rows", type=int, default=None, help="score only this many rows with knn, extrapolate"
-    )
-    parser.add_argument(
-        "--max-reference", type=int, default=None, help="also run knn on a reference subsample"
-    )
+    parser.add_argument("--knn-rows", type=int, default=None, help="score only this many rows with knn, extrapolate")
+    parser.add_argument("--max-reference", type=int, default=None, help="also run knn on a reference subsample")
     parser.add_argument("--threads", default="1", help="comma-separated BLAS thread settings: 1,2,default")
     parser.add_argument("--kinds", default="mahalanobis,knn")
     parser.add_argument("--seed", type=int, default=0)

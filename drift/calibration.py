@@ -19,7 +19,9 @@ Example (six samples, three bins of two)::
     0.0833
 
 A reference-versus-window comparison is two :class:`CalibrationReport` and
-:func:`compare_calibration`.
+:func:`compare_calibration`. :class:`ConfidenceCalibrator` learns the map from confidence to
+the probability of being right on the reference (used by the label-free accuracy estimate in
+:mod:`drift.performance`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -37,6 +39,7 @@ from drift.errors import InsufficientDataError, ValidationError
 __all__ = [
     "CalibrationComparison",
     "CalibrationReport",
+    "ConfidenceCalibrator",
     "ReliabilityCurve",
     "calibration_report",
     "compare_calibration",
@@ -207,9 +210,7 @@ class CalibrationReport:
             "curve": self.curve.to_dict(),
             "class_labels": list(self.class_labels),
             "class_counts": list(self.class_counts),
-            "class_ece": {
-                lab: _none_if_nan(e) for lab, e in zip(self.class_labels, self.class_ece, strict=True)
-            },
+            "class_ece": {lab: _none_if_nan(e) for lab, e in zip(self.class_labels, self.class_ece, strict=True)},
             "min_class_samples": self.min_class_samples,
         }
 
@@ -318,12 +319,10 @@ def compare_calibration(reference: CalibrationReport, current: CalibrationReport
     """Deltas of a window's calibration against the reference's (same class labels)."""
     if reference.class_labels != current.class_labels:
         raise ValidationError(
-            f"reports have different class labels: {list(reference.class_labels)} "
-            f"vs {list(current.class_labels)}"
+            f"reports have different class labels: {list(reference.class_labels)} vs {list(current.class_labels)}"
         )
     deltas = tuple(
-        None if r is None or w is None else w - r
-        for r, w in zip(reference.class_ece, current.class_ece, strict=True)
+        None if r is None or w is None else w - r for r, w in zip(reference.class_ece, current.class_ece, strict=True)
     )
     return CalibrationComparison(
         ece_reference=reference.ece,
@@ -334,3 +333,95 @@ def compare_calibration(reference: CalibrationReport, current: CalibrationReport
         class_labels=reference.class_labels,
         class_ece_delta=deltas,
     )
+
+
+_CALIBRATION_METHODS = ("isotonic", "histogram")
+_MIN_CALIBRATION_SAMPLES = 20
+
+
+class ConfidenceCalibrator:
+    """Maps a model's confidence to the probability that the prediction is right.
+
+    Fitted on the reference's confidences and correctness, by isotonic regression
+    (``method="isotonic"``, monotone, clipped outside the fitted range) or by equal-mass
+    histogram binning (``method="histogram"``, ``n_bins`` bins, piecewise constant).
+
+    Attributes:
+        method, n_bins: the settings.
+        n_reference_: reference samples it was fitted on.
+        reference_accuracy_: accuracy on the reference.
+        knots_x_, knots_y_: the fitted step/piecewise-linear function (isotonic: knots
+            interpolated linearly; histogram: upper confidence of each bin and its accuracy).
+    """
+
+    def __init__(self, method: Literal["isotonic", "histogram"] = "isotonic", n_bins: int = 10) -> None:
+        if method not in _CALIBRATION_METHODS:
+            raise ValidationError(f"method must be one of {list(_CALIBRATION_METHODS)}, got {method!r}")
+        _check_n_bins(n_bins)
+        self.method = method
+        self.n_bins = n_bins
+
+    def fit(self, confidence: ArrayLike, correct: ArrayLike) -> Self:
+        """Fit on the reference's confidences and whether each prediction was right."""
+        conf = _as_confidence(confidence)
+        corr_f = _as_correct(correct, conf.shape[0])
+        if conf.size < _MIN_CALIBRATION_SAMPLES:
+            raise InsufficientDataError(
+                f"calibrator needs at least {_MIN_CALIBRATION_SAMPLES} reference samples, got {conf.size}"
+            )
+        if self.method == "isotonic":
+            from sklearn.isotonic import IsotonicRegression
+
+            iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
+            iso.fit(conf, corr_f)
+            self.knots_x_ = np.asarray(iso.X_thresholds_, dtype=np.float64)
+            self.knots_y_ = np.asarray(iso.y_thresholds_, dtype=np.float64)
+        else:
+            groups = equal_mass_bins(conf, self.n_bins)
+            self.knots_x_ = np.array([conf[g].max() for g in groups])
+            self.knots_y_ = np.array([corr_f[g].mean() for g in groups])
+        self.n_reference_ = int(conf.size)
+        self.reference_accuracy_ = float(corr_f.mean())
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted calibrator as JSON-ready values (see :meth:`from_dict`)."""
+        self._check_fitted()
+        return {
+            "method": self.method,
+            "n_bins": self.n_bins,
+            "knots_x": self.knots_x_.tolist(),
+            "knots_y": self.knots_y_.tolist(),
+            "n_reference": self.n_reference_,
+            "reference_accuracy": self.reference_accuracy_,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ConfidenceCalibrator:
+        """Rebuild a fitted calibrator from :meth:`to_dict` output."""
+        try:
+            cal = cls(method=data["method"], n_bins=int(data["n_bins"]))
+            knots_x = np.asarray(data["knots_x"], dtype=np.float64)
+            knots_y = np.asarray(data["knots_y"], dtype=np.float64)
+            n_reference = int(data["n_reference"])
+            reference_accuracy = float(data["reference_accuracy"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValidationError(f"not a ConfidenceCalibrator dict: {exc}") from exc
+        if knots_x.ndim != 1 or knots_x.shape != knots_y.shape or knots_x.size == 0:
+            raise ValidationError("knots_x and knots_y must be non-empty lists of equal length")
+        cal.knots_x_, cal.knots_y_ = knots_x, knots_y
+        cal.n_reference_, cal.reference_accuracy_ = n_reference, reference_accuracy
+        return cal
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "knots_x_"):
+            raise ValidationError("ConfidenceCalibrator is not fitted; call fit(confidence, correct) first")
+
+    def predict(self, confidence: ArrayLike) -> NDArray[np.float64]:
+        """Calibrated probability that each prediction is right."""
+        self._check_fitted()
+        conf = _as_confidence(confidence)
+        if self.method == "isotonic":
+            return np.interp(conf, self.knots_x_, self.knots_y_)
+        bins = np.searchsorted(self.knots_x_[:-1], conf, side="left")
+        return self.knots_y_[bins]

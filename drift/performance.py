@@ -18,13 +18,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from drift.calibration import ConfidenceCalibrator
 from drift.errors import InsufficientDataError, ValidationError
 
 __all__ = [
@@ -312,9 +313,7 @@ def confidently_wrong(
     elif reference_counts is not None:
         ref_err, ref_n = (int(v) for v in reference_counts)
         if ref_n < 0 or not 0 <= ref_err <= ref_n:
-            raise ValidationError(
-                f"reference_counts must be (errors, n) with 0 <= errors <= n, got {reference_counts}"
-            )
+            raise ValidationError(f"reference_counts must be (errors, n) with 0 <= errors <= n, got {reference_counts}")
     p_value: float | None = None
     if ref_err is not None and ref_n is not None and ref_n > 0 and n_conf > 0:
         table = [[n_err, n_conf - n_err], [ref_err, ref_n - ref_err]]
@@ -358,102 +357,6 @@ def top_k_confident(
         return order
     id_arr = _as_1d(ids, "ids", conf.shape[0])
     return id_arr[order]
-
-
-_CALIBRATION_METHODS = ("isotonic", "histogram")
-_MIN_CALIBRATION_SAMPLES = 20
-
-
-class ConfidenceCalibrator:
-    """Maps a model's confidence to the probability that the prediction is right.
-
-    Fitted on the reference's confidences and correctness, by isotonic regression
-    (``method="isotonic"``, monotone, clipped outside the fitted range) or by equal-mass
-    histogram binning (``method="histogram"``, ``n_bins`` bins, piecewise constant).
-
-    Attributes:
-        method, n_bins: the settings.
-        n_reference_: reference samples it was fitted on.
-        reference_accuracy_: accuracy on the reference.
-        knots_x_, knots_y_: the fitted step/piecewise-linear function (isotonic: knots
-            interpolated linearly; histogram: upper confidence of each bin and its accuracy).
-    """
-
-    def __init__(self, method: Literal["isotonic", "histogram"] = "isotonic", n_bins: int = 10) -> None:
-        if method not in _CALIBRATION_METHODS:
-            raise ValidationError(f"method must be one of {list(_CALIBRATION_METHODS)}, got {method!r}")
-        if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
-            raise ValidationError(f"n_bins must be a positive integer, got {n_bins!r}")
-        self.method = method
-        self.n_bins = n_bins
-
-    def fit(self, confidence: ArrayLike, correct: ArrayLike) -> Self:
-        conf = _as_confidence(confidence)
-        corr = _as_1d(correct, "correct", conf.shape[0])
-        if corr.dtype != np.bool_ and not np.all(np.isin(corr, (0, 1))):
-            raise ValidationError("correct must hold booleans or 0/1 values")
-        corr_f = corr.astype(np.float64)
-        if conf.size < _MIN_CALIBRATION_SAMPLES:
-            raise InsufficientDataError(
-                f"calibrator needs at least {_MIN_CALIBRATION_SAMPLES} reference samples, got {conf.size}"
-            )
-        if self.method == "isotonic":
-            from sklearn.isotonic import IsotonicRegression
-
-            iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
-            iso.fit(conf, corr_f)
-            self.knots_x_ = np.asarray(iso.X_thresholds_, dtype=np.float64)
-            self.knots_y_ = np.asarray(iso.y_thresholds_, dtype=np.float64)
-        else:
-            order = np.argsort(conf, kind="stable")
-            groups = [g for g in np.array_split(order, min(self.n_bins, conf.size)) if g.size]
-            self.knots_x_ = np.array([conf[g].max() for g in groups])
-            self.knots_y_ = np.array([corr_f[g].mean() for g in groups])
-        self.n_reference_ = int(conf.size)
-        self.reference_accuracy_ = float(corr_f.mean())
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fitted calibrator as JSON-ready values (see :meth:`from_dict`)."""
-        self._check_fitted()
-        return {
-            "method": self.method,
-            "n_bins": self.n_bins,
-            "knots_x": self.knots_x_.tolist(),
-            "knots_y": self.knots_y_.tolist(),
-            "n_reference": self.n_reference_,
-            "reference_accuracy": self.reference_accuracy_,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ConfidenceCalibrator:
-        """Rebuild a fitted calibrator from :meth:`to_dict` output."""
-        try:
-            cal = cls(method=data["method"], n_bins=int(data["n_bins"]))
-            knots_x = np.asarray(data["knots_x"], dtype=np.float64)
-            knots_y = np.asarray(data["knots_y"], dtype=np.float64)
-            n_reference = int(data["n_reference"])
-            reference_accuracy = float(data["reference_accuracy"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValidationError(f"not a ConfidenceCalibrator dict: {exc}") from exc
-        if knots_x.ndim != 1 or knots_x.shape != knots_y.shape or knots_x.size == 0:
-            raise ValidationError("knots_x and knots_y must be non-empty lists of equal length")
-        cal.knots_x_, cal.knots_y_ = knots_x, knots_y
-        cal.n_reference_, cal.reference_accuracy_ = n_reference, reference_accuracy
-        return cal
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "knots_x_"):
-            raise ValidationError("ConfidenceCalibrator is not fitted; call fit(confidence, correct) first")
-
-    def predict(self, confidence: ArrayLike) -> NDArray[np.float64]:
-        """Calibrated probability that each prediction is right."""
-        self._check_fitted()
-        conf = _as_confidence(confidence)
-        if self.method == "isotonic":
-            return np.interp(conf, self.knots_x_, self.knots_y_)
-        bins = np.searchsorted(self.knots_x_[:-1], conf, side="left")
-        return self.knots_y_[bins]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -72,18 +72,13 @@ class MaskSummary:
     def to_row(self) -> dict[str, float]:
         """Flat numeric columns for a summaries table: ``pixel_share_<label>``,
         ``mean_confidence``, ``uncertain_share``."""
-        row = {
-            f"pixel_share_{lab}": share
-            for lab, share in zip(self.class_labels, self.pixel_share, strict=True)
-        }
+        row = {f"pixel_share_{lab}": share for lab, share in zip(self.class_labels, self.pixel_share, strict=True)}
         row["mean_confidence"] = self.mean_confidence
         row["uncertain_share"] = self.uncertain_share
         return row
 
 
-def mask_summary(
-    prob_mask: ArrayLike, class_labels: Sequence[str], uncertain_below: float = 0.6
-) -> MaskSummary:
+def mask_summary(prob_mask: ArrayLike, class_labels: Sequence[str], uncertain_below: float = 0.6) -> MaskSummary:
     """Summarise an ``(H, W, C)`` per-pixel class probability mask (each pixel sums to 1).
 
     Ties between classes go to the first class (``argmax``).
@@ -166,9 +161,7 @@ def iou_per_class(
         return np.where(union > 0, inter / union, np.nan)
 
 
-def mean_iou(
-    pred_mask: ArrayLike, true_mask: ArrayLike, n_classes: int, *, ignore_index: int | None = None
-) -> float:
+def mean_iou(pred_mask: ArrayLike, true_mask: ArrayLike, n_classes: int, *, ignore_index: int | None = None) -> float:
     """Mean IoU over the classes present in either mask (NaN if none is)."""
     iou = iou_per_class(pred_mask, true_mask, n_classes, ignore_index=ignore_index)
     present = ~np.isnan(iou)
