@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -44,6 +45,7 @@ def _root(
     state = app_context(ctx)
     state.config_path = config
     state.verbose = verbose
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     configure_logging(verbose)
     ctx.call_on_close(state.close)
 
@@ -248,6 +250,35 @@ def quarantine_list(
         console.print(table)
 
     emit({"rows": rows}, as_json, render)
+
+
+@app.command()
+@handle_errors
+def demo(
+    ctx: typer.Context,
+    var_dir: Annotated[Path, typer.Option(help="Where the demo keeps everything.")] = Path("var"),
+    weeks: Annotated[int, typer.Option(min=2, max=52, help="Simulated weeks of production.")] = 6,
+    rows_per_week: Annotated[int, typer.Option(min=100, help="Predictions per simulated week.")] = 2000,
+    drift_from_week: Annotated[int, typer.Option(min=2, help="First week whose inputs drift.")] = 3,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the baseline CNN.")] = 8,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the whole story on the embedded default: train, simulate production, ingest, check."""
+    from jobs.demo import DemoOptions, run_demo
+
+    options = DemoOptions(
+        var_dir=var_dir, weeks=weeks, rows_per_week=rows_per_week, drift_from_week=drift_from_week, epochs=epochs
+    )
+    console = Console(stderr=as_json)
+    if not app_context(ctx).verbose:
+        logging.getLogger("jobs").setLevel(logging.WARNING)  # the demo narrates; job logs with -v
+    report = run_demo(options, echo=lambda line: console.print(line, markup=False, highlight=False))
+    if as_json:
+        emit(report.to_dict(), True)
+        return
+    console.print(f"\ndatabase: {report.database}")
+    console.print(f"model:    {report.model_path}")
+    console.print("next:     driftkeeper -c <config> status | quarantine list | check --model digits")
 
 
 def _register_subcommands() -> None:
