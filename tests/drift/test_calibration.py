@@ -1,3 +1,4 @@
+import doctest
 import json
 
 import numpy as np
@@ -125,3 +126,10 @@ def test_report_rejects_bad_input() -> None:
         calibration_report(p, [0, 2], ["a", "b"])
     with pytest.raises(ValidationError, match="n_bins"):
         reliability_curve([0.5], [1], n_bins=0)
+
+
+def test_docstring_examples_run() -> None:
+    import drift.calibration
+
+    result = doctest.testmod(drift.calibration)
+    assert result.attempted > 0 and result.failed == 0

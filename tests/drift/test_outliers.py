@@ -1,3 +1,4 @@
+import doctest
 import json
 import math
 
@@ -138,3 +139,10 @@ def test_rejects_bad_settings_and_inputs() -> None:
         EmbeddingOutlierDetector().score(np.zeros((2, 3)))
     with pytest.raises(ValidationError, match="finite"):
         det.score(np.array([[np.nan, 1.0]]))
+
+
+def test_docstring_examples_run() -> None:
+    import drift.outliers
+
+    result = doctest.testmod(drift.outliers)
+    assert result.attempted > 0 and result.failed == 0

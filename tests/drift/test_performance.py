@@ -1,3 +1,4 @@
+import doctest
 import json
 
 import numpy as np
@@ -240,3 +241,10 @@ def test_reference_stats_object_is_accepted() -> None:
     s = confidently_wrong([0.95] * 4, [0, 0, 0, 0], [1, 1, 1, 0], reference_counts=ref)
     assert (s.reference_errors, s.reference_n) == (1, 10)
     assert s.p_value == pytest.approx(stats.fisher_exact([[3, 1], [1, 9]], alternative="greater").pvalue)
+
+
+def test_docstring_examples_run() -> None:
+    import drift.performance
+
+    result = doctest.testmod(drift.performance)
+    assert result.attempted > 0 and result.failed == 0

@@ -1,3 +1,4 @@
+import doctest
 import json
 import math
 
@@ -87,3 +88,10 @@ def test_iou_rejects_bad_input() -> None:
         iou_per_class(PRED.astype(float), TRUE, 3)
     with pytest.raises(ValidationError, match="equal length"):
         confident_mask_errors([0.9], [0.1, 0.2])
+
+
+def test_docstring_examples_run() -> None:
+    import drift.segmentation
+
+    result = doctest.testmod(drift.segmentation)
+    assert result.attempted > 0 and result.failed == 0
