@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     import keras
 
 BACKBONE_PREFIX = "backbone_"
+FEATURES_LAYER = f"{BACKBONE_PREFIX}pool"
+HEAD_LAYERS = ("embedding", "head_dropout", "probabilities")
 EMBEDDING_LAYER = "embedding"
 OUTPUT_LAYER = "probabilities"
 EMBEDDING_DIM = 32
@@ -133,9 +135,7 @@ def build_model(*, width: int = 16, dropout: float = 0.1, name: str = "digits_cn
     keras = _keras()
     layers = keras.layers
     inputs = keras.Input(shape=INPUT_SHAPE, name="image")
-    x = layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False, name=f"{BACKBONE_PREFIX}stem")(
-        inputs
-    )
+    x = layers.Conv2D(width, 3, strides=2, padding="same", use_bias=False, name=f"{BACKBONE_PREFIX}stem")(inputs)
     x = layers.BatchNormalization(momentum=0.9, name=f"{BACKBONE_PREFIX}stem_bn")(x)
     x = layers.ReLU(6.0, name=f"{BACKBONE_PREFIX}stem_relu")(x)
     x = _separable_block(keras, x, 2 * width, 1, f"{BACKBONE_PREFIX}block1")
@@ -148,7 +148,7 @@ def build_model(*, width: int = 16, dropout: float = 0.1, name: str = "digits_cn
     x = layers.ReLU(6.0, name=f"{BACKBONE_PREFIX}expand_relu")(x)
     x = layers.GlobalAveragePooling2D(name=f"{BACKBONE_PREFIX}pool")(x)
     emb = layers.Dense(EMBEDDING_DIM, activation="relu", name=EMBEDDING_LAYER)(x)
-    x = layers.Dropout(dropout, name="head_dropout")(emb)
+    x = layers.Dropout(dropout, name=HEAD_LAYERS[1])(emb)
     out = layers.Dense(NUM_CLASSES, activation="softmax", name=OUTPUT_LAYER)(x)
     return keras.Model(inputs, out, name=name)
 
@@ -172,6 +172,26 @@ def set_backbone_trainable(model: keras.Model, trainable: bool) -> None:
 def backbone_weights(model: keras.Model) -> list[np.ndarray]:
     """Copies of the backbone's weights, for equality checks."""
     return [np.array(w) for layer in backbone_layers(model) for w in layer.get_weights()]
+
+
+def backbone_features(model: keras.Model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """The frozen backbone's pooled features ``(N, 256)`` (the head's input), float32."""
+    keras = _keras()
+    x = as_model_input(images)
+    extractor = keras.Model(model.input, model.get_layer(FEATURES_LAYER).output)
+    parts = [np.asarray(extractor(x[i : i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
+    width = int(model.get_layer(FEATURES_LAYER).output.shape[-1])
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, width), np.float32)
+
+
+def head_model(model: keras.Model) -> keras.Model:
+    """The head as its own model on backbone features; it shares (trains) ``model``'s head weights."""
+    keras = _keras()
+    inputs = keras.Input(shape=(int(model.get_layer(FEATURES_LAYER).output.shape[-1]),), name="features")
+    x = inputs
+    for name in HEAD_LAYERS:
+        x = model.get_layer(name)(x)
+    return keras.Model(inputs, x, name=f"{model.name}_head")
 
 
 def compile_model(model: keras.Model, learning_rate: float) -> None:
@@ -215,9 +235,7 @@ def with_embedding(model: keras.Model) -> keras.Model:
     )
 
 
-def predict(
-    model_or_path: keras.Model | Path | str, images: np.ndarray, batch_size: int = 512
-) -> Predictions:
+def predict(model_or_path: keras.Model | Path | str, images: np.ndarray, batch_size: int = 512) -> Predictions:
     """Probabilities and embeddings for ``images`` (a batch of 32x32 images in [0, 1])."""
     model = model_or_path if not isinstance(model_or_path, str | Path) else load_model(Path(model_or_path))
     x = as_model_input(images)
@@ -253,35 +271,40 @@ def random_shift(images: np.ndarray, max_shift: int, rng: np.random.Generator) -
     return out
 
 
-def fit(
+def _check_labels(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    y = np.asarray(y, dtype=np.int64)
+    if len(x) != len(y) or len(x) == 0:
+        raise ValidationError(f"need as many labels as samples (> 0), got {len(x)} samples, {len(y)} labels")
+    if y.min() < 0 or y.max() >= NUM_CLASSES:
+        raise ValidationError(f"labels must be class indices 0..{NUM_CLASSES - 1}")
+    return y
+
+
+def _fit_epochs(
     model: keras.Model,
     x: np.ndarray,
     y: np.ndarray,
     *,
     epochs: int,
-    batch_size: int = 32,
-    sample_weight: np.ndarray | None = None,
-    seed: int = 0,
-    max_shift: int = 2,
+    batch_size: int,
+    sample_weight: np.ndarray | None,
+    seed: int,
+    max_shift: int,
 ) -> dict[str, list[float]]:
-    """Fit a compiled model; returns the per-epoch history; Keras errors become TrainingError.
+    """Fit epoch by epoch on a seeded shuffle (and shift) of the data, fresh every epoch.
 
-    Each epoch sees a freshly shuffled copy of the data with every image shifted by up to
-    ``max_shift`` pixels (numpy, seeded): the digits are perfectly centred, and a model that
-    never saw a shift loses half its accuracy on a one-pixel shift.
+    Without shifts, one ``model.fit`` call runs all epochs (Keras' seeded shuffle): a call costs
+    a few tenths of a second of set-up, which dominates when only the small head trains.
     """
     if epochs < 1:
         raise ValidationError(f"epochs must be >= 1, got {epochs}")
-    x = as_model_input(x)
-    y = np.asarray(y, dtype=np.int64)
-    if len(x) != len(y) or len(x) == 0:
-        raise ValidationError(f"need as many labels as images (> 0), got {len(x)} images, {len(y)} labels")
-    if y.min() < 0 or y.max() >= NUM_CLASSES:
-        raise ValidationError(f"labels must be class indices 0..{NUM_CLASSES - 1}")
     weights = None if sample_weight is None else np.asarray(sample_weight, np.float32)
     rng = np.random.default_rng(seed)
     history: dict[str, list[float]] = {}
     try:
+        if not max_shift:
+            hist = model.fit(x, y, sample_weight=weights, epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0)
+            return {k: [float(v) for v in values] for k, values in hist.history.items()}
         for _ in range(epochs):
             order = rng.permutation(len(x))
             hist = model.fit(
@@ -298,6 +321,50 @@ def fit(
     except Exception as exc:
         raise TrainingError(f"training failed: {exc}") from exc
     return history
+
+
+def fit(
+    model: keras.Model,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int = 32,
+    sample_weight: np.ndarray | None = None,
+    seed: int = 0,
+    max_shift: int = 2,
+) -> dict[str, list[float]]:
+    """Fit a compiled image model; returns the per-epoch history; Keras errors become TrainingError.
+
+    Each epoch sees a freshly shuffled copy of the data with every image shifted by up to
+    ``max_shift`` pixels (numpy, seeded): the digits are perfectly centred, and a model that
+    never saw a shift loses half its accuracy on a one-pixel shift.
+    """
+    x = as_model_input(x)
+    y = _check_labels(x, y)
+    return _fit_epochs(
+        model, x, y, epochs=epochs, batch_size=batch_size, sample_weight=sample_weight, seed=seed,
+        max_shift=max_shift,
+    )  # fmt: skip
+
+
+def fit_features(
+    head: keras.Model,
+    features: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int = 32,
+    sample_weight: np.ndarray | None = None,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Fit a compiled :func:`head_model` on precomputed backbone features (no augmentation)."""
+    features = np.asarray(features, dtype=np.float32)
+    y = _check_labels(features, y)
+    return _fit_epochs(
+        head, features, y, epochs=epochs, batch_size=batch_size, sample_weight=sample_weight, seed=seed,
+        max_shift=0,
+    )  # fmt: skip
 
 
 def train_baseline(

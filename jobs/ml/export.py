@@ -200,12 +200,20 @@ def _convert(saved_model_dir: Path, variant: str, representative: np.ndarray) ->
         raise ExportError(f"TFLite conversion ({variant}) of {saved_model_dir} failed: {exc}") from exc
 
 
+def check_variant(agreement: float, min_agreement: float, size_bytes: int, size_budget_bytes: int) -> tuple[str, ...]:
+    """Why a variant fails its checks (empty when it passes)."""
+    reasons = []
+    if agreement < min_agreement:
+        reasons.append(f"argmax agreement {agreement:.4f} with Keras is below {min_agreement}")
+    if size_bytes > size_budget_bytes:
+        reasons.append(f"size {size_bytes} bytes exceeds the budget of {size_budget_bytes} bytes")
+    return tuple(reasons)
+
+
 def _check_manifest_fields(fields: dict[str, Any]) -> None:
     missing = [k for k in _REQUIRED_FIELDS if fields.get(k) in (None, "")]
     if missing:
-        raise ValidationError(
-            f"manifest_fields lacks {', '.join(missing)} (required: {', '.join(_REQUIRED_FIELDS)})"
-        )
+        raise ValidationError(f"manifest_fields lacks {', '.join(missing)} (required: {', '.join(_REQUIRED_FIELDS)})")
     version = fields["version"]
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ValidationError(f"manifest_fields.version must be an integer >= 1, got {version!r}")
@@ -267,11 +275,7 @@ def export_tflite(
         agreement = float((got.predicted == reference.predicted).mean())
         threshold = min_agreement_int8 if name == "int8" else min_agreement
         size = path.stat().st_size
-        reasons = []
-        if agreement < threshold:
-            reasons.append(f"argmax agreement {agreement:.4f} with Keras is below {threshold}")
-        if size > size_budget_bytes:
-            reasons.append(f"size {size} bytes exceeds the budget of {size_budget_bytes} bytes")
+        reasons = check_variant(agreement, threshold, size, size_budget_bytes)
         reports.append(
             VariantReport(
                 name=name,
@@ -287,7 +291,7 @@ def export_tflite(
                 convert_seconds=convert_seconds,
                 verify_seconds=verify_seconds,
                 passed=not reasons,
-                reasons=tuple(reasons),
+                reasons=reasons,
             )
         )
 

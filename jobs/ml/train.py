@@ -229,10 +229,14 @@ def retrain(
     new_sample_weight: float = 3.0,
     confidently_wrong_boost: float = 2.0,
     max_train_samples: int | None = None,
+    head_shift_copies: int = 1,
 ) -> RetrainResult:
     """Retrain a challenger from the champion's ``.keras`` file and save it to ``out_path``.
 
-    ``learning_rate`` defaults to 1e-2 for ``head`` and 3e-4 for ``full``. Raises
+    ``learning_rate`` defaults to 1e-2 for ``head`` and 3e-4 for ``full``. In ``head`` mode the
+    backbone's features are computed once for the images and ``head_shift_copies`` randomly
+    shifted copies (an epoch covers all of them); ``full`` mode shifts the images anew each epoch.
+    Raises
     ValidationError for bad arguments and TrainingError when training fails; the champion's
     file is never modified.
     """
@@ -260,9 +264,22 @@ def retrain(
     cnn.seed_everything(seed)
     model = cnn.load_model(champion_path)
     cnn.set_backbone_trainable(model, mode == "full")
-    cnn.compile_model(model, lr)
     started = time.perf_counter()
-    history = cnn.fit(model, x, y, epochs=epochs, batch_size=batch_size, sample_weight=w, seed=seed)
+    if mode == "head":
+        # The backbone is frozen, so its features are computed once (for the images and
+        # ``head_shift_copies`` shifted copies) and only the small head trains on them.
+        rng = np.random.default_rng(seed)
+        copies = [x] + [cnn.random_shift(x, 2, rng) for _ in range(head_shift_copies)]
+        features = np.concatenate([cnn.backbone_features(model, c) for c in copies])
+        head = cnn.head_model(model)
+        cnn.compile_model(head, lr)
+        history = cnn.fit_features(
+            head, features, np.tile(y, len(copies)), epochs=epochs, batch_size=batch_size,
+            sample_weight=np.tile(w, len(copies)), seed=seed,
+        )  # fmt: skip
+    else:
+        cnn.compile_model(model, lr)
+        history = cnn.fit(model, x, y, epochs=epochs, batch_size=batch_size, sample_weight=w, seed=seed)
     seconds = time.perf_counter() - started
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
     total = sum(int(np.prod(v.shape)) for v in model.weights)
@@ -340,9 +357,7 @@ def train_teacher(
     """
     unknown = [k for k in drift_kinds if k not in DRIFT_TRANSFORMS]
     if unknown:
-        raise ValidationError(
-            f"unknown drift kinds {unknown}; allowed: {', '.join(sorted(DRIFT_TRANSFORMS))}"
-        )
+        raise ValidationError(f"unknown drift kinds {unknown}; allowed: {', '.join(sorted(DRIFT_TRANSFORMS))}")
     rng = np.random.default_rng(seed)
     xs, ys = [data.x_train], [data.y_train]
     for k, kind in enumerate(drift_kinds):
@@ -407,9 +422,7 @@ def _tail(text: str, lines: int = 20) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def run_custom_trainer(
-    command: list[str], spec: dict[str, Any], workdir: Path, *, timeout_s: float = 3600.0
-) -> Path:
+def run_custom_trainer(command: list[str], spec: dict[str, Any], workdir: Path, *, timeout_s: float = 3600.0) -> Path:
     """Run a team's own trainer: ``command + [spec_path]`` must write a loadable ``.keras`` file.
 
     The spec is written to ``workdir/trainer_spec.json``; if it has no ``output_path`` one is
@@ -442,13 +455,11 @@ def run_custom_trainer(
         ) from exc
     if proc.returncode != 0:
         raise TrainingError(
-            f"custom trainer {name!r} exited with status {proc.returncode}; "
-            f"stderr tail:\n{_tail(proc.stderr)}"
+            f"custom trainer {name!r} exited with status {proc.returncode}; stderr tail:\n{_tail(proc.stderr)}"
         )
     if not output.is_file():
         raise TrainingError(
-            f"custom trainer {name!r} exited 0 but wrote no model at {output}; "
-            f"stderr tail:\n{_tail(proc.stderr)}"
+            f"custom trainer {name!r} exited 0 but wrote no model at {output}; stderr tail:\n{_tail(proc.stderr)}"
         )
     model = cnn.load_model(output)
     in_shape, out_shape = tuple(model.input_shape[1:]), tuple(model.output_shape[1:])

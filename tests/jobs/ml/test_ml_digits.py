@@ -78,9 +78,7 @@ def test_drift_is_seeded_and_stays_in_range(data: DigitsData, kind: str) -> None
     ],
     ids=lambda v: str(v),
 )
-def test_drift_moves_features_in_expected_direction(
-    data: DigitsData, kind: str, feature: str, direction: int
-) -> None:
+def test_drift_moves_features_in_expected_direction(data: DigitsData, kind: str, feature: str, direction: int) -> None:
     before = image_features(data.x_test)[feature].mean()
     after = image_features(apply_drift(data.x_test, kind, 0.8, seed=0))[feature].mean()
     assert np.sign(after - before) == direction

@@ -89,18 +89,31 @@ def test_tflite_classifier_matches_keras(exported: Any, champion: Any, digits: D
     np.testing.assert_allclose(lite.embeddings, keras_preds.embeddings, atol=1e-3)
 
 
+def test_variant_checks_name_their_reasons() -> None:
+    from jobs.ml.export import check_variant
+
+    assert check_variant(0.995, 0.99, 1000, 1000) == ()
+    assert check_variant(0.98, 0.99, 1001, 1000) == (
+        "argmax agreement 0.9800 with Keras is below 0.99",
+        "size 1001 bytes exceeds the budget of 1000 bytes",
+    )
+
+
 @pytest.mark.tf
-def test_export_over_budget_fails_with_reasons(champion: Any, digits: DigitsData, tmp_path: Path) -> None:
+def test_export_fails_when_a_check_fails(champion: Any, digits: DigitsData, tmp_path: Path) -> None:
     from jobs.ml.export import export_tflite
 
+    budget = 150_000  # float32 (~300 kB) is over, the quantised files (~100 kB) are under
     report = export_tflite(
-        champion.path, tmp_path, digits.x_train[:20], digits.x_test[:50], CLASS_LABELS, FIELDS, 1000
+        champion.path, tmp_path, digits.x_train[:20], digits.x_test[:50], CLASS_LABELS, FIELDS, budget
     )
     assert not report.passed
-    assert all(not v.passed for v in report.variants)
-    assert any("exceeds the budget of 1000 bytes" in r for r in report.reasons)
-    assert json.loads(report.manifest_path.read_text())["all_checks_passed"] is False
-    assert report.to_dict()["passed"] is False
+    assert [v.passed for v in report.variants] == [False, True, True]
+    assert report.reasons == (
+        f"float32: size {report.variant('float32').size_bytes} bytes exceeds the budget of {budget} bytes",
+    )
+    manifest = json.loads(report.manifest_path.read_text())
+    assert manifest["all_checks_passed"] is False and manifest["files"]["model.tflite"]["verified"] is False
 
 
 def test_export_validates_arguments(tmp_path: Path) -> None:

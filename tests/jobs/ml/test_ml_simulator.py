@@ -41,9 +41,7 @@ def _run(out: Path, model: Path) -> tuple[ProductionSimulator, list[Any]]:
 
 
 @pytest.fixture(scope="module")
-def simulated(
-    champion: Any, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[ProductionSimulator, list[Any]]:
+def simulated(champion: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[ProductionSimulator, list[Any]]:
     return _run(tmp_path_factory.mktemp("sim_a"), champion.path)
 
 
@@ -135,9 +133,7 @@ def test_drift_weeks_lower_accuracy(simulated: tuple[ProductionSimulator, list[A
 
 
 @pytest.mark.tf
-def test_week_cannot_be_simulated_twice(
-    simulated: tuple[ProductionSimulator, list[Any]], champion: Any
-) -> None:
+def test_week_cannot_be_simulated_twice(simulated: tuple[ProductionSimulator, list[Any]], champion: Any) -> None:
     sim, _ = simulated
     with pytest.raises(ValidationError, match="already simulated"):
         sim.simulate_week(1, champion.path, 1, START)

@@ -111,9 +111,7 @@ def test_head_retrain_improves_drifted_slice_and_keeps_backbone(
 
 
 @pytest.mark.tf
-def test_full_retrain_changes_backbone(
-    champion: Any, digits: DigitsData, drifted: Any, tmp_path: Path
-) -> None:
+def test_full_retrain_changes_backbone(champion: Any, digits: DigitsData, drifted: Any, tmp_path: Path) -> None:
     from jobs.ml import cnn
     from jobs.ml.train import retrain
 
