@@ -88,26 +88,31 @@ def _columns(model_id: int, rows: PredictionRows, ts_text: list[str]) -> list[Se
 
 @dataclass(frozen=True, kw_only=True)
 class EncodedPredictions:
-    """Rows already in the driver's format: tuples for SQLite, a COPY payload for PostgreSQL.
+    """Rows already in the driver's format: tuples for SQLite, COPY text lines for PostgreSQL.
 
     Encoding is pure CPU work, so the ingest job does it on a worker thread while the
     previous batch is being written.
     """
 
     dialect: str
-    count: int
-    payload: list[tuple[Any, ...]] | bytes
+    model_id: int
+    prediction_ids: list[str]
+    rows: list[tuple[Any, ...]] | list[str]
+
+    @property
+    def count(self) -> int:
+        return len(self.prediction_ids)
 
 
 def encode_predictions(dialect: str, model_id: int, rows: PredictionRows) -> EncodedPredictions:
     ts_text = sqlite_timestamps(rows.ts)
+    ids = rows.prediction_id.tolist()
     if dialect == "postgresql":
         columns = _columns(model_id, rows, [t + "+00" for t in ts_text])
-        lines = ["\t".join(map(_copy_text, row)) for row in zip(*columns, strict=True)]
-        payload: list[tuple[Any, ...]] | bytes = ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+        encoded: list[tuple[Any, ...]] | list[str] = list(map("\t".join, zip(*map(_copy_column, columns), strict=True)))
     else:
-        payload = list(zip(*_columns(model_id, rows, ts_text), strict=True))
-    return EncodedPredictions(dialect=dialect, count=len(rows), payload=payload)
+        encoded = list(zip(*_columns(model_id, rows, ts_text), strict=True))
+    return EncodedPredictions(dialect=dialect, model_id=model_id, prediction_ids=ids, rows=encoded)
 
 
 def write_predictions(conn: Connection, encoded: EncodedPredictions) -> int:
@@ -116,14 +121,14 @@ def write_predictions(conn: Connection, encoded: EncodedPredictions) -> int:
         return 0
     if encoded.dialect != conn.dialect.name:
         raise ValueError(f"rows encoded for {encoded.dialect}, connection is {conn.dialect.name}")
-    if isinstance(encoded.payload, bytes):
-        return _copy_predictions(conn, encoded.payload)
+    if encoded.dialect == "postgresql":
+        return _copy_predictions(conn, encoded)
     placeholders = ", ".join("?" * len(PREDICTION_COLUMNS))
     sql = (
         f"INSERT INTO prediction_logs ({', '.join(PREDICTION_COLUMNS)}) VALUES ({placeholders}) "
         "ON CONFLICT (model_id, prediction_id) DO NOTHING"
     )
-    return int(conn.exec_driver_sql(sql, encoded.payload).rowcount)
+    return int(conn.exec_driver_sql(sql, encoded.rows).rowcount)
 
 
 def insert_predictions(conn: Connection, model_id: int, rows: PredictionRows) -> int:
@@ -138,20 +143,57 @@ def sqlite_timestamps(ts: pd.DatetimeIndex) -> list[str]:
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_NULL = "\\N"
 
 
-def _copy_text(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, bytes):
-        return "\\\\x" + value.hex()
-    if isinstance(value, float):
-        return repr(value)
-    return str(value).translate(_COPY_ESCAPES)
+def _copy_column(values: Sequence[Any]) -> list[str]:
+    """One column in COPY text format, converted column-wise (bytea as hex)."""
+    out: list[str] = []
+    for value in values:
+        if value is None:
+            out.append(_COPY_NULL)
+        elif isinstance(value, bytes):
+            out.append("\\\\x" + value.hex())
+        elif isinstance(value, float):
+            out.append(repr(value))
+        elif isinstance(value, int):
+            out.append(str(value))
+        else:
+            out.append(str(value).translate(_COPY_ESCAPES))
+    return out
 
 
-def _copy_predictions(conn: Connection, payload: bytes) -> int:
-    stage_columns = ", ".join(PREDICTION_COLUMNS)
+def _copy_predictions(conn: Connection, encoded: EncodedPredictions) -> int:
+    """COPY straight into the table after dropping known ids; on a race, via a staging table."""
+    from psycopg.errors import UniqueViolation
+
+    columns = ", ".join(PREDICTION_COLUMNS)
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:
+        cursor.execute(
+            "SELECT prediction_id FROM prediction_logs WHERE model_id = %s AND prediction_id = ANY(%s)",
+            (encoded.model_id, encoded.prediction_ids),
+        )
+        seen = {row[0] for row in cursor.fetchall()}
+    keep: list[str] = []
+    for pid, line in zip(encoded.prediction_ids, encoded.rows, strict=True):
+        if pid not in seen:
+            seen.add(pid)  # a repeat inside the batch counts as a duplicate too
+            keep.append(line)  # type: ignore[arg-type]
+    if not keep:
+        return 0
+    payload = ("\n".join(keep) + "\n").encode("utf-8")
+    try:
+        with (
+            conn.begin_nested(),
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY prediction_logs ({columns}) FROM STDIN") as copy,
+        ):
+            copy.write(payload)
+        return len(keep)
+    except UniqueViolation:  # another writer stored some of these ids meanwhile
+        pass
     conn.exec_driver_sql(
         "CREATE TEMP TABLE IF NOT EXISTS _dk_stage_predictions "
         "(model_id integer, prediction_id varchar(200), ts timestamptz, model_version integer, "
@@ -160,15 +202,10 @@ def _copy_predictions(conn: Connection, payload: bytes) -> int:
         "ON COMMIT DELETE ROWS"
     )
     conn.exec_driver_sql("TRUNCATE _dk_stage_predictions")
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    with (
-        driver.cursor() as cursor,
-        cursor.copy(f"COPY _dk_stage_predictions ({stage_columns}) FROM STDIN") as copy,
-    ):
+    with driver.cursor() as cursor, cursor.copy(f"COPY _dk_stage_predictions ({columns}) FROM STDIN") as copy:
         copy.write(payload)
     result = conn.exec_driver_sql(
-        f"INSERT INTO prediction_logs ({stage_columns}) SELECT {stage_columns} FROM _dk_stage_predictions "
+        f"INSERT INTO prediction_logs ({columns}) SELECT {columns} FROM _dk_stage_predictions "
         "ON CONFLICT (model_id, prediction_id) DO NOTHING"
     )
     return int(result.rowcount)
