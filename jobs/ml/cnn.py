@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -209,7 +210,12 @@ def save_model(model: keras.Model, path: Path) -> Path:
     if path.suffix != ".keras":
         raise ValidationError(f"a Keras model file must end in .keras, got {path.name}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
+    with warnings.catch_warnings():
+        # Keras 3.15 calls np.array() on TF variables, which numpy 2.x flags once per weight.
+        warnings.filterwarnings(
+            "ignore", message="__array__ implementation doesn't accept a copy keyword", category=DeprecationWarning
+        )
+        model.save(path)
     return path
 
 
