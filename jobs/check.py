@@ -18,11 +18,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from drift import DriftResult, ReferenceProfile, WindowProfile, compare_profiles
 from drift.errors import ReferenceSetNotFound
 from jobs.config import ModelSettings, Settings
+from jobs.findings import Flagged, compute_findings
 from jobs.frames import frame_from_rows, layout
 from jobs.policy import retrain_decision
 from jobs.reference import load_reference
 from storage import repository
-from storage.models import DriftColumnResult, DriftRun, Model, PredictionLog, WindowProfileRow
+from storage.models import DriftColumnResult, DriftRun, FlaggedPrediction, Model, PredictionLog, WindowProfileRow
 from storage.windows import has_rows_after, iter_rows
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ class CheckReport:
     reasons: tuple[str, ...]
     result: DriftResult | None
     figures: dict[str, Any] = field(default_factory=dict)
+    flagged: tuple[Flagged, ...] = ()
     skipped: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -63,6 +65,7 @@ class CheckReport:
             "reasons": list(self.reasons),
             "skipped": self.skipped,
             "figures": self.figures,
+            "flagged": [f.to_dict() for f in self.flagged],
             "result": self.result.to_dict() if self.result is not None else None,
         }
 
@@ -176,7 +179,7 @@ def check(
         missing: list[int] = []
         for version in versions:
             try:
-                reference, _ = load_reference(session, model_row, version)
+                reference, reference_row = load_reference(session, model_row, version)
             except ReferenceSetNotFound:
                 missing.append(version)
                 log.warning("%s version %d has no reference set; its rows are not checked", model.name, version)
@@ -187,10 +190,14 @@ def check(
                 reports.append(_skipped(model.name, version, start, end, n_rows, f"only {n_rows} rows (< {min_rows})"))
                 continue
             result = compare_profiles(reference, window)
-            figures: dict[str, Any] = {}
+            findings = compute_findings(session, model, model_row, version, reference, reference_row, start, end)
+            figures = findings.figures
             decision = retrain_decision(model.retrain_when, result, figures)
             run = _store_run(
                 session, model_row, version, start, end, result, figures, decision.retrain_worthy, decision.reasons
+            )
+            session.add_all(
+                FlaggedPrediction(run_id=run.id, model_id=model_row.id, **f.to_dict()) for f in findings.flagged
             )
             reports.append(
                 CheckReport(
@@ -207,6 +214,7 @@ def check(
                     reasons=decision.reasons,
                     result=result,
                     figures=figures,
+                    flagged=findings.flagged,
                 )
             )
             log.info(

@@ -8,6 +8,8 @@ from typing import Any
 from drift import DriftResult
 from jobs.config import RetrainPolicy
 
+MIN_LABELS = 30
+
 
 @dataclass(frozen=True, kw_only=True)
 class RetrainDecision:
@@ -42,6 +44,8 @@ def retrain_decision(policy: RetrainPolicy, result: DriftResult, figures: dict[s
     ):
         figure = figures.get(key) or {}
         accuracy, reference = figure.get("accuracy"), figure.get("reference_accuracy")
+        if key == "realized_performance" and (figure.get("n_labelled") or 0) < MIN_LABELS:
+            continue  # a handful of labels says little either way
         if limit is not None and accuracy is not None and reference is not None and reference - accuracy > limit:
             labels = f", {figure['n_labelled']} labels" if "n_labelled" in figure else ""
             reasons.append(f"{what} {accuracy:.1%} vs {reference:.1%} on the reference{labels}")

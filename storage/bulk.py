@@ -22,7 +22,7 @@ from sqlalchemy import insert as insert_into
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.codec import FLOAT32, FLOAT64, pack_categories, pack_rows
-from storage.models import Label, PredictionLog, QuarantinedRow
+from storage.models import FlaggedPrediction, Label, PredictionLog, QuarantinedRow
 
 PREDICTION_COLUMNS = (
     "model_id",
@@ -260,12 +260,15 @@ def insert_rejects(conn: Connection, model_id: int | None, stream: str, source: 
 def prune_predictions(conn: Connection, model_id: int, older_than: datetime) -> int:
     """Delete raw prediction rows older than ``older_than`` that no later work needs.
 
-    Labelled rows are kept (realized performance and retraining use them).
+    Labelled and flagged rows are kept (realized performance, reports and retraining use
+    them), and so are the stored daily profiles, which hold what the drift checks need.
     """
-    labelled = exists().where(
-        Label.model_id == PredictionLog.model_id, Label.prediction_id == PredictionLog.prediction_id
+    p = PredictionLog
+    labelled = exists().where(Label.model_id == p.model_id, Label.prediction_id == p.prediction_id)
+    flagged = exists().where(
+        FlaggedPrediction.model_id == p.model_id, FlaggedPrediction.prediction_id == p.prediction_id
     )
-    stmt = delete(PredictionLog).where(PredictionLog.model_id == model_id, PredictionLog.ts < older_than, ~labelled)
+    stmt = delete(p).where(p.model_id == model_id, p.ts < older_than, ~labelled, ~flagged)
     return int(conn.execute(stmt).rowcount)
 
 

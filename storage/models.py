@@ -285,3 +285,27 @@ class DriftColumnResult(Base):
     p_value: Mapped[float | None] = mapped_column(Float)
     threshold: Mapped[float | None] = mapped_column(Float)
     drifted: Mapped[bool] = mapped_column(Boolean)
+
+
+class FlaggedPrediction(Base):
+    """A prediction kept from a check: confidently wrong, or a confident outlier.
+
+    Flagged rows outlive raw-row retention; the report shows them and retraining uses them.
+    """
+
+    __tablename__ = "flagged_predictions"
+    __table_args__ = (
+        Index("ix_flagged_predictions_run", "run_id"),
+        Index("ix_flagged_predictions_model_prediction", "model_id", "prediction_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("drift_runs.id", ondelete="CASCADE"))
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    prediction_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(30))
+    confidence: Mapped[float] = mapped_column(Float)
+    score: Mapped[float | None] = mapped_column(Float)
+    predicted_label: Mapped[str] = mapped_column(String(200))
+    true_label: Mapped[str | None] = mapped_column(String(200))
+    input_uri: Mapped[str | None] = mapped_column(Text)
