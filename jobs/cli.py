@@ -288,6 +288,7 @@ def _register_subcommands() -> None:
     app.add_typer(cli_drift.reference_app, name="reference")
     app.command("compare")(cli_drift.compare_command)
     app.command("check")(cli_drift.check_command)
+    app.command("errors")(cli_drift.errors_command)
 
 
 _register_subcommands()

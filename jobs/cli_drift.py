@@ -168,3 +168,50 @@ def reference_from_window_command(
             f"{model} v{version}: reference of {row.n_rows:,} rows from {begin:%Y-%m-%d}..{finish:%Y-%m-%d}"
         ),
     )
+
+
+@handle_errors
+def errors_command(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", "-m")],
+    window: Annotated[str, typer.Option(help="Window length, e.g. 7d, 36h, 2w (default: drift.window_days).")] = "",
+    end: Annotated[str | None, typer.Option(help="Window end (ISO-8601, default now).")] = None,
+    top: Annotated[int, typer.Option(min=1, max=1000, help="How many of each kind.")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """The most confidently wrong predictions (labelled) and confident outliers (unlabelled too)."""
+    from jobs.check import versions_in_window
+    from jobs.findings import compute_findings
+    from jobs.reference import load_reference
+    from storage import repository
+
+    state = app_context(ctx)
+    settings = state.settings.model(model)
+    finish = parse_time(end, "--end") or datetime.now(UTC)
+    start = finish - timedelta(days=parse_window(window) if window else settings.drift.window_days)
+    flagged = []
+    with state.ready_session_factory()() as session:
+        model_row = repository.get_model(session, model)
+        for version in versions_in_window(session, model_row.id, start, finish):
+            reference, reference_row = load_reference(session, model_row, version)
+            findings = compute_findings(
+                session, settings, model_row, version, reference, reference_row, start, finish, top_k=top
+            )
+            flagged += [f.to_dict() | {"model_version": version} for f in findings.flagged]
+
+    def render(console: Console) -> None:
+        table = Table("kind", "prediction", "confidence", "predicted", "true", "input")
+        for f in flagged:
+            table.add_row(
+                *cells(
+                    f["kind"],
+                    f["prediction_id"],
+                    f"{f['confidence']:.3f}",
+                    f["predicted_label"],
+                    f["true_label"],
+                    f["input_uri"],
+                )
+            )
+        console.print(table)
+
+    emit(flagged, as_json, render)
