@@ -5,8 +5,13 @@ TensorFlow fixtures skip (with a reason) where the ``ml`` extra is not installed
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,14 +37,49 @@ def digits() -> DigitsData:
     return load_digits_data(seed=0)
 
 
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def champion(digits: DigitsData, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """The baseline CNN trained once (8 epochs) and saved as ``champion.keras``."""
+    """The baseline CNN trained once (8 epochs) and saved as ``champion.keras``.
+
+    Under pytest-xdist the workers share one training: the first trains and saves into the
+    run's common temporary directory, the others load the file and its metrics.
+    """
     pytest.importorskip("tensorflow", reason="needs the ml extra (tensorflow)")
     from jobs.ml import cnn
 
-    path = tmp_path_factory.mktemp("champion") / "champion.keras"
-    return cnn.train_baseline(digits, epochs=8, seed=0, out_path=path)
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    cache = base / "ml_champion"
+    path, meta = cache / "champion.keras", cache / "champion.json"
+    with _exclusive(cache / ".lock"):
+        if not meta.exists():
+            trained = cnn.train_baseline(digits, epochs=8, seed=0, out_path=path)
+            meta.write_text(json.dumps(trained.to_dict()))
+            return trained
+    info = json.loads(meta.read_text())
+    return cnn.TrainedModel(
+        model=cnn.load_model(path),
+        path=path,
+        seed=info["seed"],
+        epochs=info["epochs"],
+        train_seconds=info["train_seconds"],
+        train_accuracy=info["train_accuracy"],
+        val_accuracy=info["val_accuracy"],
+        test_accuracy=info["test_accuracy"],
+        history=info["history"],
+    )
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
 import pytest
 
@@ -102,3 +104,10 @@ def test_unknown_transform_lists_allowed() -> None:
 
 def test_jitter_is_seeded(data: DigitsData) -> None:
     np.testing.assert_array_equal(jitter(data.x_test[:5], 1), jitter(data.x_test[:5], 1))
+
+
+def test_docstring_examples_run() -> None:
+    import jobs.ml.digits
+
+    result = doctest.testmod(jobs.ml.digits)
+    assert result.attempted > 0 and result.failed == 0

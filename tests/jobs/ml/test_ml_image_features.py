@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import doctest
+
 import numpy as np
 import pytest
 
@@ -79,3 +81,10 @@ def test_batch_is_vectorised_and_accepts_channel_axis() -> None:
 def test_rejects_bad_shape() -> None:
     with pytest.raises(ValidationError, match="batch"):
         image_features(np.zeros((8, 8)))
+
+
+def test_docstring_examples_run() -> None:
+    import jobs.ml.image_features
+
+    result = doctest.testmod(jobs.ml.image_features)
+    assert result.attempted > 0 and result.failed == 0
