@@ -124,9 +124,7 @@ def load_digits_data(
     idx = np.arange(len(y))
     held = val_share + test_share + production_share
     train_idx, rest = train_test_split(idx, test_size=held, stratify=y, random_state=seed)
-    prod_idx, rest = train_test_split(
-        rest, train_size=production_share / held, stratify=y[rest], random_state=seed
-    )
+    prod_idx, rest = train_test_split(rest, train_size=production_share / held, stratify=y[rest], random_state=seed)
     val_idx, test_idx = train_test_split(
         rest, train_size=val_share / (val_share + test_share), stratify=y[rest], random_state=seed
     )
@@ -183,10 +181,7 @@ def _rotate(x: np.ndarray, s: float, rng: np.random.Generator) -> np.ndarray:
     max_deg = 25.0 + 65.0 * s
     angles = rng.uniform(0.6, 1.0, size=len(x)) * max_deg * rng.choice([-1.0, 1.0], size=len(x))
     return np.stack(
-        [
-            ndimage.rotate(img, a, reshape=False, order=1, mode="constant")
-            for img, a in zip(x, angles, strict=True)
-        ]
+        [ndimage.rotate(img, a, reshape=False, order=1, mode="constant") for img, a in zip(x, angles, strict=True)]
     )
 
 

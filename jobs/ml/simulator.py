@@ -208,9 +208,7 @@ class ProductionSimulator:
             raise ValidationError("label_share and drift_share must be in [0, 1]")
         lo, hi = label_delay_days
         if not 0 <= lo <= hi:
-            raise ValidationError(
-                f"label_delay_days must be (min, max) with 0 <= min <= max, got {label_delay_days}"
-            )
+            raise ValidationError(f"label_delay_days must be (min, max) with 0 <= min <= max, got {label_delay_days}")
         s_lo, s_hi = drift_strength
         if not 0.0 <= s_lo <= s_hi <= 1.0:
             raise ValidationError(f"drift_strength must be (min, max) within [0, 1], got {drift_strength}")
@@ -380,8 +378,7 @@ class ProductionSimulator:
                 truth_rows,
             )
             conn.execute(
-                'INSERT INTO simulator_week (week, start, "end", model_version, summary) '
-                "VALUES (?, ?, ?, ?, ?)",
+                'INSERT INTO simulator_week (week, start, "end", model_version, summary) VALUES (?, ?, ?, ?, ?)',
                 (week, _iso(start), _iso(end), model_version, json.dumps(summary_fields, default=_iso)),
             )
         released, label_file = self._release(end)
@@ -412,9 +409,7 @@ class ProductionSimulator:
             tmp = self.labels_dir / f".{path.name}.tmp"
             with tmp.open("w") as fh:
                 for pid, label, labelled_at in due:
-                    fh.write(
-                        json.dumps({"prediction_id": pid, "label": label, "labelled_at": labelled_at}) + "\n"
-                    )
+                    fh.write(json.dumps({"prediction_id": pid, "label": label, "labelled_at": labelled_at}) + "\n")
             conn.executemany(
                 "UPDATE simulator_truth SET released_in = ? WHERE prediction_id = ?",
                 [(path.name, pid) for pid, _, _ in due],
