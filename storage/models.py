@@ -309,3 +309,35 @@ class FlaggedPrediction(Base):
     predicted_label: Mapped[str] = mapped_column(String(200))
     true_label: Mapped[str | None] = mapped_column(String(200))
     input_uri: Mapped[str | None] = mapped_column(Text)
+
+
+class Lease(Base):
+    """A named lock held in the database, with an expiry, shared by every process."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class RetrainRun(Base):
+    """One retraining attempt: why it started, what the gate decided, with the figures."""
+
+    __tablename__ = "retrain_runs"
+    __table_args__ = (Index("ix_retrain_runs_model_started", "model_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    trigger: Mapped[str] = mapped_column(String(40))
+    drift_run_id: Mapped[int | None] = mapped_column(ForeignKey("drift_runs.id", ondelete="SET NULL"))
+    parent_version: Mapped[int | None] = mapped_column(Integer)
+    version: Mapped[int | None] = mapped_column(Integer)
+    decision: Mapped[str] = mapped_column(String(20), default="running")
+    reasons: Mapped[list[Any]] = mapped_column(default=list)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    export: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)

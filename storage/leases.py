@@ -1,0 +1,86 @@
+"""Leases: named locks with an expiry, held in the database.
+
+Two processes (two daemons, a daemon and a cron job) never hold the same lease: taking it
+is one INSERT, or one UPDATE of an expired row, and the database decides who wins. A holder
+that dies leaves the lease to expire; a long job renews it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from drift.errors import LeaseHeldError
+from storage.models import Lease
+
+
+def holder_id() -> str:
+    """Who is asking: host, process and a random part (two leases in one process differ)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def acquire(
+    session_factory: sessionmaker[Session], name: str, holder: str, ttl: timedelta, *, now: datetime | None = None
+) -> bool:
+    """Take ``name`` for ``ttl`` if it is free or expired; False if someone else holds it."""
+    now = now or datetime.now(UTC)
+    try:
+        with session_factory.begin() as session:
+            session.execute(insert(Lease).values(name=name, holder=holder, acquired_at=now, expires_at=now + ttl))
+        return True
+    except IntegrityError:
+        pass
+    with session_factory.begin() as session:
+        taken = session.execute(
+            update(Lease)
+            .where(Lease.name == name, (Lease.expires_at < now) | (Lease.holder == holder))
+            .values(holder=holder, acquired_at=now, expires_at=now + ttl)
+        )
+        return bool(taken.rowcount)
+
+
+def renew(session_factory: sessionmaker[Session], name: str, holder: str, ttl: timedelta) -> bool:
+    now = datetime.now(UTC)
+    with session_factory.begin() as session:
+        done = session.execute(
+            update(Lease).where(Lease.name == name, Lease.holder == holder).values(expires_at=now + ttl)
+        )
+        return bool(done.rowcount)
+
+
+def release(session_factory: sessionmaker[Session], name: str, holder: str) -> None:
+    with session_factory.begin() as session:
+        session.execute(delete(Lease).where(Lease.name == name, Lease.holder == holder))
+
+
+def current_holder(session_factory: sessionmaker[Session], name: str) -> Lease | None:
+    with session_factory() as session:
+        lease = session.scalar(select(Lease).where(Lease.name == name))
+        if lease is not None and lease.expires_at < datetime.now(UTC):
+            return None
+        return lease
+
+
+@contextmanager
+def held(session_factory: sessionmaker[Session], name: str, ttl: timedelta, holder: str | None = None) -> Iterator[str]:
+    """Hold ``name`` for the block, or raise :class:`LeaseHeldError` naming the holder."""
+    me = holder or holder_id()
+    if not acquire(session_factory, name, me, ttl):
+        other = current_holder(session_factory, name)
+        raise LeaseHeldError(
+            name,
+            other.holder if other else "another process",
+            other.expires_at.isoformat() if other else None,
+        )
+    try:
+        yield me
+    finally:
+        release(session_factory, name, me)
