@@ -39,7 +39,7 @@ def acquire(
     except IntegrityError:
         pass
     with session_factory.begin() as session:
-        taken = session.execute(
+        taken = session.connection().execute(
             update(Lease)
             .where(Lease.name == name, (Lease.expires_at < now) | (Lease.holder == holder))
             .values(holder=holder, acquired_at=now, expires_at=now + ttl)
@@ -50,7 +50,7 @@ def acquire(
 def renew(session_factory: sessionmaker[Session], name: str, holder: str, ttl: timedelta) -> bool:
     now = datetime.now(UTC)
     with session_factory.begin() as session:
-        done = session.execute(
+        done = session.connection().execute(
             update(Lease).where(Lease.name == name, Lease.holder == holder).values(expires_at=now + ttl)
         )
         return bool(done.rowcount)
