@@ -40,7 +40,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -134,20 +134,9 @@ class WeekSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "week": self.week,
+            **asdict(self),
             "start": _iso(self.start),
             "end": _iso(self.end),
-            "model_version": self.model_version,
-            "rows": self.rows,
-            "drifted": self.drifted,
-            "drifted_rows": self.drifted_rows,
-            "accuracy": self.accuracy,
-            "accuracy_clean": self.accuracy_clean,
-            "accuracy_drifted": self.accuracy_drifted,
-            "mean_confidence": self.mean_confidence,
-            "confidently_wrong_rate": self.confidently_wrong_rate,
-            "labels_scheduled": self.labels_scheduled,
-            "labels_released": self.labels_released,
             "label_file": str(self.label_file) if self.label_file else None,
             "seconds": round(self.seconds, 3),
         }

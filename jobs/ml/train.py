@@ -23,7 +23,7 @@ import os
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,21 +93,10 @@ class RetrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "mode": self.mode,
+            **asdict(self),
             "champion_path": str(self.champion_path),
             "out_path": str(self.out_path),
-            "epochs": self.epochs,
-            "learning_rate": self.learning_rate,
-            "seed": self.seed,
-            "n_base": self.n_base,
-            "n_new": self.n_new,
-            "n_confidently_wrong": self.n_confidently_wrong,
-            "n_train": self.n_train,
-            "trainable_params": self.trainable_params,
-            "frozen_params": self.frozen_params,
             "train_seconds": round(self.train_seconds, 3),
-            "final_loss": self.final_loss,
-            "final_accuracy": self.final_accuracy,
         }
 
 
@@ -121,14 +110,7 @@ class EvalMetrics:
     confidence_threshold: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "n": self.n,
-            "accuracy": self.accuracy,
-            "confidently_wrong": self.confidently_wrong,
-            "confidently_wrong_rate": self.confidently_wrong_rate,
-            "mean_confidence": self.mean_confidence,
-            "confidence_threshold": self.confidence_threshold,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, kw_only=True)
