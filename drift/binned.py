@@ -35,62 +35,65 @@ IntArray = NDArray[np.int64]
 class CellIndexer:
     """Maps values to cell indices on fixed edges, O(1) per value.
 
-    A uniform grid over ``[e_0, e_{K-1}]`` remembers how many edges lie below each grid
-    cell, so a value only compares against the few edges inside its own grid cell.
-    Because ``floor((x - lo) * scale)`` is monotone in ``x``, the result equals
+    A uniform grid over the central edges remembers, for each grid cell, how many edges
+    lie below it and the first edge inside it. A value in a grid cell holding at most one
+    edge needs one comparison with that edge; values in crowded grid cells or beyond the
+    grid use a binary search. Because ``x * scale + offset`` (rounded, clipped, truncated)
+    is monotone in ``x`` and edges are mapped by the same function, the result equals
     ``np.searchsorted(edges, x, "left")`` exactly.
     """
-
-    #: values whose grid cell holds more edges than this fall back to a binary search
-    MAX_EDGES_PER_CELL = 4
 
     def __init__(self, edges: FloatArray) -> None:
         self.edges = np.asarray(edges, dtype=np.float64)
         k = self.edges.size
-        self._grid: tuple[float, float, int, IntArray, IntArray] | None = None
-        # The grid spans the central edges, so that a far outlier does not stretch it;
-        # values beyond it (or in a crowded grid cell) use a binary search.
+        self._grid: tuple[float, float, float, IntArray, IntArray, FloatArray] | None = None
+        # The grid spans the central edges, so that a far outlier does not stretch it.
         a, b = k // 200, k - 1 - k // 200
         if k >= 2 and b > a and math.isfinite(self.edges[b] - self.edges[a]):
-            lo = float(self.edges[a])
-            size = min(max(8 * k, 1024), 1 << 20)
+            size = min(max(64 * k, 1024), 1 << 21)
             scale = size / float(self.edges[b] - self.edges[a])
-            ge = self._grid_of(self.edges, lo, scale, size)
+            offset = 1.0 - float(self.edges[a]) * scale
+            top = float(size + 2)
+            ge = self._grid_of(self.edges, scale, offset, top)
             below = np.searchsorted(ge, np.arange(size + 4), side="left").astype(np.int64)
-            self._grid = (lo, scale, size, below[:-1], np.diff(below))
+            per_cell = np.diff(below)
+            first = self.edges[np.minimum(below[:-1], k - 1)]
+            self._grid = (scale, offset, top, 2 * below[:-1], per_cell, first)
 
     @staticmethod
-    def _grid_of(x: FloatArray, lo: float, scale: float, size: int) -> IntArray:
-        t = np.clip((x - lo) * scale, -1.0, size + 1.0)
-        return (np.floor(t) + 1).astype(np.int64)
-
-    def left_index(self, x: FloatArray) -> IntArray:
-        """Number of edges strictly below each value (``searchsorted(..., "left")``)."""
-        if self._grid is None:
-            return np.searchsorted(self.edges, x, side="left").astype(np.int64)
-        lo, scale, size, below, per_cell = self._grid
-        g = self._grid_of(x, lo, scale, size)
-        base = below[g]
-        n_in = per_cell[g]
-        idx = base.copy()
-        last = self.edges.size - 1
-        for j in range(self.MAX_EDGES_PER_CELL):
-            cand = self.edges[np.minimum(base + j, last)]
-            idx += (n_in > j) & (cand < x)
-        crowded = np.flatnonzero(n_in > self.MAX_EDGES_PER_CELL)
-        if crowded.size:
-            idx[crowded] = np.searchsorted(self.edges, x[crowded], side="left")
-        return idx
+    def _grid_of(x: FloatArray, scale: float, offset: float, top: float) -> IntArray:
+        t = x * scale
+        t += offset
+        np.clip(t, 0.0, top, out=t)
+        return t.astype(np.int64)  # truncation of a non-negative value: floor
 
     def cells(self, x: FloatArray) -> IntArray:
-        """Cell index (0 .. 2K) of each finite value."""
-        idx = self.left_index(x)
+        """Cell index (0 .. 2K) of each finite value: ``2 * left_index + (x is an edge)``."""
         k = self.edges.size
         if k == 0:
             return np.zeros(x.size, dtype=np.int64)
-        on_edge = self.edges[np.minimum(idx, k - 1)] == x
-        on_edge &= idx < k
-        return 2 * idx + on_edge
+        if self._grid is None:
+            return self._search_cells(x)
+        scale, offset, top, below2, per_cell, first = self._grid
+        g = self._grid_of(x, scale, offset, top)
+        n_in = per_cell[g]
+        cand = first[g]
+        out = below2[g]
+        out += 2 * ((cand < x) & (n_in > 0))
+        out += (cand == x) & (n_in > 0)
+        crowded = np.flatnonzero(n_in > 1)
+        if crowded.size:
+            out[crowded] = self._search_cells(x[crowded])
+        return out
+
+    def _search_cells(self, x: FloatArray) -> IntArray:
+        idx = np.searchsorted(self.edges, x, side="left").astype(np.int64)
+        on_edge = self.edges[np.minimum(idx, self.edges.size - 1)] == x
+        return 2 * idx + (on_edge & (idx < self.edges.size))
+
+    def left_index(self, x: FloatArray) -> IntArray:
+        """Number of edges strictly below each value (``searchsorted(..., "left")``)."""
+        return self.cells(x) // 2
 
 
 def cell_stats(indexer: CellIndexer, x: FloatArray) -> tuple[IntArray, FloatArray]:
