@@ -61,6 +61,7 @@ def test_backbone_and_head_split(champion: Any) -> None:
 
 @pytest.mark.tf
 def test_training_is_deterministic_for_a_seed(digits: DigitsData) -> None:
+    pytest.importorskip("tensorflow", reason="needs the ml extra (tensorflow)")
     from jobs.ml import cnn
 
     def weights(seed: int) -> list[np.ndarray]:
