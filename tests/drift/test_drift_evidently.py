@@ -59,15 +59,11 @@ def test_methods_are_evidently_defaults(results: dict[tuple[int, str], dict[str,
         expected = [c.method for c in by_engine["evidently"].columns]
         assert [c.method for c in by_engine["fast"].columns] == expected
         assert [c.method for c in by_engine["profile"].columns] == expected
-        assert set(expected) == (
-            {"ks", "chisquare", "z"} if ref_n <= 1000 else {"wasserstein", "jensenshannon"}
-        )
+        assert set(expected) == ({"ks", "chisquare", "z"} if ref_n <= 1000 else {"wasserstein", "jensenshannon"})
 
 
 @pytest.mark.parametrize("engine", ["fast", "profile"], ids=["fast", "profile"])
-def test_same_column_verdicts_as_evidently(
-    engine: str, results: dict[tuple[int, str], dict[str, DriftResult]]
-) -> None:
+def test_same_column_verdicts_as_evidently(engine: str, results: dict[tuple[int, str], dict[str, DriftResult]]) -> None:
     same = total = 0
     for by_engine in results.values():
         for ours, theirs in zip(by_engine[engine].columns, by_engine["evidently"].columns, strict=True):
@@ -89,3 +85,14 @@ def test_fast_engine_reproduces_evidently_values(
 def test_verdicts_span_both_outcomes(results: dict[tuple[int, str], dict[str, DriftResult]]) -> None:
     flags = [c.drifted for r in results.values() for c in r["evidently"].columns]
     assert 0.2 < np.mean(flags) < 0.8  # the matrix is not trivially all-drift or no-drift
+
+
+def test_default_spec_runs_inside_evidently_with_the_same_verdicts() -> None:
+    ref, cur = frame(600, 0.0, seed=5), frame(500, 0.2, seed=6)
+    spec = DriftSpec.infer(ref, outputs=PROBS)  # p-value tests, BH, default policy
+    ev, fast = compare(ref, cur, spec, engine="evidently"), compare(ref, cur, spec, engine="fast")
+    assert [c.method for c in ev.columns] == [c.method for c in fast.columns]
+    assert "chisquare_2s" in {c.method for c in ev.columns}  # registered into evidently on first use
+    assert [c.p_value for c in ev.columns] == pytest.approx([c.p_value for c in fast.columns], rel=1e-6)
+    assert [c.drifted for c in ev.columns] == [c.drifted for c in fast.columns]
+    assert ev.drifted == fast.drifted
