@@ -1,1 +1,13 @@
-"""reports"""
+"""Weekly HTML reports: what the other layers produced, rendered for ML owners.
+
+- :func:`render_weekly` writes ``report.html`` and ``summary.json`` for one model-week;
+- :func:`render_index` writes the model's ``index.html`` listing every week;
+- :func:`render_evidently` writes evidently's detailed data-drift page.
+
+Nothing here computes statistics, reads a database or runs at import.
+"""
+
+from reports.detail import render_evidently
+from reports.render import WeeklyReportFiles, render_index, render_weekly
+
+__all__ = ["WeeklyReportFiles", "render_evidently", "render_index", "render_weekly"]

@@ -1,0 +1,56 @@
+"""The per-model index of weekly reports."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from htmlcheck import parse
+from report_sample import IMG, SCRIPT
+
+from drift.errors import ValidationError
+from reports import render_index
+from reports.render import CSP
+
+
+def test_index_lists_weeks_newest_first_with_badges(tmp_path: Path) -> None:
+    weeks = [
+        {"week": "2026-W36", "status": "ok", "headline": "All quiet", "path": "2026-W36/report.html"},
+        {"week": "2026-W38", "status": "retrain", "headline": SCRIPT, "path": "2026-W38/report.html"},
+        {"week": "2025-W52", "status": "no-data", "headline": None, "path": "2025-W52/report.html"},
+        {"week": "2026-W37", "status": "drift", "headline": IMG},
+    ]
+    out = render_index(SCRIPT, weeks, tmp_path / "m" / "index.html")
+    assert out == tmp_path / "m" / "index.html"
+    html = out.read_text(encoding="utf-8")
+    page = parse(html)
+    hrefs = [a["href"] for a in page.attrs("a")]
+    assert hrefs == [f"{w}/report.html" for w in ("2026-W38", "2026-W37", "2026-W36", "2025-W52")]
+    badges = re.findall(r'<span class="badge ([a-z-]+)">([A-Z-]+)</span>', html)
+    assert badges == [("retrain", "RETRAIN"), ("drift", "DRIFT"), ("ok", "OK"), ("no-data", "NO-DATA")]
+    assert "<script" not in html.lower() and "<img" not in html
+    assert SCRIPT in page.text and IMG in page.text
+    assert [m["content"] for m in page.attrs("meta") if m.get("http-equiv")] == [CSP]
+
+
+def test_index_without_weeks_says_no_data(tmp_path: Path) -> None:
+    html = render_index("m", [], tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "no data" in parse(html).section_text["weeks"].lower()
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"week": "2026-38", "status": "ok"}, "is not like 2026-W38"),
+        ({"week": "2026-W38", "status": "great"}, "'great' is not one of ok, drift, retrain, no-data"),
+        ({"week": "2026-W38", "status": "ok", "path": "../2026-W38/report.html"}, "must be relative"),
+        ({"week": "2026-W38", "status": "ok", "path": "javascript:alert(1)"}, "must be relative"),
+        ({"week": "2026-W38", "status": "ok", "path": "/etc/passwd"}, "must be relative"),
+    ],
+    ids=["week", "status", "parent", "scheme", "absolute"],
+)
+def test_index_rejects_bad_entries(tmp_path: Path, entry: dict[str, str], message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        render_index("m", [entry], tmp_path / "index.html")
+    assert not (tmp_path / "index.html").exists()

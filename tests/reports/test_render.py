@@ -1,0 +1,306 @@
+"""The weekly page and summary.json: structure, empty sections, escaping, thumbnails, size."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from htmlcheck import parse
+from report_sample import HOSTILE, IMG, MATH, SCRIPT, SECTION_IDS, png_data_uri
+
+from drift.errors import ValidationError
+from reports import WeeklyReportFiles, render_weekly
+from reports.render import CSP
+
+SCHEMA_KEYS = [
+    "schema",
+    "model",
+    "week",
+    "window",
+    "generated_at",
+    "verdict",
+    "champion",
+    "runs",
+    "features",
+    "outputs",
+    "embedding",
+    "calibration",
+    "performance",
+    "confidently_wrong",
+    "confident_outliers",
+    "retrains",
+    "data_quality",
+    "evidently_report",
+]
+FEATURE_KEYS = ["column", "kind", "method", "score", "p_value", "effect", "threshold", "drifted", "trend"]
+EXAMPLE_KEYS = ["prediction_id", "input_uri", "thumbnail", "true_label", "predicted_label", "confidence"]
+
+
+def _render(summary: dict[str, Any], tmp_path: Path) -> tuple[WeeklyReportFiles, str]:
+    files = render_weekly(summary, tmp_path / "2026-W38")
+    return files, files.report_html.read_text(encoding="utf-8")
+
+
+def test_summary_json_is_the_input_verbatim(summary: dict[str, Any], tmp_path: Path) -> None:
+    files, _ = _render(summary, tmp_path)
+    assert files.summary_json == tmp_path / "2026-W38" / "summary.json"
+    assert files.report_html == tmp_path / "2026-W38" / "report.html"
+    written = json.loads(files.summary_json.read_text(encoding="utf-8"))
+    assert written == summary
+    # Golden structure of schema 1 (the sample is the contract's shape, key for key and in order).
+    assert list(written) == SCHEMA_KEYS
+    assert list(written["features"][0]) == FEATURE_KEYS
+    assert list(written["features"][0]["trend"][0]) == ["week", "score", "drifted"]
+    assert list(written["outputs"]) == ["columns", "class_distribution", "confidence"]
+    assert list(written["confidently_wrong"]["examples"][0]) == EXAMPLE_KEYS
+    assert list(written["confident_outliers"]["examples"][0]) == [*EXAMPLE_KEYS, "score"]
+    assert list(written["performance"]["weeks"][0]) == [
+        "week",
+        "estimated_accuracy",
+        "estimate_low",
+        "estimate_high",
+        "realized_accuracy",
+        "realized_low",
+        "realized_high",
+        "label_coverage",
+        "n_labelled",
+    ]
+    text = files.summary_json.read_text(encoding="utf-8")
+    assert text.startswith('{\n  "schema": 1,') and text.endswith("}\n")
+    assert SCRIPT in text  # not escaped for HTML: it is data
+    assert sorted(p.name for p in files.report_html.parent.iterdir()) == ["report.html", "summary.json"]
+
+
+def test_every_section_is_present_with_its_content(summary: dict[str, Any], tmp_path: Path) -> None:
+    _, html = _render(summary, tmp_path)
+    page = parse(html)
+    assert set(SECTION_IDS) <= set(page.ids)
+    assert len(page.ids) == len(set(page.ids))
+    s = page.section_text
+    assert "RETRAIN" in s["verdict"] and "retraining recommended" in s["verdict"]
+    assert "any-2-of-3" in s["verdict"]
+    assert "/var/driftkeeper/exports/digits-cnn/3" in s["champion"]
+    assert "3 of 6 drifted" in s["features"]
+    assert s["features"].index("brightness") < s["features"].index("ink_ratio")  # the lead's ranking is kept
+    assert "predicted_label" in s["outputs"] and "Predicted classes" in s["outputs"] and "Confidence" in s["outputs"]
+    assert "mmd" in s["embedding"]
+    assert "Reliability" in s["calibration"] and "0.074" in s["calibration"]
+    assert "not trustworthy" in s["performance"] and "covariate shift" in s["performance"]
+    assert "2026-W31" in s["performance"] and "5.0%" in s["performance"]
+    assert "rose significantly" in s["confidently-wrong"]
+    assert "unlabelled → 0" in s["confident-outliers"]
+    assert "promoted" in s["retrains"] and "failed" in s["retrains"] and "1.2 MiB" in s["retrains"]
+    assert "178" in s["data-quality"] and "missing field 'confidence'" in s["data-quality"]
+    links = [a["href"] for a in page.attrs("a")]
+    assert "evidently.html" in links
+    for sid in SECTION_IDS:
+        assert "no data" not in s[sid].lower(), sid
+
+
+def test_examples_are_grouped_by_true_and_predicted_class(summary: dict[str, Any], tmp_path: Path) -> None:
+    _, html = _render(summary, tmp_path)
+    text = parse(html).section_text["confidently-wrong"]
+    headings = re.findall(r"(\S+ → \S+) \((\d+)\)", text)
+    assert headings[0] == ("7 → 1", "2")  # largest group first
+    assert {h for h, _ in headings} >= {"3 → 8", "4 → 9"}
+    assert f"{SCRIPT} → {IMG} (1)" in text
+
+
+def _empty(summary: dict[str, Any], value: Any) -> dict[str, Any]:
+    keep = {"schema", "model", "week", "window", "generated_at"}
+    return {k: (v if k in keep else value) for k, v in summary.items()}
+
+
+@pytest.mark.parametrize("value", [None, "missing"], ids=["null", "missing"])
+def test_missing_sections_say_no_data(summary: dict[str, Any], tmp_path: Path, value: Any) -> None:
+    empty = _empty(summary, None)
+    if value == "missing":
+        empty = {k: v for k, v in empty.items() if v is not None}
+    _, html = _render(empty, tmp_path)
+    page = parse(html)
+    for sid in SECTION_IDS:
+        assert "no data" in page.section_text[sid].lower(), sid
+    assert "NO-DATA" in page.section_text["verdict"]
+
+
+def test_empty_lists_and_inner_sections_say_no_data(summary: dict[str, Any], tmp_path: Path) -> None:
+    summary.update(
+        verdict={"status": "no-data", "headline": "No predictions this week", "reasons": []},
+        runs=[],
+        features=[],
+        outputs={"columns": [], "class_distribution": None, "confidence": None},
+        calibration={"reference": None, "current": None},
+        performance={"weeks": [], "trustworthy": False, "warning": None},
+        confidently_wrong={
+            "count": 0,
+            "rate": None,
+            "reference_rate": None,
+            "rose_significantly": False,
+            "examples": [],
+        },
+        confident_outliers={"count": 0, "rate": None, "examples": []},
+        retrains=[],
+        data_quality=None,
+        champion=None,
+        embedding=None,
+        evidently_report=None,
+    )
+    _, html = _render(summary, tmp_path)
+    page = parse(html)
+    for sid in (*SECTION_IDS, "evidently"):
+        assert "no data" in page.section_text[sid].lower(), sid
+    assert "<svg" not in html.split('id="features"')[1].split("</section>")[0]
+
+
+def test_hostile_strings_are_escaped_everywhere(summary: dict[str, Any], tmp_path: Path) -> None:
+    summary["model"] = SCRIPT
+    summary["week"] = IMG
+    _, html = _render(summary, tmp_path)
+    assert "<script" not in html.lower()
+    assert "<img src=x" not in html
+    page = parse(html)
+    assert not [t for t, _ in page.tags if t in {"script", "iframe", "object", "embed", "link", "base", "form"}]
+    for tag, attrs in page.tags:
+        for name, value in attrs.items():
+            assert not name.startswith("on"), (tag, name)
+            if name in {"src", "href", "xlink:href"}:
+                assert value is not None
+                assert value.startswith(("data:image/png;base64,", "#", "evidently.html")), (tag, value)
+    # shown literally, as text, in the page and inside the SVG charts
+    for hostile in HOSTILE:
+        assert hostile in page.text
+    assert SCRIPT in page.svg_text
+    assert "{{ 7*7 }}" in page.section_text["features"]  # data is never evaluated as a template
+    assert "49" not in page.section_text["features"]
+    # "$...$" must not become matplotlib mathtext
+    assert MATH[:12] in page.text
+
+
+def test_strict_csp_and_no_external_url(summary: dict[str, Any], tmp_path: Path) -> None:
+    _, html = _render(summary, tmp_path)
+    page = parse(html)
+    metas = [m for m in page.attrs("meta") if m.get("http-equiv") == "Content-Security-Policy"]
+    assert [m["content"] for m in metas] == [CSP]
+    assert CSP.startswith("default-src 'none'; img-src data:; style-src 'unsafe-inline'")
+    urls = re.findall(r"""(?:src|href)\s*=\s*["']?\s*([a-z][a-z0-9+.-]*:)""", html, flags=re.IGNORECASE)
+    assert set(urls) <= {"data:"}
+    assert not re.search(r"url\((?!#)", html) and "@import" not in html  # only references within the page
+    assert "https://" not in html  # matplotlib's metadata (creator URL) is dropped
+
+
+def test_only_png_data_uris_become_images(summary: dict[str, Any], tmp_path: Path) -> None:
+    good = png_data_uri("7")
+    bad = [
+        "javascript:alert(1)",
+        "http://example.com/x.png",
+        "data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+PC9zdmc+",
+        "data:image/png;base64," + "QUJDREVGR0hJSktM",  # valid base64, not a PNG
+        good + '" onerror="alert(1)',
+        good.replace("data:image/png", "DATA:image/png"),
+        "data:image/png;base64,",
+        "data:image/png;base64," + "A" * 60_000,
+        None,
+    ]
+    examples = summary["confidently_wrong"]["examples"]
+    for i, thumb in enumerate(bad):
+        examples.append({**examples[0], "prediction_id": f"bad-{i}", "thumbnail": thumb})
+    examples[0]["thumbnail"] = good
+    _, html = _render(summary, tmp_path)
+    page = parse(html)
+    srcs = [a["src"] for a in page.attrs("img")]
+    n_good = len(summary["confidently_wrong"]["examples"]) - len(bad) + len(summary["confident_outliers"]["examples"])
+    assert len(srcs) == n_good
+    assert all(s is not None and re.fullmatch(r"data:image/png;base64,[A-Za-z0-9+/]+=*", s) for s in srcs)
+    assert "javascript:" not in html and "svg+xml" not in html and "example.com" not in html
+    assert "8 thumbnails were not embedded" in page.section_text["confidently-wrong"]
+
+
+@pytest.mark.parametrize(("noise", "size"), [(False, 32), (True, 64)], ids=["digits-32px", "noise-64px"])
+def test_page_stays_under_2mb_with_40_thumbnails(
+    summary: dict[str, Any], tmp_path: Path, noise: bool, size: int
+) -> None:
+    for key, extra in (("confidently_wrong", {}), ("confident_outliers", {"score": 5.0})):
+        summary[key]["examples"] = [
+            {
+                "prediction_id": f"{key}-{i}",
+                "input_uri": f"/data/images/{i}.png",
+                "thumbnail": png_data_uri(str(i % 10), size=size, noise=noise, seed=i),
+                "true_label": str(i % 3),
+                "predicted_label": str((i + 1) % 3),
+                "confidence": 0.99,
+                **extra,
+            }
+            for i in range(20)
+        ]
+    files, html = _render(summary, tmp_path)
+    assert len(parse(html).attrs("img")) == 40
+    assert files.report_html.stat().st_size < 2_000_000
+
+
+def test_thumbnail_budget_keeps_the_page_under_2mb(summary: dict[str, Any], tmp_path: Path) -> None:
+    big = png_data_uri("x", size=128, noise=True)  # ~22 KB each, the largest kind still embedded
+    assert len(big) < 48_000
+    for key in ("confidently_wrong", "confident_outliers"):
+        summary[key]["examples"] = [
+            {**summary[key]["examples"][0], "prediction_id": f"{key}-{i}", "thumbnail": big} for i in range(60)
+        ]
+    files, html = _render(summary, tmp_path)
+    assert files.report_html.stat().st_size < 2_000_000
+    assert 0 < len(parse(html).attrs("img")) < 120
+
+
+@pytest.mark.parametrize("status", ["ok", "drift", "retrain", "no-data"])
+def test_status_badge(summary: dict[str, Any], tmp_path: Path, status: str) -> None:
+    summary["verdict"]["status"] = status
+    _, html = _render(summary, tmp_path)
+    assert f'<span class="badge {status} big">{status.upper()}</span>' in html
+    colours = {
+        "ok": "--ok: #16a34a",
+        "drift": "--drift: #f59e0b",
+        "retrain": "--retrain: #dc2626",
+        "no-data": "--nodata: #6b7280",
+    }
+    assert colours[status] in html
+
+
+@pytest.mark.parametrize(
+    ("name", "linked"),
+    [
+        ("evidently.html", True),
+        ("../evidently.html", False),
+        ("https://evil.example/x.html", False),
+        ("a/b.html", False),
+    ],
+)
+def test_evidently_link_is_a_file_in_the_same_folder(
+    summary: dict[str, Any], tmp_path: Path, name: str, linked: bool
+) -> None:
+    summary["evidently_report"] = name
+    _, html = _render(summary, tmp_path)
+    hrefs = [a["href"] for a in parse(html).attrs("a")]
+    assert (name in hrefs) is linked
+    assert (name in html) is linked
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"schema": 2}, "schema 2 is not supported; allowed: 1"),
+        ({"verdict": {"status": "fine"}}, "'fine' is not one of ok, drift, retrain, no-data"),
+        ({"features": {"column": "x"}}, "features must be a list"),
+        ({"embedding": {"method": "mmd", "score": "high", "drifted": True}}, "embedding.score must be a number"),
+        ({"retrains": [{"decision": "maybe"}]}, "is not one of promoted, rejected, failed"),
+        ({"champion": {"version": 1, "metrics": {"accuracy": float("nan")}}}, "strict JSON"),
+    ],
+    ids=["schema", "status", "features-shape", "number", "decision", "nan"],
+)
+def test_invalid_summary_raises_and_writes_nothing(
+    summary: dict[str, Any], tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    summary.update(change)
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        render_weekly(summary, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
