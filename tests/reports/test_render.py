@@ -304,3 +304,17 @@ def test_invalid_summary_raises_and_writes_nothing(
     with pytest.raises(ValidationError, match=re.escape(message)):
         render_weekly(summary, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_long_lists_stay_readable(summary: dict[str, Any], tmp_path: Path) -> None:
+    column = summary["features"][0]
+    summary["features"] = [{**column, "column": f"f{i:03d}", "drifted": i < 3} for i in range(60)]
+    labels = [f"class-{i}" for i in range(100)]
+    shares = [1 / 100] * 100
+    summary["outputs"]["class_distribution"] = {"labels": labels, "reference": shares, "current": shares[::-1]}
+    _, html = _render(summary, tmp_path)
+    page = parse(html)
+    assert "Predicted classes (25 largest of 100)" in page.svg_text
+    assert "35 more columns" in page.section_text["features"]
+    assert "3 of 60 drifted" in page.section_text["features"]
+    assert html.index("f024") < html.index("<details>") < html.index("f025")
