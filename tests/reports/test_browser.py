@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from report_sample import SCRIPT, SECTION_IDS
 
-from reports import render_index, render_weekly
+from reports import render_evidently, render_index, render_weekly
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -53,7 +53,7 @@ def driver() -> Iterator[Any]:
         "--window-size=1200,900",
     ):
         options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     drv = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     try:
         yield drv
@@ -65,6 +65,7 @@ def driver() -> Iterator[Any]:
 def _load(drv: Any, page: Path) -> list[dict[str, Any]]:
     """Open ``page`` and return what the console said while loading it."""
     drv.get_log("browser")  # drop earlier messages
+    drv.get_log("performance")
     drv.get(page.as_uri())
     drv.find_element("tag name", "body")
     return list(drv.get_log("browser"))
@@ -132,3 +133,24 @@ def test_console_check_sees_a_csp_violation(driver: Any, tmp_path: Path) -> None
     )
     console = _load(driver, page)
     assert any(m.get("level") == "SEVERE" and "Content Security Policy" in m.get("message", "") for m in console)
+
+
+def test_evidently_page_works_offline(driver: Any, tmp_path: Path) -> None:
+    import json
+
+    import numpy as np
+    import pandas as pd
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    rng = np.random.default_rng(3)
+    ref = pd.DataFrame({"brightness": rng.normal(0, 1, 200), "label": rng.choice(["a", "b"], 200)})
+    cur = pd.DataFrame({"brightness": rng.normal(1, 1, 200), "label": rng.choice(["a", "b"], 200)})
+    page = render_evidently(ref, cur, tmp_path / "evidently.html", title="digits-cnn 2026-W38")
+    assert page is not None
+    console = _load(driver, page)
+    WebDriverWait(driver, 30).until(lambda d: "Dataset Drift" in d.find_element("tag name", "body").text)
+    console += driver.get_log("browser")
+    assert [m for m in console if m.get("level") == "SEVERE"] == []
+    events = [json.loads(m["message"])["message"] for m in driver.get_log("performance")]
+    urls = [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
+    assert urls and all(u.startswith(("file:", "data:", "blob:")) for u in urls), urls
