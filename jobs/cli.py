@@ -278,6 +278,8 @@ def demo(
         return
     console.print(f"\ndatabase: {report.database}")
     console.print(f"model:    {report.model_path}")
+    if report.export_dir:
+        console.print(f"TFLite:   {report.export_dir}")
     console.print("next:     driftkeeper -c <config> status | quarantine list | check --model digits")
 
 

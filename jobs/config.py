@@ -144,6 +144,26 @@ class RetrainPolicy(_Strict):
     realized_accuracy_drop: float | None = Field(0.05, ge=0, le=1)
 
 
+class RetrainSettings(_Strict):
+    """When and how a model is retrained, and what a challenger must prove (see jobs.retrain)."""
+
+    min_new_labels: int = Field(200, ge=1, description="labelled production samples needed since the champion")
+    cooldown_hours: float = Field(24, ge=0)
+    lease_minutes: int = Field(60, ge=1)
+    mode: Literal["head", "full"] = "head"
+    epochs: int = Field(5, ge=1, le=500)
+    seed: int = 0
+    recent_days: float = Field(28, gt=0, description="labelled samples this recent are used")
+    holdout_share: float = Field(0.3, gt=0, lt=1)
+    min_accuracy_gain: float = Field(0.02, ge=0, le=1, description="on the held-out recent slice")
+    max_test_accuracy_drop: float = Field(0.02, ge=0, le=1, description="on the original test set")
+    size_budget_bytes: int = Field(4_000_000, ge=1)
+    training_data: Path | None = Field(None, description=".npz with x_train, y_train, x_test, y_test")
+    custom_command: tuple[str, ...] | None = Field(
+        None, description="a trainer run as COMMAND SPEC.json; it must write the .keras file named in the spec"
+    )
+
+
 class ModelSettings(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     task: Literal["classification", "segmentation"] = "classification"
@@ -154,8 +174,15 @@ class ModelSettings(_Strict):
     predictions: Source | None = None
     labels: Source | None = None
     confidence_threshold: float = Field(0.9, gt=0, le=1)
+    output_decimals: int = Field(
+        6, ge=1, le=12, description="probabilities are compared at this precision (what the app logs)"
+    )
     drift: DriftSettings = DriftSettings()
     retrain_when: RetrainPolicy = RetrainPolicy()
+    retrain: RetrainSettings = RetrainSettings()
+    image_roots: tuple[Path, ...] = Field(
+        (), description="folders input images may be read from (thumbnails, retraining); nothing else is read"
+    )
 
     @field_validator("class_labels", mode="before")
     @classmethod

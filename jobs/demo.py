@@ -4,7 +4,9 @@ A small CNN is trained on scikit-learn's bundled digits and registered as versio
 production simulator then plays the app's backend over simulated weeks, writing prediction
 logs into a separate SQLite database (the "production" source) and late labels into a drop
 folder; from a given week on, inputs drift. Each simulated week driftkeeper ingests, and
-checks the week against the reference (the first week after the deploy).
+checks the week against the reference (the first week after the deploy); when a check is
+retrain-worthy, the model is retrained, gated, exported to TFLite and, if it passes, promoted;
+later weeks are served by the new champion.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from drift.errors import ConfigError
 from jobs.check import check
 from jobs.config import Settings
 from jobs.ingest.run import ingest
+from jobs import registry
 from jobs.reference import reference_from_window
+from jobs.retrain import retrain
+from jobs.retrain_data import BaseData
 from jobs.runs import recorded_run
 from storage import repository
 from storage.engine import make_engine, make_session_factory
@@ -43,6 +48,8 @@ class DemoOptions:
     drift_from_week: int = 3
     epochs: int = 8
     seed: int = 0
+    drift_strength: tuple[float, float] = (0.4, 0.7)
+    min_new_labels: int | None = None  # override retrain.min_new_labels (short demos)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,6 +66,8 @@ class WeekOutcome:
     drifted: bool | None
     retrain_worthy: bool | None
     reasons: tuple[str, ...] = ()
+    serving_version: int = 1
+    retrain: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +83,8 @@ class WeekOutcome:
             "drifted": self.drifted,
             "retrain_worthy": self.retrain_worthy,
             "reasons": list(self.reasons),
+            "serving_version": self.serving_version,
+            "retrain": self.retrain,
         }
 
 
@@ -81,6 +92,7 @@ class WeekOutcome:
 class DemoReport:
     database: str
     model_path: Path
+    export_dir: Path | None
     baseline: dict[str, Any]
     weeks: tuple[WeekOutcome, ...] = field(default_factory=tuple)
 
@@ -88,15 +100,18 @@ class DemoReport:
         return {
             "database": self.database,
             "model_path": str(self.model_path),
+            "export_dir": str(self.export_dir) if self.export_dir else None,
             "baseline": self.baseline,
             "weeks": [w.to_dict() for w in self.weeks],
         }
 
 
-def demo_settings(var_dir: Path) -> Settings:
+def demo_settings(var_dir: Path, *, min_new_labels: int | None = None) -> Settings:
     """The example config (``driftkeeper init``) with every path under ``var_dir``."""
     text = resources.files("jobs").joinpath("example_config.yaml").read_text(encoding="utf-8")
     data = yaml.safe_load(text.replace("var/", f"{var_dir.as_posix().rstrip('/')}/"))
+    if min_new_labels is not None:
+        data["models"][0]["retrain"]["min_new_labels"] = min_new_labels
     return Settings(**data)
 
 
@@ -132,7 +147,7 @@ def run_demo(options: DemoOptions, *, echo: Any = print) -> DemoReport:
     from jobs.ml.digits import load_digits_data
     from jobs.ml.simulator import ProductionSimulator
 
-    settings = demo_settings(options.var_dir)
+    settings = demo_settings(options.var_dir, min_new_labels=options.min_new_labels)
     reset_demo_state(settings, options.var_dir)
     model = settings.models[0]
     engine = make_engine(settings.database.url.get_secret_value())
@@ -154,19 +169,25 @@ def run_demo(options: DemoOptions, *, echo: Any = print) -> DemoReport:
             repository.register_version(
                 session, row, 1, artifact_path=str(model_path), status="champion", metrics=baseline
             )
+        BaseData(x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test).save(
+            model.retrain.training_data or settings.paths.models_dir / model.name / "training_data.npz"
+        )
         simulator = ProductionSimulator(
             options.var_dir / "demo",
             model_name=model.name,
             seed=options.seed,
             rows_per_week=options.rows_per_week,
             drift_from_week=options.drift_from_week,
+            drift_strength=options.drift_strength,
         )
-        outcomes = [
-            _simulate_week(factory, settings, simulator, week, model_path, echo) for week in range(1, options.weeks + 1)
-        ]
+        outcomes = [_simulate_week(factory, settings, simulator, week, echo) for week in range(1, options.weeks + 1)]
+        with factory() as session:
+            champion = registry.champion(session, repository.get_model(session, model.name))
+            champion_path, export_dir = Path(champion.artifact_path or model_path), champion.export_dir
         return DemoReport(
             database=str(settings.database.url.get_secret_value()),
-            model_path=model_path,
+            model_path=champion_path,
+            export_dir=Path(export_dir) if export_dir else None,
             baseline=baseline,
             weeks=tuple(outcomes),
         )
@@ -179,13 +200,15 @@ def _simulate_week(
     settings: Settings,
     simulator: Any,
     week: int,
-    model_path: Path,
     echo: Any,
 ) -> WeekOutcome:
     model = settings.models[0]
     start = DEMO_START + (week - 1) * WEEK
     end = start + WEEK
-    summary = simulator.simulate_week(week, model_path, 1, start)
+    with factory() as session:
+        champion = registry.champion(session, repository.get_model(session, model.name))
+        serving, serving_path = champion.version, Path(champion.artifact_path or "")
+    summary = simulator.simulate_week(week, serving_path, serving, start)
     with recorded_run(factory, "ingest", model.name) as run:
         reports = ingest(factory, settings, model.name)
         run.counts = {"inserted": sum(r.inserted for r in reports)}
@@ -193,6 +216,7 @@ def _simulate_week(
     quarantined = sum(r.quarantined for r in reports)
     drifted = retrain_worthy = None
     reasons: tuple[str, ...] = ()
+    retrain_decision: str | None = None
     if week == 1:
         reference_from_window(factory, model, 1, start, end)
         verdict = "reference set built from this week (the first week after the deploy)"
@@ -204,8 +228,16 @@ def _simulate_week(
         retrain_worthy = any(c.retrain_worthy for c in checks)
         reasons = tuple(r for c in checks for r in c.reasons)
         verdict = ("DRIFT" if drifted else "quiet") + (f" - retrain-worthy: {'; '.join(reasons)}" if reasons else "")
+        if retrain_worthy:
+            with recorded_run(factory, "retrain", model.name) as run:
+                retrained = retrain(factory, settings, model.name, now=end)
+                run.counts = {"decision": retrained.decision, "version": retrained.version}
+            retrain_decision = retrained.decision
+            verdict += (
+                f"\n    retrain -> version {retrained.version}: {retrained.decision} ({'; '.join(retrained.reasons)})"
+            )
     echo(
-        f"  week {week} ({start:%Y-%m-%d}): {summary.rows} predictions, {summary.drifted_rows} drifted inputs, "
+        f"  week {week} ({start:%Y-%m-%d}, v{serving}): {summary.rows} predictions, {summary.drifted_rows} drifted inputs, "
         f"true accuracy {summary.accuracy:.1%}, {summary.labels_released} labels arrived -> {verdict}"
     )
     return WeekOutcome(
@@ -221,4 +253,6 @@ def _simulate_week(
         drifted=drifted,
         retrain_worthy=retrain_worthy,
         reasons=reasons,
+        serving_version=serving,
+        retrain=retrain_decision,
     )

@@ -164,11 +164,11 @@ def compute_findings(
                     true_label=None if rows.label[i] is None else str(rows.label[i]),
                     input_uri=rows.input_uri[i],
                 )
-                entry = (float(scores[i]), item.prediction_id, item)
+                ranked = (float(scores[i]), item.prediction_id, item)
                 if len(outlier_heap) < top_k:
-                    heapq.heappush(outlier_heap, entry)
+                    heapq.heappush(outlier_heap, ranked)
                 else:
-                    heapq.heappushpop(outlier_heap, entry)
+                    heapq.heappushpop(outlier_heap, ranked)
     figures: dict[str, Any] = {"n_rows": n_rows}
     flagged: list[Flagged] = []
     if n_rows == 0:
@@ -216,9 +216,17 @@ def compute_findings(
     if ref is not None and len(ref) >= MIN_LABELS:
         calibrator = ConfidenceCalibrator().fit(ref.confidence, ref.correct)
         estimate = estimate_accuracy(calibrator, all_confidence)
+        sample = reference.stats.sample.rows
+        reference_estimate = (
+            estimate_accuracy(calibrator, sample["confidence"].to_numpy()).estimate
+            if "confidence" in sample.columns and len(sample)
+            else float(ref.correct.mean())
+        )
         entry: dict[str, Any] = estimate.to_dict() | {
             "accuracy": estimate.estimate,
-            "reference_accuracy": float(ref.correct.mean()),
+            # the same estimator on the reference's own inputs, so that a drop compares like with like
+            "reference_accuracy": reference_estimate,
+            "reference_realized_accuracy": float(ref.correct.mean()),
             "trustworthy": True,
             "warning": None,
         }

@@ -81,7 +81,10 @@ def model_frame(
     if model.categorical_features:
         assert categorical is not None
         parts.append(categorical[list(model.categorical_features)].reset_index(drop=True).astype(str))
-    parts.append(output_frame(probabilities, model.class_labels))
+    # compare outputs at the precision the app logs them: a model re-scoring inputs gives 3e-9
+    # where the log says 0, and a rank test on near-zero probabilities would see nothing else
+    rounded = np.round(np.asarray(probabilities, dtype=np.float64), model.output_decimals)
+    parts.append(output_frame(rounded, model.class_labels))
     names = embedding_columns(model)
     if names:
         assert embedding is not None

@@ -31,7 +31,11 @@ def retrain_decision(policy: RetrainPolicy, result: DriftResult, figures: dict[s
         if share > policy.feature_share_above:
             reasons.append(f"{share:.0%} of features drifted (> {policy.feature_share_above:.0%})")
     wrong = figures.get("confidently_wrong") or {}
-    if policy.confidently_wrong_rise and wrong.get("rose_significantly"):
+    if (
+        policy.confidently_wrong_rise
+        and wrong.get("rose_significantly")
+        and (wrong.get("n_labelled") or 0) >= MIN_LABELS
+    ):
         rate, reference_rate = wrong.get("rate") or 0.0, wrong.get("reference_rate") or 0.0
         reasons.append(f"confidently-wrong rate rose to {rate:.1%} (reference {reference_rate:.1%})")
     outliers = figures.get("confident_outliers") or {}

@@ -1,4 +1,4 @@
-"""The demo, shortened: quiet before the drift, flagged after, everything stored."""
+"""The demo, shortened: quiet before the drift, flagged after, retrained, quiet again."""
 
 from __future__ import annotations
 
@@ -11,27 +11,40 @@ pytest.importorskip("tensorflow")
 
 from jobs.demo import DemoOptions, demo_settings, run_demo  # noqa: E402
 from storage.engine import make_engine, make_session_factory  # noqa: E402
-from storage.models import DriftRun, JobRun, Label, PredictionLog  # noqa: E402
+from storage.models import DriftRun, JobRun, Label, ModelVersion, PredictionLog, RetrainRun  # noqa: E402
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
 
-def test_short_demo_is_quiet_before_drift_and_flags_it_after(tmp_path):
-    options = DemoOptions(var_dir=tmp_path / "var", weeks=3, rows_per_week=400, drift_from_week=3, epochs=3)
+def test_short_demo_drifts_retrains_and_is_quiet_again(tmp_path):
+    options = DemoOptions(
+        var_dir=tmp_path / "var", weeks=5, rows_per_week=800, drift_from_week=3, epochs=4, min_new_labels=100
+    )
     lines: list[str] = []
     report = run_demo(options, echo=lines.append)
-    week1, week2, week3 = report.weeks
-    assert not week1.checked and week2.checked and week3.checked
-    assert week2.drifted is False and week2.retrain_worthy is False
-    assert week3.drifted is True and week3.retrain_worthy is True and week3.reasons
-    assert week3.true_accuracy < week2.true_accuracy
-    assert json.loads(json.dumps(report.to_dict()))["weeks"][2]["drifted"] is True
+    weeks = report.weeks
+    assert not weeks[0].checked
+    assert weeks[1].drifted is False and weeks[1].retrain_worthy is False
+    assert weeks[2].drifted is True and weeks[2].retrain_worthy is True and weeks[2].reasons
+    assert weeks[2].retrain == "promoted"
+    assert [w.serving_version for w in weeks] == [1, 1, 1, 2, 2]
+    assert all(w.drifted is False for w in weeks[3:]), [w.reasons for w in weeks[3:]]
+    assert report.export_dir is not None and (report.export_dir / "model.tflite").is_file()
+    manifest = json.loads((report.export_dir / "manifest.json").read_text())
+    assert manifest["version"] == 2 and manifest["parent_version"] == 1
     engine = make_engine(demo_settings(options.var_dir).database.url.get_secret_value())
     with make_session_factory(engine)() as s:
-        assert s.scalar(select(func.count()).select_from(PredictionLog)) == 3 * 400
+        assert s.scalar(select(func.count()).select_from(PredictionLog)) == 5 * 800
         assert s.scalar(select(func.count()).select_from(Label)) > 0
-        assert [r.drifted for r in s.scalars(select(DriftRun).order_by(DriftRun.id))] == [False, True]
-        statuses = set(s.scalars(select(JobRun.status)))
+        assert s.scalar(select(func.count()).select_from(DriftRun)) == 4
+        statuses = dict(s.execute(select(ModelVersion.version, ModelVersion.status)).all())
+        decisions = s.scalars(select(RetrainRun.decision)).all()
+        gate = s.scalars(select(RetrainRun.metrics)).one()
+        job_statuses = set(s.scalars(select(JobRun.status)))
     engine.dispose()
-    assert statuses == {"succeeded"}
+    assert statuses == {1: "retired", 2: "champion"}
+    assert decisions == ["promoted"]
+    assert gate["recent_accuracy"] - gate["champion_recent_accuracy"] >= 0.02  # the gate's margin
+    assert gate["champion_test_accuracy"] - gate["test_accuracy"] <= 0.02
+    assert job_statuses == {"succeeded"}
     assert any("week 3" in line and "DRIFT" in line for line in lines)
