@@ -23,10 +23,10 @@ import yaml
 from sqlalchemy.orm import Session, sessionmaker
 
 from drift.errors import ConfigError
+from jobs import registry
 from jobs.check import check
 from jobs.config import Settings
 from jobs.ingest.run import ingest
-from jobs import registry
 from jobs.reference import reference_from_window
 from jobs.retrain import retrain
 from jobs.retrain_data import BaseData
@@ -237,7 +237,8 @@ def _simulate_week(
                 f"\n    retrain -> version {retrained.version}: {retrained.decision} ({'; '.join(retrained.reasons)})"
             )
     echo(
-        f"  week {week} ({start:%Y-%m-%d}, v{serving}): {summary.rows} predictions, {summary.drifted_rows} drifted inputs, "
+        f"  week {week} ({start:%Y-%m-%d}, v{serving}): {summary.rows} predictions, "
+        f"{summary.drifted_rows} drifted inputs, "
         f"true accuracy {summary.accuracy:.1%}, {summary.labels_released} labels arrived -> {verdict}"
     )
     return WeekOutcome(

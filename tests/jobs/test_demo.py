@@ -9,9 +9,9 @@ from sqlalchemy import func, select
 
 pytest.importorskip("tensorflow")
 
-from jobs.demo import DemoOptions, demo_settings, run_demo  # noqa: E402
-from storage.engine import make_engine, make_session_factory  # noqa: E402
-from storage.models import DriftRun, JobRun, Label, ModelVersion, PredictionLog, RetrainRun  # noqa: E402
+from jobs.demo import DemoOptions, demo_settings, run_demo
+from storage.engine import make_engine, make_session_factory
+from storage.models import DriftRun, JobRun, Label, ModelVersion, PredictionLog, RetrainRun
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 
