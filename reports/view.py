@@ -67,6 +67,14 @@ def _num(value: Any, where: str) -> float | None:
     return float(value)
 
 
+def _int(value: Any, where: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"summary {where} must be an integer or null, got {value!r}")
+    return value
+
+
 def _nums(value: Any, where: str) -> list[float | None]:
     if value is None:
         return []
@@ -78,9 +86,9 @@ def _nums(value: Any, where: str) -> list[float | None]:
 def _strs(value: Any) -> list[str]:
     if value is None:
         return []
-    if isinstance(value, str):
-        return [value]
-    return [str(v) for v in value]
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return [str(value)]
 
 
 def _text(value: Any) -> str | None:
@@ -172,7 +180,7 @@ def _examples(section: dict[str, Any] | None, where: str, budget: list[int]) -> 
         )
     ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0][0] or "", kv[0][1]))
     return {
-        "count": _num(section.get("count"), f"{where}.count"),
+        "count": _int(section.get("count"), f"{where}.count"),
         "rate": _num(section.get("rate"), f"{where}.rate"),
         "reference_rate": _num(section.get("reference_rate"), f"{where}.reference_rate"),
         "rose_significantly": bool(section.get("rose_significantly")),
@@ -199,7 +207,7 @@ def _calibration(value: Any) -> dict[str, Any] | None:
             conf = _num(b.get("confidence"), f"calibration.{side}.bins[{i}].confidence")
             acc = _num(b.get("accuracy"), f"calibration.{side}.bins[{i}].accuracy")
             if conf is not None and acc is not None:
-                bins.append((conf, acc, int(b.get("count") or 0)))
+                bins.append((conf, acc, _int(b.get("count"), f"calibration.{side}.bins[{i}].count") or 0))
         series[side] = bins
         out[side] = {"ece": _num(part.get("ece"), f"calibration.{side}.ece"), "n_bins": len(bins)}
     out["chart"] = charts.reliability_svg(series.get("reference"), series.get("current"))
@@ -250,7 +258,10 @@ def _performance(value: Any) -> dict[str, Any] | None:
     )
     weeks = []
     for i, w in enumerate(_list(perf.get("weeks"), "performance.weeks")):
-        row: dict[str, Any] = {"week": str(w.get("week", "?")), "n_labelled": int(w.get("n_labelled") or 0)}
+        row: dict[str, Any] = {
+            "week": str(w.get("week", "?")),
+            "n_labelled": _int(w.get("n_labelled"), f"performance.weeks[{i}].n_labelled"),
+        }
         row.update({k: _num(w.get(k), f"performance.weeks[{i}].{k}") for k in keys})
         weeks.append(row)
     return {
@@ -285,7 +296,11 @@ def _retrains(value: Any) -> list[dict[str, Any]]:
                 "decision": decision,
                 "reasons": _strs(r.get("reasons")),
                 "metrics": _metrics(r.get("metrics"), f"retrains[{i}].metrics"),
-                "export_sizes": [(str(k), int(v)) for k, v in sizes.items() if v is not None],
+                "export_sizes": [
+                    (str(k), n)
+                    for k, v in sizes.items()
+                    if (n := _int(v, f"retrains[{i}].export_sizes.{k}")) is not None
+                ],
             }
         )
     return rows
@@ -324,7 +339,7 @@ def build_view(summary: Mapping[str, Any]) -> dict[str, Any]:
         "runs": [
             {
                 "version": r.get("version"),
-                "n_rows": r.get("n_rows"),
+                "n_rows": _int(r.get("n_rows"), f"runs[{i}].n_rows"),
                 "drifted": r.get("drifted"),
                 "outputs_drifted": r.get("outputs_drifted"),
                 "embedding_drifted": r.get("embedding_drifted"),
@@ -332,7 +347,7 @@ def build_view(summary: Mapping[str, Any]) -> dict[str, Any]:
                 "reasons": _strs(r.get("reasons")),
                 "policy": _text(r.get("policy")),
             }
-            for r in _list(summary.get("runs"), "runs")
+            for i, r in enumerate(_list(summary.get("runs"), "runs"))
         ],
         "features": features,
         "n_features_drifted": sum(1 for f in features if f["drifted"]),
@@ -358,12 +373,12 @@ def build_view(summary: Mapping[str, Any]) -> dict[str, Any]:
         "data_quality": None
         if quality is None
         else {
-            "rows": quality.get("rows"),
-            "labels": quality.get("labels"),
-            "quarantined": quality.get("quarantined"),
+            "rows": _int(quality.get("rows"), "data_quality.rows"),
+            "labels": _int(quality.get("labels"), "data_quality.labels"),
+            "quarantined": _int(quality.get("quarantined"), "data_quality.quarantined"),
             "reasons": [
-                (str(r.get("reason", "?")), r.get("count"))
-                for r in _list(quality.get("reasons"), "data_quality.reasons")
+                (str(r.get("reason", "?")), _int(r.get("count"), f"data_quality.reasons[{i}].count"))
+                for i, r in enumerate(_list(quality.get("reasons"), "data_quality.reasons"))
             ],
         },
         "evidently_report": summary.get("evidently_report"),

@@ -15,7 +15,7 @@ from reports.render import CSP
 
 
 def test_index_lists_weeks_newest_first_with_badges(tmp_path: Path) -> None:
-    weeks = [
+    weeks: list[dict[str, str | None]] = [
         {"week": "2026-W36", "status": "ok", "headline": "All quiet", "path": "2026-W36/report.html"},
         {"week": "2026-W38", "status": "retrain", "headline": SCRIPT, "path": "2026-W38/report.html"},
         {"week": "2025-W52", "status": "no-data", "headline": None, "path": "2025-W52/report.html"},

@@ -293,9 +293,10 @@ def test_evidently_link_is_a_file_in_the_same_folder(
         ({"features": {"column": "x"}}, "features must be a list"),
         ({"embedding": {"method": "mmd", "score": "high", "drifted": True}}, "embedding.score must be a number"),
         ({"retrains": [{"decision": "maybe"}]}, "is not one of promoted, rejected, failed"),
+        ({"data_quality": {"rows": "many"}}, "data_quality.rows must be an integer"),
         ({"champion": {"version": 1, "metrics": {"accuracy": float("nan")}}}, "strict JSON"),
     ],
-    ids=["schema", "status", "features-shape", "number", "decision", "nan"],
+    ids=["schema", "status", "features-shape", "number", "decision", "integer", "nan"],
 )
 def test_invalid_summary_raises_and_writes_nothing(
     summary: dict[str, Any], tmp_path: Path, change: dict[str, Any], message: str
