@@ -291,6 +291,7 @@ def _register_subcommands() -> None:
     app.command("compare")(cli_drift.compare_command)
     app.command("check")(cli_drift.check_command)
     app.command("errors")(cli_drift.errors_command)
+    app.command("retrain")(cli_drift.retrain_command)
 
 
 _register_subcommands()

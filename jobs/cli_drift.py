@@ -11,6 +11,7 @@ import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from drift.errors import BadInputError
 from jobs.app import EXIT_DRIFT, app_context, cells, emit, handle_errors
@@ -215,3 +216,31 @@ def errors_command(
         console.print(table)
 
     emit(flagged, as_json, render)
+
+
+@handle_errors
+def retrain_command(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", "-m")],
+    force: Annotated[bool, typer.Option("--force", help="Skip the trigger policy (never the lease).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would happen and why.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Retrain when the policy says so: train, gate, export to TFLite, register, promote."""
+    from jobs.retrain import retrain
+    from jobs.runs import recorded_run
+
+    state = app_context(ctx)
+    factory = state.ready_session_factory()
+    with recorded_run(factory, "retrain", model) as run:
+        outcome = retrain(factory, state.settings, model, force=force, dry_run=dry_run)
+        run.counts = {"decision": outcome.decision, "version": outcome.version}
+    data = outcome.to_dict()
+
+    def render(console: Console) -> None:
+        head = "would retrain" if dry_run and outcome.plan.should_run else outcome.decision
+        console.print(f"{model}: {head}" + (f" (version {outcome.version})" if outcome.version else ""))
+        for reason in outcome.reasons:
+            console.print(Text(f"  - {reason}"))
+
+    emit(data, as_json, render)

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from jobs.app import app_context, cells, emit, handle_errors
 
-models_app = typer.Typer(help="Model versions: list, register.", no_args_is_help=True)
+models_app = typer.Typer(help="The model registry: list, show, register, promote, rollback.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
@@ -43,7 +43,9 @@ def models_list(
         table = Table("version", "status", "parent", "metrics", "artifact")
         for v in versions:
             metrics = ", ".join(
-                f"{k}={val:.3f}" if isinstance(val, float) else f"{k}={val}" for k, val in v["metrics"].items()
+                f"{k}={val:.3f}" if isinstance(val, float) else f"{k}={val}"
+                for k, val in v["metrics"].items()
+                if not k.startswith("champion_")  # the gate's comparison figures: see `models show`
             )
             table.add_row(
                 *cells(str(v["version"]), v["status"], str(v["parent"] or "-"), metrics, v["artifact_path"] or "-")
@@ -79,4 +81,62 @@ def models_register(
         registered,
         as_json,
         lambda c: c.print(f"{model} version {registered['version']} registered as {registered['status']}"),
+    )
+
+
+@models_app.command("show")
+@handle_errors
+def models_show(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", "-m")],
+    version: Annotated[int | None, typer.Option(help="Default: the champion.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One version with its lineage, metrics and export directory."""
+    from jobs import registry
+    from storage import repository
+
+    state = app_context(ctx)
+    with state.ready_session_factory()() as session:
+        row = repository.get_model(session, model)
+        found = registry.champion(session, row) if version is None else repository.get_version(session, row, version)
+        data = version_dict(found) | {"lineage": found.lineage}
+    emit(data, as_json, lambda c: c.print_json(data=data))
+
+
+@models_app.command("promote")
+@handle_errors
+def models_promote(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", "-m")],
+    version: Annotated[int, typer.Option(help="The version to make champion (it needs a reference set).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Make a version the champion; later checks compare its rows with its own reference."""
+    from jobs import registry
+    from storage import repository
+
+    state = app_context(ctx)
+    with state.ready_session_factory().begin() as session:
+        promoted = version_dict(registry.promote(session, repository.get_model(session, model), version))
+    emit(promoted, as_json, lambda c: c.print(f"{model}: version {version} is the champion"))
+
+
+@models_app.command("rollback")
+@handle_errors
+def models_rollback(
+    ctx: typer.Context, model: Annotated[str, typer.Option("--model", "-m")], as_json: JsonOption = False
+) -> None:
+    """Restore the previous champion (the current one becomes 'rolled_back')."""
+    from jobs import registry
+    from storage import repository
+
+    state = app_context(ctx)
+    with state.ready_session_factory().begin() as session:
+        restored, removed = registry.rollback(session, repository.get_model(session, model))
+        data = {"champion": version_dict(restored), "rolled_back": version_dict(removed)}
+    emit(
+        data,
+        as_json,
+        lambda c: c.print(f"{model}: version {restored.version} restored, version {removed.version} rolled back"),
     )

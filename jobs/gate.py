@@ -177,8 +177,8 @@ def _export(
         "passed": report.passed,
         "out_dir": str(report.out_dir),
         "reasons": list(report.reasons),
-        "sizes": {v.name: v.size_bytes for v in report.variants},
-        "agreement": {v.name: v.agreement for v in report.variants},
+        "sizes": {v.path.name: v.size_bytes for v in report.variants},
+        "agreement": {v.path.name: v.agreement for v in report.variants},
         "seconds": round(report.seconds, 2),
     }
 
@@ -197,7 +197,11 @@ def challenger_reference(
     end = window[1]
     start = max(window[0], end - timedelta(days=model.drift.window_days))
     with session_factory() as session:
-        found = window_inputs(session, model, repository.get_model(session, model.name), start, end)
+        model_row = repository.get_model(session, model.name)
+        found = window_inputs(session, model, model_row, start, end)
+        if found is None:  # a quiet last week: the whole recent window
+            start = window[0]
+            found = window_inputs(session, model, model_row, start, end)
     if found is None:
         return None
     rows, images = found
