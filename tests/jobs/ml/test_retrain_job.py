@@ -12,14 +12,14 @@ from sqlalchemy import select
 
 pytest.importorskip("tensorflow")
 
-from drift.errors import LeaseHeldError, TrainingError  # noqa: E402
-from jobs.config import Settings  # noqa: E402
-from jobs.ingest.run import ingest  # noqa: E402
-from jobs.reference import reference_from_window  # noqa: E402
-from jobs.retrain import lease_name, plan_retrain, retrain  # noqa: E402
-from jobs.retrain_data import BaseData  # noqa: E402
-from storage import leases, repository  # noqa: E402
-from storage.models import ModelVersion, ReferenceSet, RetrainRun  # noqa: E402
+from drift.errors import LeaseHeldError, TrainingError
+from jobs.config import Settings
+from jobs.ingest.run import ingest
+from jobs.reference import reference_from_window
+from jobs.retrain import lease_name, plan_retrain, retrain
+from jobs.retrain_data import BaseData
+from storage import leases, repository
+from storage.models import ModelVersion, ReferenceSet, RetrainRun
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]
 START = datetime(2026, 9, 7, tzinfo=UTC)
