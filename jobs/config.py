@@ -226,6 +226,30 @@ class ModelSettings(_Strict):
         return tuple(f.name for f in self.features if f.type == "categorical")
 
 
+class ScheduleSettings(_Strict):
+    """When ``driftkeeper serve`` runs each job (APScheduler 3 triggers, in ``timezone``)."""
+
+    timezone: str = "UTC"
+    ingest_every_minutes: int = Field(15, ge=1)
+    labels_every_minutes: int = Field(60, ge=1)
+    check_cron: str = Field("0 2 * * *", description="crontab: daily at 02:00")
+    report_cron: str = Field("0 6 * * mon", description="crontab: Mondays at 06:00")
+    retrain_after_check: bool = True
+    misfire_grace_seconds: int = Field(6 * 3600, ge=60, description="a run missed by less than this still runs")
+    daemon_lease_seconds: int = Field(120, ge=10)
+
+    @field_validator("check_cron", "report_cron")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"not a crontab expression ({exc}); e.g. '0 2 * * *'") from exc
+        return value
+
+
 class Settings(BaseSettings):
     """All of driftkeeper's configuration. Build it with :func:`load_settings`."""
 
@@ -236,6 +260,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     paths: PathSettings = PathSettings()
     ingest: IngestSettings = IngestSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
     models: tuple[ModelSettings, ...] = ()
 
     @model_validator(mode="after")
