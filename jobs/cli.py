@@ -280,6 +280,7 @@ def demo(
     console.print(f"model:    {report.model_path}")
     if report.export_dir:
         console.print(f"TFLite:   {report.export_dir}")
+    console.print(f"reports:  {report.reports_index}")
     console.print("next:     driftkeeper -c <config> status | quarantine list | check --model digits")
 
 
@@ -292,6 +293,7 @@ def _register_subcommands() -> None:
     app.command("check")(cli_drift.check_command)
     app.command("errors")(cli_drift.errors_command)
     app.command("retrain")(cli_drift.retrain_command)
+    app.command("report")(cli_drift.report_command)
 
 
 _register_subcommands()

@@ -244,3 +244,30 @@ def retrain_command(
             console.print(Text(f"  - {reason}"))
 
     emit(data, as_json, render)
+
+
+@handle_errors
+def report_command(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", "-m")],
+    week: Annotated[str | None, typer.Option(help="ISO week, e.g. 2026-W38 (default: the last complete week).")] = None,
+    evidently: Annotated[bool, typer.Option(help="Also write evidently's detail page (a bounded sample).")] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Write the weekly HTML report (and summary.json) of a model, and its index."""
+    from jobs.report import weekly_report
+    from jobs.runs import recorded_run
+
+    if week is not None and not re.fullmatch(r"\d{4}-W\d{2}", week):
+        raise typer.BadParameter("use an ISO week like 2026-W38", param_hint="--week")
+    state = app_context(ctx)
+    factory = state.ready_session_factory()
+    with recorded_run(factory, "report", model) as run:
+        result = weekly_report(factory, state.settings, model, week=week, evidently=evidently)
+        run.counts = {"status": result.status}
+    data = result.to_dict()
+    emit(
+        data,
+        as_json,
+        lambda c: c.print(Text(f"{model} {result.week}: {result.status} - {result.headline}\n{result.report}")),
+    )

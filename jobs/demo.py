@@ -6,7 +6,7 @@ logs into a separate SQLite database (the "production" source) and late labels i
 folder; from a given week on, inputs drift. Each simulated week driftkeeper ingests, and
 checks the week against the reference (the first week after the deploy); when a check is
 retrain-worthy, the model is retrained, gated, exported to TFLite and, if it passes, promoted;
-later weeks are served by the new champion.
+later weeks are served by the new champion. Every checked week gets its HTML report.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from jobs.check import check
 from jobs.config import Settings
 from jobs.ingest.run import ingest
 from jobs.reference import reference_from_window
+from jobs.report import iso_week, weekly_report
 from jobs.retrain import retrain
 from jobs.retrain_data import BaseData
 from jobs.runs import recorded_run
@@ -68,6 +69,7 @@ class WeekOutcome:
     reasons: tuple[str, ...] = ()
     serving_version: int = 1
     retrain: str | None = None
+    report: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +87,7 @@ class WeekOutcome:
             "reasons": list(self.reasons),
             "serving_version": self.serving_version,
             "retrain": self.retrain,
+            "report": str(self.report) if self.report else None,
         }
 
 
@@ -93,6 +96,7 @@ class DemoReport:
     database: str
     model_path: Path
     export_dir: Path | None
+    reports_index: Path
     baseline: dict[str, Any]
     weeks: tuple[WeekOutcome, ...] = field(default_factory=tuple)
 
@@ -101,6 +105,7 @@ class DemoReport:
             "database": self.database,
             "model_path": str(self.model_path),
             "export_dir": str(self.export_dir) if self.export_dir else None,
+            "reports_index": str(self.reports_index),
             "baseline": self.baseline,
             "weeks": [w.to_dict() for w in self.weeks],
         }
@@ -188,6 +193,7 @@ def run_demo(options: DemoOptions, *, echo: Any = print) -> DemoReport:
             database=str(settings.database.url.get_secret_value()),
             model_path=champion_path,
             export_dir=Path(export_dir) if export_dir else None,
+            reports_index=settings.paths.reports_dir / model.name / "index.html",
             baseline=baseline,
             weeks=tuple(outcomes),
         )
@@ -236,6 +242,12 @@ def _simulate_week(
             verdict += (
                 f"\n    retrain -> version {retrained.version}: {retrained.decision} ({'; '.join(retrained.reasons)})"
             )
+    report_path = None
+    if week > 1:
+        with recorded_run(factory, "report", model.name) as run:
+            report = weekly_report(factory, settings, model.name, week=iso_week(start), now=end)
+            run.counts = {"status": report.status}
+        report_path = report.report
     echo(
         f"  week {week} ({start:%Y-%m-%d}, v{serving}): {summary.rows} predictions, "
         f"{summary.drifted_rows} drifted inputs, "
@@ -256,4 +268,5 @@ def _simulate_week(
         reasons=reasons,
         serving_version=serving,
         retrain=retrain_decision,
+        report=report_path,
     )
