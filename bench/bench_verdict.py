@@ -18,7 +18,7 @@ categorical features plus the 10 probabilities).
 Usage::
 
     .venv/bin/python bench/bench_verdict.py [--sizes 10,30,100,300,1000,3000,10000]
-        [--shifts 0,0.1,0.3,1] [--reps 200] [--false-alarm-reps 500] [--full]
+        [--shifts 0,0.1,0.3,1] [--reps 200] [--false-alarm-reps 1000] [--full]
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="10,30,100,300,1000,3000,10000")
     parser.add_argument("--shifts", default="0,0.1,0.3,1")
     parser.add_argument("--reps", type=int, default=200, help="samples per shifted cell")
-    parser.add_argument("--false-alarm-reps", type=int, default=500, help="samples per no-drift cell")
+    parser.add_argument("--false-alarm-reps", type=int, default=1000, help="samples per no-drift cell")
     parser.add_argument("--full", action="store_true", help="also no-drift rates on a whole dataset")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
