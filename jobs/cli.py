@@ -281,7 +281,9 @@ def demo(
     if report.export_dir:
         console.print(f"TFLite:   {report.export_dir}")
     console.print(f"reports:  {report.reports_index}")
-    console.print("next:     driftkeeper -c <config> status | quarantine list | check --model digits")
+    if var_dir == Path("var"):
+        console.print("next:     driftkeeper init   (a driftkeeper.yaml matching the demo), then")
+        console.print("          driftkeeper status | errors -m digits | models list -m digits | report -m digits")
 
 
 def _register_subcommands() -> None:
