@@ -159,6 +159,10 @@ class RetrainSettings(_Strict):
     max_test_accuracy_drop: float = Field(0.02, ge=0, le=1, description="on the original test set")
     size_budget_bytes: int = Field(4_000_000, ge=1)
     training_data: Path | None = Field(None, description=".npz with x_train, y_train, x_test, y_test")
+    teacher_path: Path | None = Field(
+        None, description="a larger .keras model that labels unlabelled recent samples it is sure of"
+    )
+    teacher_min_confidence: float = Field(0.95, gt=0, le=1)
     custom_command: tuple[str, ...] | None = Field(
         None, description="a trainer run as COMMAND SPEC.json; it must write the .keras file named in the spec"
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
 from drift import ReferenceProfile
@@ -34,12 +35,54 @@ def version_dir(settings: Settings, model: ModelSettings, version: int) -> Path:
     return settings.paths.models_dir / model.name / f"v{version}"
 
 
+def teacher_samples(model: ModelSettings, images: np.ndarray) -> Samples | None:
+    """Unlabelled recent images the teacher labels with at least ``teacher_min_confidence``."""
+    policy = model.retrain
+    if policy.teacher_path is None or len(images) == 0:
+        return None
+    from jobs.ml.teacher import pseudo_label
+
+    labelled = pseudo_label(policy.teacher_path, images, policy.teacher_min_confidence)
+    n = len(labelled.labels)
+    return Samples(
+        prediction_id=np.array([f"teacher-{i}" for i in labelled.indices], dtype=object),
+        images=labelled.images,
+        y=np.asarray(labelled.labels, dtype=np.int64),
+        predicted=np.asarray(labelled.labels, dtype=np.int64),
+        confidence=np.zeros(n),
+        ts=pd.DatetimeIndex([pd.Timestamp.now(tz="UTC")] * n),
+    )
+
+
 def train_challenger(
-    settings: Settings, model: ModelSettings, champion_path: str, version: int, base: BaseData, train: Samples
+    settings: Settings,
+    model: ModelSettings,
+    champion_path: str,
+    version: int,
+    base: BaseData,
+    train: Samples,
+    extra: Samples | None = None,
 ) -> Path:
-    """Train version ``version`` from the champion's file; returns the challenger's ``.keras`` path."""
+    """Train version ``version`` from the champion's file; returns the challenger's ``.keras`` path.
+
+    ``extra``: teacher-labelled samples, added with the lowest weight and never counted as
+    confidently wrong.
+    """
     out_path = version_dir(settings, model, version) / "model.keras"
     policy = model.retrain
+    weights = train.recency_weights()
+    wrong = train.confidently_wrong(model.confidence_threshold)
+    if extra is not None and len(extra):
+        train = Samples(
+            prediction_id=np.concatenate([train.prediction_id, extra.prediction_id]),
+            images=np.concatenate([train.images, extra.images]),
+            y=np.concatenate([train.y, extra.y]),
+            predicted=np.concatenate([train.predicted, extra.predicted]),
+            confidence=np.concatenate([train.confidence, extra.confidence]),
+            ts=train.ts.append(extra.ts),
+        )
+        weights = np.concatenate([weights, np.ones(len(extra))])
+        wrong = np.concatenate([wrong, np.zeros(len(extra), dtype=bool)])
     if policy.custom_command:
         from jobs.ml.train import run_custom_trainer
 

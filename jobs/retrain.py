@@ -17,18 +17,19 @@ from __future__ import annotations
 
 import logging
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from drift.errors import DriftkeeperError, TrainingError
 from jobs import registry
 from jobs.config import ModelSettings, Settings
-from jobs.gate import GateDecision, judge, train_challenger
-from jobs.retrain_data import BaseData, in_holdout, labelled_samples
+from jobs.gate import GateDecision, judge, teacher_samples, train_challenger
+from jobs.retrain_data import BaseData, in_holdout, labelled_samples, window_inputs
 from storage import leases, repository
 from storage.models import DriftRun, Label, PredictionLog, RetrainRun
 
@@ -213,10 +214,19 @@ def _run(
             raise TrainingError("no labelled production samples with readable images (check image_roots)")
         holdout = in_holdout(samples.prediction_id, model.retrain.holdout_share)
         base = BaseData.load(model.retrain.training_data)
-        challenger = train_challenger(settings, model, champion_path, version, base, samples.take(~holdout))
+        extra = None
+        if model.retrain.teacher_path is not None:
+            with session_factory() as session:
+                recent = window_inputs(session, model, repository.get_model(session, model.name), start, now)
+            if recent is not None:  # unlabelled only: never the held-out slice, never a human label
+                unlabelled = ~np.isin(recent[0].prediction_id, samples.prediction_id)
+                extra = teacher_samples(model, recent[1][unlabelled])
+        challenger = train_challenger(settings, model, champion_path, version, base, samples.take(~holdout), extra)
+        counts = {"n_train_new": int((~holdout).sum()), "n_teacher": len(extra) if extra is not None else 0}
         decision = judge(
             settings, model, champion_path, challenger, version, plan, base, samples.take(holdout), (start, now)
         )
+        decision = replace(decision, data=decision.data | counts, metrics=decision.metrics | counts)
     except Exception as exc:
         _finish(session_factory, run_id, "failed", [f"{type(exc).__name__}: {exc}"], {}, {}, traceback.format_exc())
         if isinstance(exc, DriftkeeperError):

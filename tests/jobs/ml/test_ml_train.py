@@ -152,7 +152,7 @@ def test_retrain_rejects_bad_arguments(champion: Any, digits: DigitsData, tmp_pa
 @pytest.mark.tf
 def test_teacher_trains_and_pseudo_labels(champion: Any, digits: DigitsData, tmp_path: Path) -> None:
     from jobs.ml import cnn
-    from jobs.ml.train import build_teacher, pseudo_label, train_teacher
+    from jobs.ml.teacher import build_teacher, pseudo_label, train_teacher
 
     assert build_teacher().count_params() > champion.model.count_params()
     tiny = DigitsData(

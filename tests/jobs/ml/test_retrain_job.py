@@ -123,3 +123,17 @@ def test_the_policy_explains_itself_and_a_held_lease_blocks(database, production
 
         with leases.held(database.session_factory, lease_name("digits"), timedelta(minutes=1)):
             pass
+
+
+def test_a_teacher_labels_unlabelled_recent_samples_for_training(database, production, tmp_path, champion):
+    settings = _settings(
+        database.url,
+        tmp_path / "var",
+        teacher_path=str(champion.path),
+        teacher_min_confidence=0.9,
+        min_accuracy_gain=0.0,
+        max_test_accuracy_drop=0.5,
+    )
+    outcome = retrain(database.session_factory, settings, "digits", force=True, now=NOW)
+    assert outcome.metrics["n_teacher"] > 0  # unlabelled, confidently labelled by the teacher
+    assert outcome.metrics["n_train_new"] > 0 and outcome.metrics["n_holdout"] > 0
