@@ -25,6 +25,7 @@ from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -289,11 +290,17 @@ class JobRunner:
     retrain, whose own policy decides; once ``stopping`` is set it starts nothing new.
     """
 
-    def __init__(self, session_factory: sessionmaker[Session], settings: Settings, clock: Clock | None = None):
+    def __init__(
+        self,
+        session_factory: sessionmaker[Session],
+        settings: Settings,
+        clock: Clock | None = None,
+        stopping: threading.Event | None = None,
+    ):
         self.session_factory = session_factory
         self.settings = settings
         self.clock = clock
-        self.stopping = threading.Event()
+        self.stopping = stopping or threading.Event()
 
     def fire(self, name: str, model: str | None = None) -> list[JobOutcome]:
         """Run ``name`` (and a retrain a check asks for); the outcomes, empty when stopping."""
@@ -428,6 +435,8 @@ def serve(
     :class:`LeaseHeldError`; with it, it polls every ``poll_seconds`` until the lease is free.
     """
     stop = stop or threading.Event()
+    if not log.isEnabledFor(logging.DEBUG):  # APScheduler logs every run at INFO (the heartbeat too); ours suffice
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
     ttl = timedelta(seconds=settings.schedule.daemon_lease_seconds)
     poll = poll_seconds if poll_seconds is not None else min(ttl.total_seconds() / 4, 15.0)
     holder = leases.holder_id()
@@ -437,7 +446,7 @@ def serve(
             return EXIT_OK
         log.info("daemon %s holds the %r lease", holder, DAEMON_LEASE)
         try:
-            runner = JobRunner(session_factory, settings, clock)
+            runner = JobRunner(session_factory, settings, clock, stopping=stop)
             if once:
                 outcomes = runner.once()
                 return EXIT_ERROR if any(o.status == "failed" for o in outcomes) else EXIT_OK
@@ -474,8 +483,15 @@ def _run_daemon(
 
     scheduler = build_scheduler(session_factory, settings, scheduler_cls=BackgroundScheduler, runner=runner)
     beat = max(ttl.total_seconds() / 3, 1.0)
+    scheduler.add_executor(ThreadPoolExecutor(1), HEARTBEAT_ID)  # never queued behind busy jobs
     scheduler.add_job(
-        heartbeat, IntervalTrigger(seconds=beat), id=HEARTBEAT_ID, name=HEARTBEAT_ID, coalesce=True, max_instances=1
+        heartbeat,
+        IntervalTrigger(seconds=beat),
+        id=HEARTBEAT_ID,
+        name=HEARTBEAT_ID,
+        executor=HEARTBEAT_ID,
+        coalesce=True,
+        max_instances=1,
     )
     catch_up(scheduler, session_factory, settings, datetime.now(UTC))
     scheduler.start()
@@ -484,7 +500,6 @@ def _run_daemon(
     while not stop.wait(1.0):
         pass
     log.info("stopping: no new runs; waiting for the job in progress")
-    runner.stopping.set()
     scheduler.shutdown(wait=True)
     log.info("daemon stopped")
     return EXIT_ERROR if lost.is_set() else EXIT_OK

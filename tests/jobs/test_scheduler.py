@@ -242,7 +242,8 @@ def test_a_held_lease_is_already_running_exit_1_and_recorded(database, fake_jobs
     assert fake_jobs.calls == []
     [(job, model, status, error)] = job_runs(database.session_factory)
     assert (job, model, status) == ("check", "digits", "failed") and "already running" in (error or "")
-    assert leases.current_holder(database.session_factory, "job:check:digits").holder == OTHER  # untouched
+    holder = leases.current_holder(database.session_factory, "job:check:digits")
+    assert holder is not None and holder.holder == OTHER  # untouched
 
 
 def test_a_crash_is_recorded_with_its_traceback_logged_and_the_next_run_works(
@@ -403,4 +404,13 @@ def test_a_daemon_that_loses_its_lease_stops_with_exit_1(database, fake_jobs: Fa
     leases.acquire(database.session_factory, DAEMON_LEASE, OTHER, timedelta(minutes=2))
     thread.join(timeout=20)
     assert codes == [1]
-    assert leases.current_holder(database.session_factory, DAEMON_LEASE).holder == OTHER
+    holder = leases.current_holder(database.session_factory, DAEMON_LEASE)
+    assert holder is not None and holder.holder == OTHER
+
+
+def test_a_stopping_runner_starts_nothing(database, fake_jobs: FakeJobs):
+    stopping = threading.Event()
+    stopping.set()
+    runner = JobRunner(database.session_factory, make_settings(database.url), stopping=stopping)
+    assert runner.once() == []
+    assert fake_jobs.calls == [] and job_runs(database.session_factory) == []

@@ -1,0 +1,189 @@
+"""``driftkeeper run <job>`` and ``driftkeeper serve`` from the command line, as cron or kubectl would run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+import typer
+import yaml
+from test_scheduler import MODELS, OTHER, FakeJobs, job_runs
+from typer.testing import CliRunner, Result
+
+from jobs.app import app_context
+from jobs.cli_run import run_app, serve_command
+from jobs.scheduler import DAEMON_LEASE
+from storage import leases
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_app() -> typer.Typer:
+    """The commands as ``jobs.cli`` registers them, under a root taking ``--config``."""
+    app = typer.Typer()
+
+    @app.callback()
+    def root(ctx: typer.Context, config: Annotated[Path, typer.Option("--config", "-c")]) -> None:
+        state = app_context(ctx)
+        state.config_path = config
+        ctx.call_on_close(state.close)
+
+    app.add_typer(run_app, name="run")
+    app.command("serve")(serve_command)
+    return app
+
+
+def write_config(path: Path, url: str, models: list[dict[str, Any]]) -> Path:
+    config = {"database": {"url": url}, "schedule": {"daemon_lease_seconds": 10}, "models": models}
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def config(database, tmp_path: Path) -> Path:
+    return write_config(tmp_path / "driftkeeper.yaml", database.url, MODELS)
+
+
+@pytest.fixture
+def fake_jobs(monkeypatch: pytest.MonkeyPatch) -> FakeJobs:
+    return FakeJobs().install(monkeypatch)
+
+
+def invoke(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(make_app(), ["-c", str(config), *args])
+
+
+@pytest.mark.parametrize(
+    ("drifted", "flags", "exit_code"),
+    [
+        pytest.param(True, ["--fail-on-drift"], 3, id="drift-fail-on-drift-exits-3"),
+        pytest.param(True, [], 0, id="drift-exits-0"),
+        pytest.param(False, ["--fail-on-drift"], 0, id="quiet-fail-on-drift-exits-0"),
+    ],
+)
+def test_run_check_exit_codes(config: Path, fake_jobs: FakeJobs, drifted: bool, flags: list[str], exit_code: int):
+    fake_jobs.drifted = drifted
+    result = invoke(config, "run", "check", "-m", "digits", "--window", "36h", "--json", *flags)
+    assert result.exit_code == exit_code, result.output
+    data = json.loads(result.stdout)
+    assert {k: data[k] for k in ("job", "model", "status", "exit_code")} == {
+        "job": "check",
+        "model": "digits",
+        "status": "succeeded",
+        "exit_code": exit_code,
+    }
+    assert data["data"]["drifted"] is drifted
+    assert fake_jobs.calls[0][2]["window_days"] == 1.5
+
+
+def test_run_on_a_held_lease_exits_1_already_running(config: Path, database, fake_jobs: FakeJobs):
+    leases.acquire(database.session_factory, "job:check:digits", OTHER, timedelta(minutes=5))
+    result = invoke(config, "run", "check", "--model", "digits", "--json")
+    assert result.exit_code == 1
+    assert "already running" in result.stderr and json.loads(result.stdout)["status"] == "failed"
+    assert fake_jobs.calls == []
+    assert job_runs(database.session_factory)[0][:3] == ("check", "digits", "failed")
+
+
+def test_run_ingest_human_output_and_history(config: Path, database, fake_jobs: FakeJobs):
+    result = invoke(config, "run", "ingest")
+    assert result.exit_code == 0, result.output
+    assert "ingest (all models): succeeded" in result.stdout
+    assert job_runs(database.session_factory) == [("ingest", None, "succeeded", None)]
+
+
+def test_run_report_and_retrain_pass_their_options(config: Path, fake_jobs: FakeJobs):
+    assert invoke(config, "run", "report", "-m", "pets", "--week", "2026-W38", "--json").exit_code == 0
+    assert invoke(config, "run", "retrain", "-m", "digits", "--force", "--dry-run", "--json").exit_code == 0
+    assert fake_jobs.calls[0][:2] == ("report", "pets") and fake_jobs.calls[0][2]["week"] == "2026-W38"
+    assert fake_jobs.calls[1][:2] == ("retrain", "digits")
+    assert (fake_jobs.calls[1][2]["force"], fake_jobs.calls[1][2]["dry_run"]) == (True, True)
+
+
+def test_a_crashing_job_exits_1_with_the_error(config: Path, fake_jobs: FakeJobs):
+    fake_jobs.fail = {"ingest": 1}  # labels is ingest of the labels stream
+    result = invoke(config, "run", "labels", "--json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["error"] == "RuntimeError: ingest crashed on purpose"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["run", "check"], id="check-without-model"),
+        pytest.param(["run", "check", "-m", "digits", "--window", "7x"], id="bad-window"),
+        pytest.param(["run", "check", "-m", "digits", "--end", "yesterday"], id="bad-end"),
+        pytest.param(["run", "report", "-m", "digits", "--week", "2026-38"], id="bad-week"),
+        pytest.param(["run", "train"], id="unknown-job"),
+    ],
+)
+def test_usage_errors_exit_2(config: Path, fake_jobs: FakeJobs, args: list[str]):
+    assert invoke(config, *args).exit_code == 2
+    assert fake_jobs.calls == []
+
+
+def test_an_unknown_model_exits_1(config: Path):
+    result = invoke(config, "run", "check", "-m", "nope", "--json")
+    assert result.exit_code == 1 and "nope" in json.loads(result.stdout)["error"]
+
+
+def test_serve_once_runs_every_job(config: Path, database, fake_jobs: FakeJobs):
+    result = invoke(config, "serve", "--once")
+    assert result.exit_code == 0, result.output
+    assert sorted({r[0] for r in job_runs(database.session_factory)}) == ["check", "ingest", "labels", "report"]
+
+
+def test_a_second_serve_exits_1_naming_the_other_daemon(config: Path, database, fake_jobs: FakeJobs):
+    leases.acquire(database.session_factory, DAEMON_LEASE, OTHER, timedelta(minutes=2))
+    result = invoke(config, "serve", "--no-wait", "--once")
+    assert result.exit_code == 1
+    assert "another driftkeeper daemon is running" in result.stderr and OTHER in result.stderr
+    assert fake_jobs.calls == []
+
+
+SERVE = """
+from jobs import cli, cli_run
+if not any(c.name == "serve" for c in cli.app.registered_commands):
+    cli.app.command("serve")(cli_run.serve_command)
+cli.main()
+"""
+
+
+def test_sigterm_stops_the_daemon_cleanly(database, tmp_path: Path):
+    """``driftkeeper serve`` in a subprocess: it runs the missed jobs, SIGTERM -> exit 0, lease released."""
+    config = write_config(tmp_path / "driftkeeper.yaml", database.url, [])
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OPENBLAS_NUM_THREADS": "1"}
+    daemon = subprocess.Popen(
+        [sys.executable, "-c", SERVE, "-c", str(config), "serve"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and daemon.poll() is None:
+            runs = job_runs(database.session_factory)
+            if {"ingest", "labels"} <= {job for job, _, status, _ in runs if status == "succeeded"}:
+                break
+            time.sleep(0.2)
+        holder = leases.current_holder(database.session_factory, DAEMON_LEASE)
+        assert holder is not None and f":{daemon.pid}:" in holder.holder
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=30)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate()
+    assert daemon.returncode == 0, stderr
+    assert "SIGTERM received" in stderr and "daemon stopped" in stderr
+    assert leases.current_holder(database.session_factory, DAEMON_LEASE) is None
