@@ -19,7 +19,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
@@ -48,15 +48,17 @@ JOB_NAMES = ("ingest", "labels", "check", "report", "retrain")
 MODEL_JOBS = ("check", "report", "retrain")  # these need --model
 DAEMON_LEASE = "daemon"
 HEARTBEAT_ID = "daemon-heartbeat"
-_OPTIONS: dict[str, frozenset[str]] = {
-    "ingest": frozenset(),
-    "labels": frozenset(),
-    "check": frozenset({"window_days", "end"}),
-    "report": frozenset({"week"}),
-    "retrain": frozenset({"force", "dry_run"}),
+_OPTIONS = {
+    "ingest": (),
+    "labels": (),
+    "check": ("window_days", "end"),
+    "report": ("week",),
+    "retrain": ("force", "dry_run"),
 }
 
 Clock = Callable[[], datetime]
+Factory = sessionmaker[Session]
+Streams = tuple[str, ...] | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,14 +73,7 @@ class JobOutcome:
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "job": self.job,
-            "model": self.model,
-            "status": self.status,
-            "exit_code": self.exit_code,
-            "data": self.data,
-            "error": self.error,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,7 +90,7 @@ def job_lease_name(name: str, model: str | None) -> str:
 
 def run_job(
     name: str,
-    session_factory: sessionmaker[Session],
+    session_factory: Factory,
     settings: Settings,
     model: str | None = None,
     *,
@@ -110,7 +105,7 @@ def run_job(
     """
     if name not in _OPTIONS:
         raise ValueError(f"unknown job {name!r}; known: {', '.join(JOB_NAMES)}")
-    unknown = sorted(set(options) - _OPTIONS[name])
+    unknown = sorted(set(options) - set(_OPTIONS[name]))
     if unknown:
         allowed = ", ".join(sorted(_OPTIONS[name])) or "none"
         raise ValueError(f"job {name!r} takes no option {', '.join(unknown)}; allowed: {allowed}")
@@ -151,18 +146,24 @@ def run_job(
 
 
 @contextmanager
-def renewing_lease(
-    session_factory: sessionmaker[Session], name: str, ttl: timedelta, holder: str | None = None
-) -> Iterator[str]:
+def renewing_lease(session_factory: Factory, name: str, ttl: timedelta, holder: str | None = None) -> Iterator[str]:
     """Hold lease ``name`` for the block, renewed every ``ttl / 3`` so a long job keeps it.
 
     Raises :class:`LeaseHeldError` when someone else holds it. A holder that dies leaves it to expire.
     """
     with leases.held(session_factory, name, ttl, holder) as me:
         stop = threading.Event()
-        keeper = threading.Thread(
-            target=_keep_renewing, args=(session_factory, name, me, ttl, stop), name=f"lease {name}", daemon=True
-        )
+
+        def keep() -> None:
+            while not stop.wait(ttl.total_seconds() / 3):
+                try:
+                    if not leases.renew(session_factory, name, me, ttl):
+                        log.error("lease %r was lost (expired and taken by another process)", name)
+                        return
+                except Exception:
+                    log.exception("could not renew lease %r; retrying", name)
+
+        keeper = threading.Thread(target=keep, name=f"lease {name}", daemon=True)
         keeper.start()
         try:
             yield me
@@ -171,104 +172,57 @@ def renewing_lease(
             keeper.join()
 
 
-def _keep_renewing(
-    session_factory: sessionmaker[Session], name: str, holder: str, ttl: timedelta, stop: threading.Event
-) -> None:
-    while not stop.wait(ttl.total_seconds() / 3):
-        try:
-            if not leases.renew(session_factory, name, holder, ttl):
-                log.error("lease %r was lost (expired and taken by another process)", name)
-                return
-        except Exception:
-            log.exception("could not renew lease %r; retrying", name)
-
-
 # -- the jobs, each a thin adapter over its module (imported lazily: --help stays fast) ----------
 
 
-def _ingest(
-    session_factory: sessionmaker[Session],
-    settings: Settings,
-    model: str | None,
-    now: datetime | None,
-    streams: tuple[str, ...] = ("predictions", "labels"),
-) -> _Done:
+def _ingest(sf: Factory, settings: Settings, model: str | None, now: datetime | None, streams: Streams = None) -> _Done:
     from jobs.ingest.run import ingest
 
-    reports = ingest(session_factory, settings, model, streams=streams)
-    counts = {
-        "inserted": sum(r.inserted for r in reports),
-        "quarantined": sum(r.quarantined for r in reports),
-        "duplicates": sum(r.duplicates for r in reports),
-    }
+    reports = ingest(sf, settings, model, streams=streams or ("predictions", "labels"))
+    counts = {k: sum(getattr(r, k) for r in reports) for k in ("inserted", "quarantined", "duplicates")}
     return _Done(data={"runs": [r.to_dict() for r in reports]}, counts=counts)
 
 
-def _labels(
-    session_factory: sessionmaker[Session], settings: Settings, model: str | None, now: datetime | None
-) -> _Done:
-    return _ingest(session_factory, settings, model, now, streams=("labels",))
+def _labels(sf: Factory, settings: Settings, model: str | None, now: datetime | None) -> _Done:
+    return _ingest(sf, settings, model, now, streams=("labels",))
 
 
 def _check(
-    session_factory: sessionmaker[Session],
+    sf: Factory,
     settings: Settings,
-    model: str | None,
+    model: str,
     now: datetime | None,
-    *,
     window_days: float | None = None,
     end: datetime | None = None,
 ) -> _Done:
     from jobs.check import check
 
-    assert model is not None
-    reports = check(session_factory, settings, model, window_days=window_days, end=end, now=now)
+    reports = check(sf, settings, model, window_days=window_days, end=end, now=now)
     drifted = any(r.drifted for r in reports)
-    data = {
-        "model": model,
-        "drifted": drifted,
-        "retrain_worthy": any(r.retrain_worthy for r in reports),
-        "runs": [r.to_dict() for r in reports],
-    }
+    worthy = any(r.retrain_worthy for r in reports)
+    data = {"model": model, "drifted": drifted, "retrain_worthy": worthy, "runs": [r.to_dict() for r in reports]}
     counts = {"runs": sum(r.run_id is not None for r in reports), "drifted": sum(r.drifted for r in reports)}
     return _Done(data=data, counts=counts, drifted=drifted)
 
 
-def _report(
-    session_factory: sessionmaker[Session],
-    settings: Settings,
-    model: str | None,
-    now: datetime | None,
-    *,
-    week: str | None = None,
-) -> _Done:
+def _report(sf: Factory, settings: Settings, model: str, now: datetime | None, week: str | None = None) -> _Done:
     from jobs.report import weekly_report
 
-    assert model is not None
-    result = weekly_report(session_factory, settings, model, week=week, now=now)
-    data = result.to_dict()
+    data = weekly_report(sf, settings, model, week=week, now=now).to_dict()
     return _Done(data=data, counts={"week": data.get("week"), "status": data.get("status")})
 
 
 def _retrain(
-    session_factory: sessionmaker[Session],
-    settings: Settings,
-    model: str | None,
-    now: datetime | None,
-    *,
-    force: bool = False,
-    dry_run: bool = False,
+    sf: Factory, settings: Settings, model: str, now: datetime | None, force: bool = False, dry_run: bool = False
 ) -> _Done:
     from jobs.retrain import retrain
 
-    assert model is not None
-    outcome = retrain(session_factory, settings, model, force=force, dry_run=dry_run, now=now)
+    outcome = retrain(sf, settings, model, force=force, dry_run=dry_run, now=now)
     failure = None
     if outcome.decision == "failed":
         failure = f"retrain of {model} failed: " + ("; ".join(outcome.reasons) or "see the retrain run")
-    return _Done(
-        data=outcome.to_dict(), counts={"decision": outcome.decision, "version": outcome.version}, failure=failure
-    )
+    counts = {"decision": outcome.decision, "version": outcome.version}
+    return _Done(data=outcome.to_dict(), counts=counts, failure=failure)
 
 
 _RUNNERS: dict[str, Callable[..., _Done]] = {
@@ -292,7 +246,7 @@ class JobRunner:
 
     def __init__(
         self,
-        session_factory: sessionmaker[Session],
+        session_factory: Factory,
         settings: Settings,
         clock: Clock | None = None,
         stopping: threading.Event | None = None,
@@ -341,7 +295,7 @@ def _timezone(name: str) -> ZoneInfo:
 
 
 def build_scheduler(
-    session_factory: sessionmaker[Session],
+    session_factory: Factory,
     settings: Settings,
     *,
     scheduler_cls: type[BaseScheduler] = BlockingScheduler,
@@ -387,9 +341,7 @@ def missed_since(trigger: BaseTrigger, now: datetime, grace: timedelta) -> datet
     return first if first is not None and first <= now else None
 
 
-def catch_up(
-    scheduler: BaseScheduler, session_factory: sessionmaker[Session], settings: Settings, now: datetime
-) -> list[str]:
+def catch_up(scheduler: BaseScheduler, session_factory: Factory, settings: Settings, now: datetime) -> list[str]:
     """Run at once (``next_run_time=now``) the jobs missed while no daemon ran; their ids.
 
     A missed fire time counts as done when the job-run history holds a run of that job started
@@ -419,7 +371,7 @@ def catch_up(
 
 
 def serve(
-    session_factory: sessionmaker[Session],
+    session_factory: Factory,
     settings: Settings,
     *,
     wait: bool = False,
@@ -460,12 +412,7 @@ def serve(
 
 
 def _run_daemon(
-    session_factory: sessionmaker[Session],
-    settings: Settings,
-    runner: JobRunner,
-    holder: str,
-    ttl: timedelta,
-    stop: threading.Event,
+    session_factory: Factory, settings: Settings, runner: JobRunner, holder: str, ttl: timedelta, stop: threading.Event
 ) -> int:
     lost = threading.Event()
 
@@ -506,13 +453,7 @@ def _run_daemon(
 
 
 def _take_daemon_lease(
-    session_factory: sessionmaker[Session],
-    holder: str,
-    ttl: timedelta,
-    *,
-    wait: bool,
-    poll: float,
-    stop: threading.Event,
+    session_factory: Factory, holder: str, ttl: timedelta, *, wait: bool, poll: float, stop: threading.Event
 ) -> bool:
     """True once the lease is ours; False if stopped while waiting; LeaseHeldError without ``wait``."""
     announced = False
