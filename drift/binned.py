@@ -265,12 +265,13 @@ class ColumnData:
     def from_series(cls, name: str, kind: str, ref: pd.Series, cur: pd.Series) -> ColumnData:
         """Exact representation from raw values; NaN and infinities are dropped (as evidently)."""
         if kind == "numeric":
-            r = _finite(ref)
-            c = _finite(cur)
+            r = finite_values(ref)
+            c = finite_values(cur)
             return cls(name=name, type=kind, numeric=NumericBins.from_values(r, c))
         return cls(name=name, type=kind, categorical=CategoryCounts.from_values(ref, cur))
 
 
-def _finite(series: pd.Series) -> FloatArray:
+def finite_values(series: pd.Series) -> FloatArray:
+    """The finite values of a numeric column as float64 (NaN, None and infinities dropped)."""
     values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return values[np.isfinite(values)]

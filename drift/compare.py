@@ -234,9 +234,7 @@ class ProfileEngine(Engine, key="profile"):
         return compare_profiles(ref, ref.profile(current))
 
 
-def compare_profiles(
-    reference: ReferenceProfile, window: WindowProfile, spec: DriftSpec | None = None
-) -> DriftResult:
+def compare_profiles(reference: ReferenceProfile, window: WindowProfile, spec: DriftSpec | None = None) -> DriftResult:
     """Evaluate the drift tests from profiles alone.
 
     ``spec`` may change methods, thresholds, correction and policy, and drop columns, but
@@ -248,9 +246,7 @@ def compare_profiles(
     known = {c.name: c.type for c in reference.spec.columns}
     bad = [c.name for c in spec.columns if known.get(c.name) != c.type]
     if bad or (spec.embedding and spec.embedding != reference.spec.embedding):
-        raise IncompatibleProfilesError(
-            f"spec does not match the profiled columns: {', '.join(bad) or 'embedding'}"
-        )
+        raise IncompatibleProfilesError(f"spec does not match the profiled columns: {', '.join(bad) or 'embedding'}")
     tested = []
     for col in spec.columns:
         r = reference.stats.columns[col.name]
@@ -262,9 +258,7 @@ def compare_profiles(
         x = reference.stats.sample.head(EMBEDDING_ROWS)[list(spec.embedding)].to_numpy(np.float64)
         y = window.sample.head(EMBEDDING_ROWS)[list(spec.embedding)].to_numpy(np.float64)
         embedding = mmd_test(x, y, max_rows=EMBEDDING_ROWS, seed=reference.seed)
-    return assemble(
-        spec, tested, embedding, engine="profile", n_reference=reference.n_rows, n_current=window.n_rows
-    )
+    return assemble(spec, tested, embedding, engine="profile", n_reference=reference.n_rows, n_current=window.n_rows)
 
 
 def _column_data(reference: ReferenceProfile, col: ColumnSpec, r: Any, c: Any) -> ColumnData:
@@ -281,7 +275,5 @@ def _column_data(reference: ReferenceProfile, col: ColumnSpec, r: Any, c: Any) -
         )
         return ColumnData(name=col.name, type=col.type, numeric=bins)
     if isinstance(r, CategoryStats) and isinstance(c, CategoryStats):
-        return ColumnData(
-            name=col.name, type=col.type, categorical=CategoryCounts.from_mappings(r.counts, c.counts)
-        )
+        return ColumnData(name=col.name, type=col.type, categorical=CategoryCounts.from_mappings(r.counts, c.counts))
     raise IncompatibleProfilesError(f"column {col.name!r} is profiled with different kinds")

@@ -93,6 +93,4 @@ def mmd_test(
         p = float(stats.gamma.sf(observed, a=mean**2 / var, scale=var / mean))
     else:
         p = float((1 + np.sum(null >= observed)) / (1 + n_permutations))
-    return EmbeddingScore(
-        score=observed, p_value=min(max(p, 0.0), 1.0), bandwidth=med**0.5, n_reference=n, n_current=m
-    )
+    return EmbeddingScore(score=observed, p_value=min(max(p, 0.0), 1.0), bandwidth=med**0.5, n_reference=n, n_current=m)

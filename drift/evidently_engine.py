@@ -38,12 +38,8 @@ def _register_custom_tests() -> None:
     from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
     from evidently.legacy.core import ColumnType
 
-    def _chisquare_2s(
-        ref: pd.Series, cur: pd.Series, feature_type: Any, threshold: float
-    ) -> tuple[float, bool]:
-        data = ColumnData(
-            name=str(ref.name), type="categorical", categorical=CategoryCounts.from_values(ref, cur)
-        )
+    def _chisquare_2s(ref: pd.Series, cur: pd.Series, feature_type: Any, threshold: float) -> tuple[float, bool]:
+        data = ColumnData(name=str(ref.name), type="categorical", categorical=CategoryCounts.from_values(ref, cur))
         p = ChiSquare2s().score(data).p_value
         assert p is not None
         return p, p < threshold

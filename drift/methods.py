@@ -89,9 +89,7 @@ class DriftMethod:
 
     def _need_numeric(self, data: ColumnData) -> None:
         if data.numeric is None:
-            raise InvalidSpecError(
-                f"method {self.key!r} needs a numeric column, {data.name!r} is {data.type}"
-            )
+            raise InvalidSpecError(f"method {self.key!r} needs a numeric column, {data.name!r} is {data.type}")
 
 
 def tvd(ref: IntArray, cur: IntArray) -> float:

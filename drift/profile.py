@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from drift.binned import CellIndexer, FloatArray, IntArray, _finite, cell_stats, value_counts
+from drift.binned import CellIndexer, FloatArray, IntArray, cell_stats, finite_values, value_counts
 from drift.errors import IncompatibleProfilesError, InvalidSpecError
 from drift.sample import KEY_COLUMNS, RowSample
 from drift.spec import DriftSpec
@@ -251,7 +251,7 @@ class ReferenceProfile:
         for col in spec.columns:
             if col.type != "numeric":
                 continue
-            x = _finite(frame[col.name])
+            x = finite_values(frame[col.name])
             distinct = np.unique(x)
             uniques[col.name] = int(min(distinct.size, max_edges + 1))
             if distinct.size <= max_edges:
@@ -260,9 +260,7 @@ class ReferenceProfile:
                 edges[col.name] = np.unique(np.quantile(x, np.linspace(0.0, 1.0, max_edges)))
             stds[col.name] = float(np.std(x)) if x.size else 0.0
         fingerprint = _fingerprint(spec, edges, sample_size, seed)
-        stats = _profile(
-            frame, spec, {n: CellIndexer(e) for n, e in edges.items()}, fingerprint, sample_size, seed
-        )
+        stats = _profile(frame, spec, {n: CellIndexer(e) for n, e in edges.items()}, fingerprint, sample_size, seed)
         return cls(
             spec=spec,
             edges=edges,
@@ -296,9 +294,7 @@ class ReferenceProfile:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ReferenceProfile:
         if d.get("version") != PROFILE_VERSION:
-            raise IncompatibleProfilesError(
-                f"profile version {d.get('version')!r}, expected {PROFILE_VERSION}"
-            )
+            raise IncompatibleProfilesError(f"profile version {d.get('version')!r}, expected {PROFILE_VERSION}")
         return cls(
             spec=DriftSpec.from_dict(d["spec"]),
             edges={k: np.asarray(v, dtype=np.float64) for k, v in d["edges"].items()},
@@ -334,9 +330,7 @@ def _profile(
         else:
             counts = value_counts(series)
             cols[col.name] = CategoryStats(counts=counts, n_missing=int(len(series) - sum(counts.values())))
-    sample = RowSample.from_frame(
-        frame, spec.all_columns, sample_size, key_columns=key_columns(spec), seed=seed
-    )
+    sample = RowSample.from_frame(frame, spec.all_columns, sample_size, key_columns=key_columns(spec), seed=seed)
     return WindowProfile(fingerprint=fingerprint, n_rows=len(frame), columns=cols, sample=sample)
 
 

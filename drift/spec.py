@@ -47,9 +47,7 @@ class ColumnSpec:
         if not isinstance(self.name, str) or not self.name:
             raise InvalidSpecError(f"column name must be a non-empty string, got {self.name!r}")
         if self.type not in COLUMN_TYPES:
-            raise InvalidSpecError(
-                f"column {self.name!r}: type {self.type!r}; allowed: {', '.join(COLUMN_TYPES)}"
-            )
+            raise InvalidSpecError(f"column {self.name!r}: type {self.type!r}; allowed: {', '.join(COLUMN_TYPES)}")
         if self.role not in ROLES:
             raise InvalidSpecError(f"column {self.name!r}: role {self.role!r}; allowed: {', '.join(ROLES)}")
         if self.method is not None:
@@ -60,9 +58,7 @@ class ColumnSpec:
                     f"it supports: {', '.join(cls.column_types)}"
                 )
         if self.threshold is not None and not 0.0 < float(self.threshold) < np.inf:
-            raise InvalidSpecError(
-                f"column {self.name!r}: threshold must be positive, got {self.threshold!r}"
-            )
+            raise InvalidSpecError(f"column {self.name!r}: threshold must be positive, got {self.threshold!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -203,9 +199,7 @@ def infer_column_type(series: pd.Series) -> ColumnType | None:
     return "categorical"
 
 
-def output_frame(
-    probabilities: np.ndarray, class_labels: Sequence[Any], *, prefix: str = "prob_"
-) -> pd.DataFrame:
+def output_frame(probabilities: np.ndarray, class_labels: Sequence[Any], *, prefix: str = "prob_") -> pd.DataFrame:
     """The output columns of a classifier from its class probabilities.
 
     Columns: ``prob_<label>`` per class, ``confidence`` (top probability), ``margin``
@@ -232,9 +226,7 @@ def output_frame(
     frame["margin"] = top2[:, 0] - top2[:, 1]
     with np.errstate(divide="ignore", invalid="ignore"):
         frame["entropy"] = -np.sum(np.where(p > 0, p * np.log(p), 0.0), axis=1)
-    frame["predicted"] = pd.Categorical(
-        np.asarray(labels, dtype=object)[np.argmax(p, axis=1)], categories=labels
-    )
+    frame["predicted"] = pd.Categorical(np.asarray(labels, dtype=object)[np.argmax(p, axis=1)], categories=labels)
     return frame
 
 

@@ -13,9 +13,7 @@ from drift.errors import InsufficientDataError, InvalidSpecError
 
 def test_identical_distributions_rarely_alarm() -> None:
     rng = np.random.default_rng(11)
-    p_values = [
-        mmd_test(rng.normal(size=(150, 16)), rng.normal(size=(150, 16)), seed=i).p_value for i in range(40)
-    ]
+    p_values = [mmd_test(rng.normal(size=(150, 16)), rng.normal(size=(150, 16)), seed=i).p_value for i in range(40)]
     assert np.mean(np.array(p_values) < 0.05) <= 0.125  # 5% plus Monte-Carlo slack on 40 draws
     assert np.median(p_values) > 0.2
 

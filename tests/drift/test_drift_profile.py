@@ -73,9 +73,7 @@ def test_merge_is_associative_and_commutative(reference: ReferenceProfile) -> No
 
 
 def test_merge_rejects_profiles_from_other_cells(reference: ReferenceProfile) -> None:
-    other_ref = ReferenceProfile.from_frame(
-        frame(3000, seed=99), reference.spec, sample_size=300, max_edges=500
-    )
+    other_ref = ReferenceProfile.from_frame(frame(3000, seed=99), reference.spec, sample_size=300, max_edges=500)
     with pytest.raises(IncompatibleProfilesError, match="different reference cells"):
         reference.profile(frame(100, seed=3)).merge(other_ref.profile(frame(100, seed=3)))
     with pytest.raises(IncompatibleProfilesError):
