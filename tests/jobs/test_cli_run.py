@@ -8,20 +8,22 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import pytest
 import typer
 import yaml
+from logdata import make_rows, settings_for, write_jsonl
 from test_scheduler import MODELS, OTHER, FakeJobs, job_runs
 from typer.testing import CliRunner, Result
 
 from jobs.app import app_context
 from jobs.cli_run import run_app, serve_command
+from jobs.reference import reference_from_window
 from jobs.scheduler import DAEMON_LEASE
-from storage import leases
+from storage import leases, repository
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,6 +84,35 @@ def test_run_check_exit_codes(config: Path, fake_jobs: FakeJobs, drifted: bool, 
     }
     assert data["data"]["drifted"] is drifted
     assert fake_jobs.calls[0][2]["window_days"] == 1.5
+
+
+def test_real_ingest_then_check_of_shifted_data_exits_3(database, tmp_path: Path):
+    """The real jobs end to end: `run ingest`, then `run check --fail-on-drift` on a drifted week."""
+    ref_start, week_end = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 9, tzinfo=UTC)
+    drop = tmp_path / "drop"
+    write_jsonl(drop / "ref.jsonl", make_rows(1500, seed=0, start=ref_start, minutes_per_row=5))
+    start = week_end - timedelta(days=7)
+    week = make_rows(
+        1400, seed=7, start_index=10_000, start=start, minutes_per_row=7.2, brightness_shift=0.3, logit_shift=2.0
+    )
+    write_jsonl(drop / "week.jsonl", week)
+    settings = settings_for(database.url, {"kind": "files", "path": str(drop)})
+    config = write_config(tmp_path / "driftkeeper.yaml", database.url, [settings.models[0].model_dump(mode="json")])
+    with database.session_factory.begin() as s:
+        repository.register_version(s, repository.ensure_model(s, "pets", "classification"), 1)
+
+    ingested = invoke(config, "run", "ingest", "--json")
+    assert ingested.exit_code == 0, ingested.output
+    assert sum(r["inserted"] for r in json.loads(ingested.stdout)["data"]["runs"]) == 1500 + len(week)
+    reference_from_window(database.session_factory, settings.models[0], 1, ref_start, ref_start + timedelta(days=7))
+    checked = invoke(config, "run", "check", "-m", "pets", "--end", week_end.isoformat(), "--fail-on-drift", "--json")
+    assert checked.exit_code == 3, checked.output
+    data = json.loads(checked.stdout)["data"]
+    assert data["drifted"] and data["retrain_worthy"] and data["runs"][0]["n_rows"] == len(week)
+    assert [(job, status) for job, _, status, _ in job_runs(database.session_factory)] == [
+        ("ingest", "succeeded"),
+        ("check", "succeeded"),
+    ]
 
 
 def test_run_on_a_held_lease_exits_1_already_running(config: Path, database, fake_jobs: FakeJobs):
