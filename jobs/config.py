@@ -178,6 +178,9 @@ class ModelSettings(_Strict):
     predictions: Source | None = None
     labels: Source | None = None
     confidence_threshold: float = Field(0.9, gt=0, le=1)
+    iou_threshold: float = Field(
+        0.5, gt=0, le=1, description="segmentation: a confident mask with a mean IoU below this is confidently wrong"
+    )
     output_decimals: int = Field(
         6, ge=1, le=12, description="probabilities are compared at this precision (what the app logs)"
     )

@@ -9,14 +9,24 @@
 * a label-free accuracy estimate from calibrated confidences (calibration fitted on the
   reference's labelled rows), checked against realized accuracy when labels exist.
 
+Segmentation models log per-image summaries (pixel share per class as ``probabilities``, the
+mean pixel confidence as ``confidence``) and, optionally, the predicted mask's URI; labels may
+carry the true mask's URI. With both masks readable inside ``image_roots``, each labelled image
+gets its IoU, and "confidently wrong" becomes a confident mask (mean pixel confidence >= the
+threshold) with a mean IoU below ``iou_threshold``. Realized accuracy, calibration and the
+accuracy estimate are for classification only; a segmentation window gets its mean IoU instead.
+
 The statistics are in :mod:`drift`; this module gathers the arrays from storage in chunks.
 """
 
 from __future__ import annotations
 
 import heapq
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,10 +34,13 @@ from sqlalchemy.orm import Session
 
 from drift import ReferenceProfile
 from drift.calibration import ConfidenceCalibrator, reliability_curve
+from drift.errors import ValidationError
 from drift.outliers import EmbeddingOutlierDetector
 from drift.performance import check_estimate, confidently_wrong, estimate_accuracy, realized_performance
+from drift.segmentation import confident_mask_errors, iou_per_class
 from jobs.config import ModelSettings
 from jobs.frames import embedding_columns, layout
+from jobs.images import within_roots
 from storage.models import Model, ReferenceSet
 from storage.windows import iter_rows
 
@@ -106,6 +119,175 @@ def reference_labels(
     )
 
 
+def read_mask(uri: str | None, roots: Sequence[Path], n_classes: int) -> tuple[np.ndarray | None, str]:
+    """A class-index mask (a single-channel image, e.g. a PNG of mode L or P) as an ``(H, W)``
+    int64 array, and ``""``; or None and why not. Read only from inside ``roots``."""
+    path = within_roots(uri, roots)
+    if path is None:
+        return None, "missing or outside image_roots"
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ("L", "P", "I", "I;16"):
+                return None, "not a single-channel class-index image"
+            mask = np.asarray(img).astype(np.int64)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None, "not a readable image"
+    if mask.ndim != 2 or mask.size == 0:
+        return None, "not a single-channel class-index image"
+    if mask.min() < 0 or mask.max() >= n_classes:
+        return None, f"holds class indices outside 0..{n_classes - 1}"
+    return mask, ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaskScores:
+    """IoU of labelled segmentation rows whose predicted and true masks could both be read."""
+
+    scored: np.ndarray  # bool per row: both masks read and compared
+    iou: np.ndarray  # mean IoU per row over the classes present in either mask (NaN where not scored)
+    per_class: np.ndarray  # (rows, classes) IoU (NaN where a class is absent from both, or not scored)
+    n_with_masks: int  # rows that name both masks
+    skipped: dict[str, int]  # why rows naming both masks were not scored, with counts
+
+    @property
+    def n_scored(self) -> int:
+        return int(self.scored.sum())
+
+
+def score_masks(model: ModelSettings, pred_uris: np.ndarray, true_uris: np.ndarray) -> MaskScores:
+    """IoU per image of predicted vs true masks (see :func:`drift.segmentation.iou_per_class`).
+
+    Rows that do not name both masks are left out; rows whose masks are missing, outside the
+    image roots, unreadable or of different shapes are counted in ``skipped`` and left out.
+    """
+    n, k = len(pred_uris), len(model.class_labels)
+    scored = np.zeros(n, dtype=bool)
+    per_class = np.full((n, k), np.nan)
+    skipped: Counter[str] = Counter()
+    both = [i for i in range(n) if pred_uris[i] is not None and true_uris[i] is not None]
+    for i in both:
+        pred, problem = read_mask(pred_uris[i], model.image_roots, k)
+        if pred is None:
+            skipped[f"predicted mask {problem}"] += 1
+            continue
+        true, problem = read_mask(true_uris[i], model.image_roots, k)
+        if true is None:
+            skipped[f"true mask {problem}"] += 1
+            continue
+        try:
+            per_class[i] = iou_per_class(pred, true, k)
+        except ValidationError:  # e.g. shapes differ
+            skipped["masks differ in shape"] += 1
+            continue
+        scored[i] = True
+    iou = np.full(n, np.nan)
+    if scored.any():  # drift.segmentation.mean_iou: the mean over the classes present in either mask
+        iou[scored] = np.nanmean(per_class[scored], axis=1)
+    return MaskScores(scored=scored, iou=iou, per_class=per_class, n_with_masks=len(both), skipped=dict(skipped))
+
+
+def _mask_verdicts(confidence: np.ndarray, scores: MaskScores, model: ModelSettings) -> tuple[int, int]:
+    """(confident mask errors, confident masks) among the scored rows."""
+    conf = confidence[scores.scored]
+    errors = confident_mask_errors(conf, scores.iou[scores.scored], model.confidence_threshold, model.iou_threshold)
+    return int(errors.sum()), int((conf >= model.confidence_threshold).sum())
+
+
+def _reference_mask_counts(
+    session: Session, model: ModelSettings, model_row: Model, version: int, reference_row: ReferenceSet
+) -> tuple[tuple[int, int] | None, float | None]:
+    """Confident mask errors and mean IoU of a production-window reference's labelled masks."""
+    window = (reference_row.extras or {}).get("window")
+    if not window:
+        return None, None
+    start, end = (datetime.fromisoformat(t) for t in window)
+    errors = confident = scored = 0
+    iou_sum = 0.0
+    for rows in iter_rows(
+        session, model_row.id, layout(model), version=version, start=start, end=end, labelled_only=True
+    ):
+        assert rows.mask_uri is not None and rows.true_mask_uri is not None
+        scores = score_masks(model, rows.mask_uri, rows.true_mask_uri)
+        e, c = _mask_verdicts(rows.confidence, scores, model)
+        errors, confident, scored = errors + e, confident + c, scored + scores.n_scored
+        iou_sum += float(scores.iou[scores.scored].sum())
+    return ((errors, confident) if confident else None), (iou_sum / scored if scored else None)
+
+
+def _segmentation_findings(
+    session: Session,
+    model: ModelSettings,
+    model_row: Model,
+    version: int,
+    reference_row: ReferenceSet,
+    labelled: tuple[np.ndarray, ...] | None,
+    top_k: int,
+) -> tuple[dict[str, Any], list[Flagged]]:
+    """Mean IoU of the window and confident masks with a low IoU, ranked by confidence (lowest IoU next)."""
+    figure: dict[str, Any] = {
+        "iou_threshold": model.iou_threshold,
+        "n_labelled": 0,
+        "n_with_masks": 0,
+        "n_scored": 0,
+        "n_skipped": 0,
+        "skipped": {},
+        "mean_iou": None,
+        "per_class_iou": dict.fromkeys(model.class_labels),
+        "reference_mean_iou": None,
+    }
+    if labelled is None:
+        return {"segmentation": figure}, []
+    conf, y_true, y_pred, ids, uris, pred_masks, true_masks = labelled
+    scores = score_masks(model, pred_masks, true_masks)
+    reference_counts, reference_iou = _reference_mask_counts(session, model, model_row, version, reference_row)
+    figure |= {
+        "n_labelled": len(conf),
+        "n_with_masks": scores.n_with_masks,
+        "n_scored": scores.n_scored,
+        "n_skipped": sum(scores.skipped.values()),
+        "skipped": scores.skipped,
+        "reference_mean_iou": reference_iou,
+    }
+    if not scores.n_scored:
+        return {"segmentation": figure}, []
+    per_class = scores.per_class[scores.scored]
+    present = ~np.isnan(per_class)
+    figure["mean_iou"] = float(scores.iou[scores.scored].mean())
+    figure["per_class_iou"] = {
+        label: float(np.nanmean(per_class[:, j])) if present[:, j].any() else None
+        for j, label in enumerate(model.class_labels)
+    }
+    index = np.flatnonzero(scores.scored)
+    iou = scores.iou[index]
+    # an image is right when its mask reaches the IoU threshold: the model claims every mask is
+    # right, so "label disagrees" becomes "IoU below the threshold"
+    stats = confidently_wrong(
+        conf[index],
+        iou >= model.iou_threshold,
+        np.ones(len(index), dtype=bool),
+        model.confidence_threshold,
+        reference_counts,
+    )
+    wrong = stats.to_dict() | {"iou_threshold": model.iou_threshold, "kind": "mask"}
+    errors = index[confident_mask_errors(conf[index], iou, model.confidence_threshold, model.iou_threshold)]
+    ranked = sorted(errors, key=lambda i: (-conf[i], scores.iou[i]))[:top_k]
+    flagged = [
+        Flagged(
+            prediction_id=str(ids[i]),
+            kind="confidently_wrong",
+            confidence=float(conf[i]),
+            score=float(scores.iou[i]),
+            predicted_label=str(y_pred[i]),
+            true_label=str(y_true[i]),
+            input_uri=uris[i],
+        )
+        for i in ranked
+    ]
+    return {"segmentation": figure, "confidently_wrong": wrong}, flagged
+
+
 def _outlier_detector(model: ModelSettings, reference: ReferenceProfile) -> EmbeddingOutlierDetector | None:
     names = list(embedding_columns(model))
     sample = reference.stats.sample.rows
@@ -148,6 +330,8 @@ def compute_findings(
                     rows.predicted_label[has_label],
                     rows.prediction_id[has_label],
                     rows.input_uri[has_label],
+                    _or_none(rows.mask_uri, len(rows))[has_label],
+                    _or_none(rows.true_mask_uri, len(rows))[has_label],
                 )
             )
         if detector is not None and rows.embedding is not None:
@@ -183,10 +367,14 @@ def compute_findings(
             "method": "mahalanobis",
         }
         flagged += [entry[2] for entry in sorted(outlier_heap, reverse=True)]
+    if model.task == "segmentation":
+        labelled = tuple(np.concatenate(c) for c in zip(*labelled_parts, strict=True)) if labelled_parts else None
+        more, wrong_masks = _segmentation_findings(session, model, model_row, version, reference_row, labelled, top_k)
+        return Findings(figures=figures | more, flagged=tuple(flagged + wrong_masks))
     ref = reference_labels(session, model, model_row, version, reference_row)
     current = None
     if labelled_parts:
-        conf, y_true, y_pred, ids, uris = (np.concatenate(c) for c in zip(*labelled_parts, strict=True))
+        conf, y_true, y_pred, ids, uris, _, _ = (np.concatenate(c) for c in zip(*labelled_parts, strict=True))
         current = LabelledArrays(confidence=conf, y_true=y_true, y_pred=y_pred)
         realized = realized_performance(y_true, y_pred, model.class_labels, n_predictions=n_rows)
         figures["realized_performance"] = realized.to_dict() | {
@@ -242,6 +430,10 @@ def compute_findings(
                 )
         figures["estimated_performance"] = entry
     return Findings(figures=figures, flagged=tuple(flagged))
+
+
+def _or_none(values: np.ndarray | None, n: int) -> np.ndarray:
+    return values if values is not None else np.full(n, None, dtype=object)
 
 
 def _confident_counts(labels: LabelledArrays, threshold: float) -> tuple[int, int] | None:

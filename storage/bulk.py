@@ -36,6 +36,7 @@ PREDICTION_COLUMNS = (
     "categorical_features",
     "embedding",
     "input_uri",
+    "mask_uri",
 )
 
 
@@ -53,6 +54,7 @@ class PredictionRows:
     categorical_features: pd.DataFrame | None  # (n, categorical features) str
     embedding: np.ndarray | None  # (n, dim) float32
     input_uri: np.ndarray | None  # object array of str or None
+    mask_uri: np.ndarray | None = None  # segmentation: object array of str or None (predicted masks)
 
     def __len__(self) -> int:
         return len(self.prediction_id)
@@ -83,6 +85,7 @@ def _columns(model_id: int, rows: PredictionRows, ts_text: list[str]) -> list[Se
         pack_categories(rows.categorical_features) if rows.categorical_features is not None else none,
         pack_rows(rows.embedding, FLOAT32) if rows.embedding is not None else none,
         rows.input_uri.tolist() if rows.input_uri is not None else none,
+        rows.mask_uri.tolist() if rows.mask_uri is not None else none,
     ]
 
 
@@ -198,7 +201,7 @@ def _copy_predictions(conn: Connection, encoded: EncodedPredictions) -> int:
         "CREATE TEMP TABLE IF NOT EXISTS _dk_stage_predictions "
         "(model_id integer, prediction_id varchar(200), ts timestamptz, model_version integer, "
         "predicted_label varchar(200), confidence double precision, probabilities bytea, "
-        "numeric_features bytea, categorical_features text, embedding bytea, input_uri text) "
+        "numeric_features bytea, categorical_features text, embedding bytea, input_uri text, mask_uri text) "
         "ON COMMIT DELETE ROWS"
     )
     conn.exec_driver_sql("TRUNCATE _dk_stage_predictions")
@@ -212,20 +215,31 @@ def _copy_predictions(conn: Connection, encoded: EncodedPredictions) -> int:
 
 
 def upsert_labels(
-    conn: Connection, model_id: int, prediction_ids: Sequence[str], labels: Sequence[str], labelled_at: pd.DatetimeIndex
+    conn: Connection,
+    model_id: int,
+    prediction_ids: Sequence[str],
+    labels: Sequence[str],
+    labelled_at: pd.DatetimeIndex,
+    mask_uris: Sequence[str | None] | None = None,
 ) -> int:
-    """Store labels; a label newer than the stored one for the same prediction replaces it."""
+    """Store labels; a label newer than the stored one for the same prediction replaces it
+    (with its true mask's URI, where given: segmentation models)."""
     if len(prediction_ids) == 0:
         return 0
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    masks = mask_uris if mask_uris is not None else [None] * len(prediction_ids)
     records = [
-        {"model_id": model_id, "prediction_id": p, "label": lab, "labelled_at": t}
-        for p, lab, t in zip(prediction_ids, labels, labelled_at.to_pydatetime(), strict=True)
+        {"model_id": model_id, "prediction_id": p, "label": lab, "labelled_at": t, "mask_uri": m}
+        for p, lab, t, m in zip(prediction_ids, labels, labelled_at.to_pydatetime(), masks, strict=True)
     ]
     base = insert(Label)
     stmt = base.on_conflict_do_update(
         index_elements=["model_id", "prediction_id"],
-        set_={"label": base.excluded.label, "labelled_at": base.excluded.labelled_at},
+        set_={
+            "label": base.excluded.label,
+            "labelled_at": base.excluded.labelled_at,
+            "mask_uri": base.excluded.mask_uri,
+        },
         where=base.excluded.labelled_at >= Label.labelled_at,
     ).returning(Label.id)  # rowcount of an executemany is not reliable on every driver
     total = 0

@@ -121,6 +121,7 @@ class PredictionLog(Base):
     categorical_features: Mapped[str | None] = mapped_column(Text)
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
     input_uri: Mapped[str | None] = mapped_column(Text)
+    mask_uri: Mapped[str | None] = mapped_column(Text)  # segmentation: the predicted class-index mask (PNG)
 
 
 class Label(Base):
@@ -128,6 +129,11 @@ class Label(Base):
 
     Labels live in their own table so that they may arrive before or long after their
     prediction; a later label for the same prediction replaces an earlier one.
+
+    For a segmentation model ``label`` is the true mask's dominant class (the class with the
+    most pixels, computed at ingestion when the row carries only ``mask_uri``), comparable
+    with the prediction's ``predicted_label`` (its dominant predicted class); the mask itself
+    is what IoU is measured on.
     """
 
     __tablename__ = "labels"
@@ -138,6 +144,7 @@ class Label(Base):
     prediction_id: Mapped[str] = mapped_column(String(200))
     label: Mapped[str] = mapped_column(String(200))
     labelled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    mask_uri: Mapped[str | None] = mapped_column(Text)  # segmentation: the true class-index mask (PNG)
 
 
 class IngestWatermark(Base):

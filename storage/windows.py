@@ -42,6 +42,8 @@ class LoggedRows:
     embedding: np.ndarray | None
     input_uri: np.ndarray
     label: np.ndarray | None
+    mask_uri: np.ndarray | None = None  # predicted mask of each row (segmentation), None where not logged
+    true_mask_uri: np.ndarray | None = None  # the label's true mask, when labels were asked for
 
     def __len__(self) -> int:
         return len(self.row_id)
@@ -73,6 +75,7 @@ def iter_rows(
         p.categorical_features,
         p.embedding,
         p.input_uri,
+        p.mask_uri,
     ]
     conditions = [p.model_id == model_id]
     if version is not None:
@@ -85,7 +88,7 @@ def iter_rows(
     while True:
         stmt: Select[Any] = select(*columns)  # type: ignore[assignment]
         if with_labels or labelled_only:
-            stmt = stmt.add_columns(Label.label)
+            stmt = stmt.add_columns(Label.label, Label.mask_uri)
             join = and_(Label.model_id == p.model_id, Label.prediction_id == p.prediction_id)
             stmt = stmt.join(Label, join) if labelled_only else stmt.outerjoin(Label, join)
         stmt = stmt.where(*conditions, p.id > last_id).order_by(p.id).limit(chunk_size)
@@ -119,7 +122,9 @@ def _decode(fetched: Sequence[Any], layout: Layout, with_labels: bool) -> Logged
         categorical=categorical,
         embedding=unpack_rows(cols[9], layout.embedding_width, FLOAT32) if layout.embedding_width else None,
         input_uri=np.asarray(cols[10], dtype=object),
-        label=np.asarray(cols[11], dtype=object) if with_labels else None,
+        mask_uri=np.asarray(cols[11], dtype=object),
+        label=np.asarray(cols[12], dtype=object) if with_labels else None,
+        true_mask_uri=np.asarray(cols[13], dtype=object) if with_labels else None,
     )
 
 

@@ -172,7 +172,9 @@ class Ingestor:
             inserted = bulk.write_predictions(conn, prepared.encoded)
         elif prepared.labels is not None:
             labels = prepared.labels
-            inserted = bulk.upsert_labels(conn, self.model_id, labels.prediction_id, labels.label, labels.labelled_at)
+            inserted = bulk.upsert_labels(
+                conn, self.model_id, labels.prediction_id, labels.label, labels.labelled_at, labels.mask_uri
+            )
         tally.inserted += inserted
         tally.duplicates += prepared.valid - inserted
         tally.quarantined += bulk.insert_rejects(conn, self.model_id, stream, source_name, prepared.rejects)

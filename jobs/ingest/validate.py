@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from jobs.config import ColumnGroup, ModelSettings
+from jobs.findings import read_mask
 from storage.bulk import PredictionRows, Reject, raw_json
 
 
@@ -23,6 +24,7 @@ class LabelRows:
     prediction_id: list[str]
     label: list[str]
     labelled_at: pd.DatetimeIndex
+    mask_uri: list[str | None] | None = None  # the true masks (segmentation)
 
     def __len__(self) -> int:
         return len(self.prediction_id)
@@ -97,15 +99,24 @@ def _timestamps(series: pd.Series, field: str, failures: _Failures) -> pd.Dateti
     return pd.DatetimeIndex(parsed)
 
 
-def _texts(series: pd.Series, field: str, failures: _Failures) -> np.ndarray:
+def _texts(series: pd.Series, field: str, failures: _Failures, *, optional: bool = False) -> np.ndarray:
+    """Text values ("" where missing); a missing value is a failure unless ``optional``."""
     missing = _missing(series)
-    failures.add(missing, field, "missing value")
+    if not optional:
+        failures.add(missing, field, "missing value")
     if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
         return np.where(missing, "", series.to_numpy(dtype=object, na_value=""))
     values = series.to_numpy(dtype=object)
     wrong = np.array([isinstance(v, list | dict | bytes | np.ndarray) for v in values], dtype=bool)
     failures.add(wrong, field, "expected a text value")
     return np.array(["" if m else str(v) for v, m in zip(values, missing, strict=True)], dtype=object)
+
+
+def _optional_texts(series: pd.Series | None) -> np.ndarray | None:
+    """An optional text column (URIs) as an object array with None where missing."""
+    if series is None:
+        return None
+    return series.astype(object).where(~_missing(series), None).to_numpy(dtype=object)
 
 
 def _arrays(raw: pd.DataFrame, group: ColumnGroup, field: str, width: int, failures: _Failures) -> np.ndarray:
@@ -213,6 +224,10 @@ def validate_predictions(
     else:
         predicted = labels[np.nan_to_num(probabilities, nan=0.0).argmax(axis=1)] if n else np.empty(0, dtype=object)
     conf_series = field("confidence")
+    if conf_series is None and model.task == "segmentation":
+        conf_name = columns.get("confidence", "confidence")
+        reason = f"missing field {conf_name!r} (the mean pixel confidence; required for segmentation)"
+        failures.add(np.ones(n, dtype=bool), conf_name, reason)
     if conf_series is not None:
         conf_name = columns.get("confidence", "confidence")
         confidence = _numbers(conf_series, conf_name, failures)
@@ -233,10 +248,8 @@ def validate_predictions(
         width = model.embedding.width
         assert width is not None
         embedding = _arrays(raw, model.embedding, "embedding", width, failures)
-    uri_series = field("input_uri")
-    input_uri = None
-    if uri_series is not None:
-        input_uri = uri_series.astype(object).where(~_missing(uri_series), None).to_numpy(dtype=object)
+    input_uri = _optional_texts(field("input_uri"))
+    mask_uri = _optional_texts(field("mask_uri"))
 
     good = ~failures.bad
     rows = PredictionRows(
@@ -250,6 +263,7 @@ def validate_predictions(
         categorical_features=categorical[good].reset_index(drop=True) if categorical is not None else None,
         embedding=embedding[good].astype(np.float32) if embedding is not None else None,
         input_uri=input_uri[good] if input_uri is not None else None,
+        mask_uri=mask_uri[good] if mask_uri is not None else None,
     )
     return rows, failures.rejects()
 
@@ -261,30 +275,62 @@ def validate_labels(
     columns: dict[str, str],
     now: datetime | None = None,
 ) -> tuple[LabelRows, list[Reject]]:
-    """Labels need a prediction id and a known class label; ``labelled_at`` defaults to now."""
+    """Labels need a prediction id and a known class label; ``labelled_at`` defaults to now.
+
+    A segmentation model's label may carry ``mask_uri`` (the true class-index mask) instead of
+    a class label: the mask's dominant class (most pixels; ties to the first class) is then
+    stored as the label, so that ``labels.label`` stays a class, comparable with the
+    prediction's dominant class. Such a mask must be readable inside ``image_roots`` when the
+    label is ingested; a row with neither a label nor a mask is rejected naming the label field.
+    """
     failures = _Failures(raw, positions)
     n = len(raw)
     id_name = columns.get("prediction_id", "prediction_id")
     label_name = columns.get("label", "label")
+    mask_name = columns.get("mask_uri", "mask_uri")
     time_name = columns.get("labelled_at", "labelled_at")
-    for name in (id_name, label_name):
-        if name not in raw.columns:
-            failures.add(np.ones(n, dtype=bool), name, f"missing field {name!r}")
+    segmentation = model.task == "segmentation"
+    masks = _optional_texts(_column(raw, mask_name)) if segmentation else None
+    has_mask = np.array([m is not None for m in masks], dtype=bool) if masks is not None else np.zeros(n, dtype=bool)
+    if id_name not in raw.columns:
+        failures.add(np.ones(n, dtype=bool), id_name, f"missing field {id_name!r}")
     ids = _texts(raw[id_name], id_name, failures) if id_name in raw.columns else np.array([""] * n, dtype=object)
-    values = (
-        _texts(raw[label_name], label_name, failures) if label_name in raw.columns else np.array([""] * n, dtype=object)
-    )
+    either = f" (give a class label or a {mask_name!r})" if segmentation else ""
+    if label_name in raw.columns:
+        label_series = raw[label_name]
+        given = ~_missing(label_series)
+        failures.add(~given & ~has_mask, label_name, "missing value" + either)
+        values = _texts(label_series, label_name, failures, optional=True)
+    else:
+        given = np.zeros(n, dtype=bool)
+        failures.add(~has_mask, label_name, f"missing field {label_name!r}" + either)
+        values = np.array([""] * n, dtype=object)
     failures.add(
-        ~np.isin(values, np.asarray(model.class_labels, dtype=object)) & ~failures.bad,
+        given & ~np.isin(values, np.asarray(model.class_labels, dtype=object)) & ~failures.bad,
         label_name,
         f"unknown label (allowed: {', '.join(model.class_labels)})",
     )
+    if masks is not None:
+        unreadable: dict[int, str] = {}
+        for i in np.flatnonzero(has_mask & ~given & ~failures.bad):
+            mask, problem = read_mask(masks[i], model.image_roots, len(model.class_labels))
+            if mask is None:
+                unreadable[int(i)] = f"true mask {problem}"
+            else:
+                counts = np.bincount(mask.ravel(), minlength=len(model.class_labels))
+                values[i] = model.class_labels[int(counts.argmax())]
+        failures.add_rows(unreadable, mask_name)
     if time_name in raw.columns:
         labelled_at = _timestamps(raw[time_name], time_name, failures)
     else:
         labelled_at = pd.DatetimeIndex([now or datetime.now(UTC)] * n)
     good = ~failures.bad
     return (
-        LabelRows(prediction_id=ids[good].tolist(), label=values[good].tolist(), labelled_at=labelled_at[good]),
+        LabelRows(
+            prediction_id=ids[good].tolist(),
+            label=values[good].tolist(),
+            labelled_at=labelled_at[good],
+            mask_uri=masks[good].tolist() if masks is not None else None,
+        ),
         failures.rejects(),
     )
