@@ -287,7 +287,7 @@ def demo(
 
 
 def _register_subcommands() -> None:
-    from jobs import cli_drift, cli_models
+    from jobs import cli_drift, cli_models, cli_run
 
     app.add_typer(cli_models.models_app, name="models")
     app.add_typer(cli_drift.reference_app, name="reference")
@@ -296,6 +296,8 @@ def _register_subcommands() -> None:
     app.command("errors")(cli_drift.errors_command)
     app.command("retrain")(cli_drift.retrain_command)
     app.command("report")(cli_drift.report_command)
+    app.add_typer(cli_run.run_app, name="run")
+    app.command("serve")(cli_run.serve_command)
 
 
 _register_subcommands()

@@ -23,5 +23,5 @@ def configure_logging(verbose: bool = False) -> None:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("alembic", "sqlalchemy", "evidently", "absl", "h5py", "matplotlib", "PIL"):
+    for noisy in ("alembic", "sqlalchemy", "evidently", "absl", "h5py", "matplotlib", "PIL", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
