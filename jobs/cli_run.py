@@ -1,6 +1,6 @@
 """``driftkeeper run <job>`` (one run for cron, Airflow or Kubernetes) and ``driftkeeper serve`` (the daemon).
 
-Both go through :func:`jobs.scheduler.run_job`: the same leases, the same job-run history.
+Both go through :func:`jobs.execute.run_job`: the same leases, the same job-run history.
 Exit codes: 0 done, 1 error (also "already running"), 2 usage, 3 drift (only with ``--fail-on-drift``).
 """
 
@@ -30,7 +30,7 @@ _WEEK = re.compile(r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$")
 
 
 def _run(ctx: typer.Context, name: str, model: str | None, as_json: bool, **options: Any) -> None:
-    from jobs.scheduler import run_job
+    from jobs.execute import run_job
 
     state = app_context(ctx)
     outcome = run_job(name, state.ready_session_factory(), state.settings, model, **options)

@@ -23,14 +23,13 @@ from sqlalchemy.orm import sessionmaker
 from drift.errors import ConfigError, LeaseHeldError
 from jobs.check import CheckReport
 from jobs.config import Settings
+from jobs.execute import job_lease_name, run_job
 from jobs.retrain import RetrainOutcome, RetrainPlan
 from jobs.scheduler import (
     DAEMON_LEASE,
     JobRunner,
     build_scheduler,
     catch_up,
-    job_lease_name,
-    run_job,
     serve,
 )
 from storage import leases
