@@ -36,7 +36,7 @@ import pandas as pd
 
 from drift import ColumnSpec, DriftPolicy, DriftSpec
 from drift.binned import ColumnData
-from drift.compare import TestedColumn, assemble
+from drift.comparison import TestedColumn, assemble
 from drift.methods import DriftMethod, Score, default_method
 
 N_CLASSES = 10

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["drift.compare", "drift.embedding", "drift.spec", "drift.verdict"]
+MODULES = ["drift.comparison", "drift.embedding", "drift.spec", "drift.verdict"]
 
 
 @pytest.mark.parametrize("name", MODULES)

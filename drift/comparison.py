@@ -62,14 +62,17 @@ class Engine:
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:
+        import drift.evidently_engine  # noqa: F401  (registers "evidently"; evidently itself loads on use)
+
         return tuple(sorted(cls._registry))
 
     @classmethod
     def get(cls, key: str) -> type[Engine]:
+        keys = cls.keys()
         try:
             return cls._registry[key]
         except KeyError:
-            raise UnknownMethodError("drift engine", key, cls.keys()) from None
+            raise UnknownMethodError("drift engine", key, keys) from None
 
     def run(self, reference: pd.DataFrame, current: pd.DataFrame, spec: DriftSpec) -> DriftResult:
         raise NotImplementedError
