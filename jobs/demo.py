@@ -3,10 +3,12 @@
 A small CNN is trained on scikit-learn's bundled digits and registered as version 1. The
 production simulator then plays the app's backend over simulated weeks, writing prediction
 logs into a separate SQLite database (the "production" source) and late labels into a drop
-folder; from a given week on, inputs drift. Each simulated week driftkeeper ingests, and
-checks the week against the reference (the first week after the deploy); when a check is
-retrain-worthy, the model is retrained, gated, exported to TFLite and, if it passes, promoted;
-later weeks are served by the new champion. Every checked week gets its HTML report.
+folder; from a given week on, inputs drift. Each simulated week the daemon's job runner fires
+that week's schedule on a simulated clock (ingest and labels daily, the check at the end of the
+week, the report after it). Week 1 becomes the reference (the first week after the deploy);
+when a check is retrain-worthy, the runner retrains (the policy decides), the challenger is
+gated, exported to TFLite and, if it passes, promoted; later weeks are served by the new
+champion. Every checked week gets its HTML report.
 """
 
 from __future__ import annotations
@@ -22,16 +24,11 @@ from typing import Any
 import yaml
 from sqlalchemy.orm import Session, sessionmaker
 
-from drift.errors import ConfigError
+from drift.errors import ConfigError, DriftkeeperError
 from jobs import registry
-from jobs.check import check
 from jobs.config import Settings
-from jobs.ingest.run import ingest
 from jobs.reference import reference_from_window
-from jobs.report import iso_week, weekly_report
-from jobs.retrain import retrain
 from jobs.retrain_data import BaseData
-from jobs.runs import recorded_run
 from storage import repository
 from storage.engine import make_engine, make_session_factory
 from storage.migrate import upgrade
@@ -117,6 +114,8 @@ def demo_settings(var_dir: Path, *, min_new_labels: int | None = None) -> Settin
     data = yaml.safe_load(text.replace("var/", f"{var_dir.as_posix().rstrip('/')}/"))
     if min_new_labels is not None:
         data["models"][0]["retrain"]["min_new_labels"] = min_new_labels
+    # the demo's clock ticks in weeks: the check runs at the end of each simulated week
+    data["schedule"] |= {"check_cron": "0 0 * * mon", "report_cron": "0 6 * * mon"}
     return Settings(**data)
 
 
@@ -201,6 +200,28 @@ def run_demo(options: DemoOptions, *, echo: Any = print) -> DemoReport:
         engine.dispose()
 
 
+def week_schedule(settings: Settings, start: datetime, end: datetime) -> list[tuple[datetime, str, str | None]]:
+    """The scheduled runs of [start, end] in simulated time: ingest and labels once a simulated
+    day (the daemon's interval triggers run on wall-clock time), check and report at the fire
+    times of the config's crontabs, as the daemon would fire them."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    model = settings.models[0].name
+    events: list[tuple[datetime, str, str | None]] = []
+    day = start
+    while day < end:
+        events += [(day + timedelta(hours=1), "ingest", None), (day + timedelta(hours=1), "labels", None)]
+        day += timedelta(days=1)
+    for name, crontab in (("check", settings.schedule.check_cron), ("report", settings.schedule.report_cron)):
+        trigger = CronTrigger.from_crontab(crontab, timezone=settings.schedule.timezone)
+        fire = trigger.get_next_fire_time(None, start + timedelta(seconds=1))  # `start` belongs to last week
+        while fire is not None and fire <= end:
+            events.append((fire, name, model))
+            fire = trigger.get_next_fire_time(fire, fire + timedelta(seconds=1))
+    order = {"ingest": 0, "labels": 1, "check": 2, "report": 3}
+    return sorted(events, key=lambda e: (e[0], order[e[1]]))
+
+
 def _simulate_week(
     factory: sessionmaker[Session],
     settings: Settings,
@@ -208,6 +229,9 @@ def _simulate_week(
     week: int,
     echo: Any,
 ) -> WeekOutcome:
+    """One simulated week: the app logs it, then the daemon's job runner fires its schedule."""
+    from jobs.scheduler import JobRunner
+
     model = settings.models[0]
     start = DEMO_START + (week - 1) * WEEK
     end = start + WEEK
@@ -215,39 +239,42 @@ def _simulate_week(
         champion = registry.champion(session, repository.get_model(session, model.name))
         serving, serving_path = champion.version, Path(champion.artifact_path or "")
     summary = simulator.simulate_week(week, serving_path, serving, start)
-    with recorded_run(factory, "ingest", model.name) as run:
-        reports = ingest(factory, settings, model.name)
-        run.counts = {"inserted": sum(r.inserted for r in reports)}
-    ingested = sum(r.inserted for r in reports if r.stream == "predictions")
-    quarantined = sum(r.quarantined for r in reports)
-    drifted = retrain_worthy = None
-    reasons: tuple[str, ...] = ()
-    retrain_decision: str | None = None
+    clock: list[datetime] = [start]
+    runner = JobRunner(factory, settings, clock=lambda: clock[0])
+    ingested = quarantined = 0
+    checks: list[dict[str, Any]] = []
+    retrains: list[dict[str, Any]] = []
+    report_path = None
+    for fire, name, model_name in week_schedule(settings, start, end + timedelta(hours=12)):
+        clock[0] = fire
+        if name == "check" and week == 1:  # the deploy procedure: week 1 becomes the reference
+            reference_from_window(factory, model, 1, start, end)
+            continue
+        for outcome in runner.fire(name, model_name):
+            if outcome.status != "succeeded":
+                raise DriftkeeperError(f"demo: {outcome.job} failed: {outcome.error}")
+            if outcome.job in ("ingest", "labels"):
+                for r in outcome.data["runs"]:
+                    ingested += r["inserted"] if r["stream"] == "predictions" else 0
+                    quarantined += r["quarantined"]
+            elif outcome.job == "check":
+                checks += [r for r in outcome.data["runs"] if r["run_id"] is not None]
+            elif outcome.job == "retrain":
+                retrains.append(outcome.data)
+            elif outcome.job == "report":
+                report_path = Path(outcome.data["report"])
+    drifted = any(c["drifted"] for c in checks) if checks else None
+    retrain_worthy = any(c["retrain_worthy"] for c in checks) if checks else None
+    reasons = tuple(r for c in checks for r in c["reasons"])
     if week == 1:
-        reference_from_window(factory, model, 1, start, end)
         verdict = "reference set built from this week (the first week after the deploy)"
     else:
-        with recorded_run(factory, "check", model.name) as run:
-            checks = [c for c in check(factory, settings, model.name, end=end, now=end) if c.run_id is not None]
-            run.counts = {"runs": len(checks)}
-        drifted = any(c.drifted for c in checks)
-        retrain_worthy = any(c.retrain_worthy for c in checks)
-        reasons = tuple(r for c in checks for r in c.reasons)
         verdict = ("DRIFT" if drifted else "quiet") + (f" - retrain-worthy: {'; '.join(reasons)}" if reasons else "")
-        if retrain_worthy:
-            with recorded_run(factory, "retrain", model.name) as run:
-                retrained = retrain(factory, settings, model.name, now=end)
-                run.counts = {"decision": retrained.decision, "version": retrained.version}
-            retrain_decision = retrained.decision
-            verdict += (
-                f"\n    retrain -> version {retrained.version}: {retrained.decision} ({'; '.join(retrained.reasons)})"
-            )
-    report_path = None
-    if week > 1:
-        with recorded_run(factory, "report", model.name) as run:
-            report = weekly_report(factory, settings, model.name, week=iso_week(start), now=end)
-            run.counts = {"status": report.status}
-        report_path = report.report
+    for retrained in retrains:
+        verdict += (
+            f"\n    retrain -> version {retrained['version']}: {retrained['decision']} "
+            f"({'; '.join(retrained['reasons'])})"
+        )
     echo(
         f"  week {week} ({start:%Y-%m-%d}, v{serving}): {summary.rows} predictions, "
         f"{summary.drifted_rows} drifted inputs, "
@@ -262,11 +289,11 @@ def _simulate_week(
         labels_released=summary.labels_released,
         ingested=ingested,
         quarantined=quarantined,
-        checked=week > 1,
+        checked=bool(checks),
         drifted=drifted,
         retrain_worthy=retrain_worthy,
         reasons=reasons,
         serving_version=serving,
-        retrain=retrain_decision,
+        retrain=retrains[-1]["decision"] if retrains else None,
         report=report_path,
     )
