@@ -269,7 +269,8 @@ def _simulate_week(
     if week == 1:
         verdict = "reference set built from this week (the first week after the deploy)"
     else:
-        verdict = ("DRIFT" if drifted else "quiet") + (f" - retrain-worthy: {'; '.join(reasons)}" if reasons else "")
+        verdict = "DRIFT" if drifted else ("no drift" if reasons else "quiet")
+        verdict += f" - retrain-worthy: {'; '.join(reasons)}" if reasons else ""
     for retrained in retrains:
         verdict += (
             f"\n    retrain -> version {retrained['version']}: {retrained['decision']} "
