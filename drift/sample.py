@@ -97,7 +97,7 @@ class RowSample:
         return {
             "k": self.k,
             "keys": [format(int(x), "x") for x in self.keys],
-            "columns": {str(c): [_json_value(v) for v in self.rows[c].tolist()] for c in self.rows.columns},
+            "columns": {str(c): _json_column(self.rows[c]) for c in self.rows.columns},
         }
 
     @classmethod
@@ -105,6 +105,17 @@ class RowSample:
         keys = np.array([int(x, 16) for x in data["keys"]], dtype=np.uint64)
         rows = pd.DataFrame({c: pd.Series(v, dtype=_dtype_of(v)) for c, v in data["columns"].items()})
         return cls(k=int(data["k"]), keys=keys, rows=rows)
+
+
+def _json_column(series: pd.Series) -> list[Any]:
+    """A column as JSON-ready values; float columns are converted at C speed, NaN/inf -> None."""
+    if pd.api.types.is_float_dtype(series.dtype):
+        values = series.to_numpy(dtype=np.float64)
+        finite = np.isfinite(values)
+        if finite.all():
+            return values.tolist()
+        return [v if ok else None for v, ok in zip(values.tolist(), finite.tolist(), strict=True)]
+    return [_json_value(v) for v in series.tolist()]
 
 
 def _json_value(value: Any) -> Any:

@@ -52,5 +52,9 @@ def pack_categories(frame: pd.DataFrame) -> list[str]:
 
 
 def unpack_categories(texts: Sequence[str | None], columns: Sequence[str]) -> pd.DataFrame:
-    records = [json.loads(t) if t else {} for t in texts]
-    return pd.DataFrame.from_records(records, columns=list(columns))
+    """The categorical features of stored rows; each distinct JSON text is parsed once."""
+    codes, uniques = pd.factorize(pd.Series(texts, dtype=object), use_na_sentinel=False)
+    parsed = pd.DataFrame.from_records(
+        [json.loads(t) if isinstance(t, str) and t else {} for t in uniques], columns=list(columns)
+    )
+    return parsed.iloc[codes].reset_index(drop=True)

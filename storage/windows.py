@@ -92,7 +92,7 @@ def iter_rows(
             join = and_(Label.model_id == p.model_id, Label.prediction_id == p.prediction_id)
             stmt = stmt.join(Label, join) if labelled_only else stmt.outerjoin(Label, join)
         stmt = stmt.where(*conditions, p.id > last_id).order_by(p.id).limit(chunk_size)
-        fetched = session.execute(stmt).all()
+        fetched = session.connection().execute(stmt).all()  # Core rows: no ORM loading per row
         if not fetched:
             return
         last_id = int(fetched[-1][0])

@@ -1,0 +1,86 @@
+"""The check job on stored rows: the first weekly check (profiles seven days from the rows and
+keeps them) against the next ones (merge seven stored daily profiles), with findings.
+
+    .venv/bin/python bench/bench_check.py --rows 100000,1000000
+
+Rows are written with the real bulk path (SQLite); the reference is the first day's rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bench_ingest as data
+
+START = datetime(2026, 11, 2, tzinfo=UTC)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", default="100000,1000000")
+    args = parser.parse_args()
+    import jobs.check as check_module
+    from jobs.config import Settings
+    from jobs.ingest.validate import validate_predictions
+    from jobs.reference import reference_from_window
+    from storage import bulk, repository
+    from storage.engine import make_engine, make_session_factory
+    from storage.migrate import upgrade
+
+    print(
+        f"{'rows':>9} {'write s':>8} {'first check s':>14} {'next check s':>13} {'rows/s (1st)':>13} {'peak RSS MB':>12}"
+    )
+    for n in [int(r) for r in args.rows.split(",")]:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / "src"
+            data.write_source(folder, n)
+            url = f"sqlite:///{tmp}/check.db"
+            settings = Settings(**data.settings_dict(url, folder))
+            model = settings.models[0]
+            engine = make_engine(url)
+            upgrade(engine)
+            factory = make_session_factory(engine)
+            with factory.begin() as s:
+                model_id = repository.ensure_model(s, "bench", "classification").id
+                repository.register_version(s, repository.ensure_model(s, "bench", "classification"), 1)
+            started = time.perf_counter()
+            offset = 0
+            for path in sorted(folder.glob("*.parquet")):
+                frame = pd.read_parquet(path)
+                # spread the rows over 8 days: day 0 is the reference, days 1-7 the checked week
+                frame["timestamp"] = START + pd.to_timedelta(
+                    (np.arange(offset, offset + len(frame)) * (8 * 86400 / n)).astype("int64"), unit="s"
+                )
+                offset += len(frame)
+                for chunk in range(0, len(frame), 50_000):
+                    part = frame.iloc[chunk : chunk + 50_000]
+                    rows, _ = validate_predictions(part, [str(i) for i in range(len(part))], model, {}, {1}, 0.01)
+                    with factory.begin() as s:
+                        bulk.insert_predictions(s.connection(), model_id, rows)
+            write = time.perf_counter() - started
+            reference_from_window(factory, model, 1, START, START + timedelta(days=1))
+            end = START + timedelta(days=8)
+            t0 = time.perf_counter()
+            check_module.check(factory, settings, "bench", window_days=7, end=end, now=end + timedelta(hours=1))
+            first = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            check_module.check(factory, settings, "bench", window_days=7, end=end, now=end + timedelta(hours=1))
+            second = time.perf_counter() - t0
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            rate = n * 7 / 8 / first
+            print(f"{n:>9,} {write:>8.1f} {first:>14.1f} {second:>13.2f} {rate:>13,.0f} {peak:>12,.0f}", flush=True)
+            engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
