@@ -37,9 +37,8 @@ def main() -> None:
     from storage.engine import make_engine, make_session_factory
     from storage.migrate import upgrade
 
-    print(
-        f"{'rows':>9} {'write s':>8} {'first check s':>14} {'next check s':>13} {'rows/s (1st)':>13} {'peak RSS MB':>12}"
-    )
+    header = ("rows", "write s", "first check s", "next check s", "rows/s (1st)", "peak RSS MB")
+    print(" ".join(f"{h:>{w}}" for h, w in zip(header, (9, 8, 14, 13, 13, 12), strict=True)))
     for n in [int(r) for r in args.rows.split(",")]:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / "src"
