@@ -125,7 +125,13 @@ def main() -> None:
                     url = f"{PG_URL}?options=-csearch_path%3D{schema}"
                 try:
                     out = subprocess.run(
-                        [sys.executable, __file__, "--child", url, str(folder)],
+                        [
+                            sys.executable,
+                            __file__,
+                            "--child",
+                            url,
+                            str(folder),
+                        ],
                         check=True,
                         capture_output=True,
                         text=True,

@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
 from jobs.config import FileSource, ModelSettings, Settings, SqlSource
 from jobs.ingest import sources
-from jobs.ingest.validate import LabelRows, validate_labels, validate_predictions
+from jobs.ingest.pipeline import BatchContext, Prepared, prefetched, prepare_batch
 from jobs.progress import Progress
 from storage import bulk, repository
 from storage.engine import make_engine
@@ -50,17 +49,6 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Prepared:
-    rows_read: int
-    encoded: bulk.EncodedPredictions | None
-    labels: LabelRows | None
-    valid: int
-    rejects: list[bulk.Reject]
-    consumed: int
-    last_key: tuple[Any, Any] | None
 
 
 @dataclass
@@ -135,37 +123,22 @@ class Ingestor:
 
     def _prepare(
         self, stream: str, batch: sources.RawBatch, versions: set[int], last_key: tuple[Any, Any] | None = None
-    ) -> _Prepared:
+    ) -> Prepared:
         """Validate and encode a batch: pure CPU work, done on the prefetch thread."""
-        columns = self._columns(stream)
-        encoded, labels, valid = None, None, 0
-        found: list[bulk.Reject] = []
-        if len(batch.frame):
-            if stream == "predictions":
-                rows, found = validate_predictions(
-                    batch.frame,
-                    batch.positions,
-                    self.model,
-                    columns,
-                    versions,
-                    self.settings.ingest.probability_tolerance,
-                )
-                encoded = bulk.encode_predictions(self._dialect, self.model_id, rows)
-                valid = len(rows)
-            else:
-                labels, found = validate_labels(batch.frame, batch.positions, self.model, columns)
-                valid = len(labels)
-        return _Prepared(
-            rows_read=len(batch),
-            encoded=encoded,
-            labels=labels,
-            valid=valid,
-            rejects=list(batch.rejects) + found,
-            consumed=batch.consumed,
-            last_key=last_key,
+        return prepare_batch(self._batch_context(stream, versions), batch, last_key)
+
+    def _batch_context(self, stream: str, versions: set[int]) -> BatchContext:
+        return BatchContext(
+            stream=stream,
+            model=self.model,
+            columns=self._columns(stream),
+            versions=frozenset(versions),
+            tolerance=self.settings.ingest.probability_tolerance,
+            dialect=self._dialect,
+            model_id=self.model_id,
         )
 
-    def _store(self, session: Session, stream: str, source_name: str, prepared: _Prepared, tally: _Tally) -> None:
+    def _store(self, session: Session, stream: str, source_name: str, prepared: Prepared, tally: _Tally) -> None:
         conn = session.connection()
         inserted = 0
         if prepared.encoded is not None:
@@ -205,7 +178,7 @@ class Ingestor:
                 cursor: list[str | None] = [mark.last_ts, mark.last_id]
             versions = self._versions()
 
-            def produce() -> _Prepared | None:
+            def produce() -> Prepared | None:
                 frame, positions = reader.fetch_after(cursor[0], cursor[1], self.settings.ingest.batch_size)
                 if not len(frame):
                     return None
@@ -274,11 +247,13 @@ class Ingestor:
     def _ingest_one_file(
         self, stream: str, path: Path, fmt: str, digest: str, skip: int, versions: set[int], tally: _Tally
     ) -> None:
-        batches = sources.read_file_batches(path, fmt, self.settings.ingest.batch_size, skip)
+        context = self._batch_context(stream, versions)
+        batch_size = self.settings.ingest.batch_size
+        batches = sources.read_file_batches(path, fmt, batch_size, skip)
 
-        def produce() -> _Prepared | None:
+        def produce() -> Prepared | None:
             batch = next(batches, None)
-            return None if batch is None else self._prepare(stream, batch, versions)
+            return None if batch is None else prepare_batch(context, batch)
 
         for prepared in prefetched(produce):
             with self.session_factory.begin() as session:
@@ -304,23 +279,6 @@ class Ingestor:
                 record = IngestedFile(model_id=self.model_id, stream=stream, sha256=digest, name=str(path), rows_done=0)
                 session.add(record)
             record.completed = True
-
-
-T = TypeVar("T")
-
-
-def prefetched(produce: Callable[[], T | None]) -> Iterator[T]:
-    """Items of ``produce()`` until it returns None, the next one made on a worker thread
-    while the caller handles the current one (reading and validating overlap writing).
-    """
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-prefetch") as pool:
-        future = pool.submit(produce)
-        while True:
-            item = future.result()
-            if item is None:
-                return
-            future = pool.submit(produce)
-            yield item
 
 
 def _plain(value: Any) -> Any:
