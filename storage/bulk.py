@@ -236,10 +236,11 @@ def upsert_labels(
         return 0
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     masks = mask_uris if mask_uris is not None else [None] * len(prediction_ids)
-    records = [
-        {"model_id": model_id, "prediction_id": p, "label": lab, "labelled_at": t, "mask_uri": m}
-        for p, lab, t, m in zip(prediction_ids, labels, labelled_at.to_pydatetime(), masks, strict=True)
-    ]
+    latest: dict[str, dict[str, Any]] = {}  # one row per prediction: PostgreSQL refuses to upsert a row twice
+    for p, lab, t, m in zip(prediction_ids, labels, labelled_at.to_pydatetime(), masks, strict=True):
+        if p not in latest or t >= latest[p]["labelled_at"]:
+            latest[p] = {"model_id": model_id, "prediction_id": p, "label": lab, "labelled_at": t, "mask_uri": m}
+    records = list(latest.values())
     base = insert(Label)
     stmt = base.on_conflict_do_update(
         index_elements=["model_id", "prediction_id"],

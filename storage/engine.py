@@ -12,12 +12,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from drift.errors import ConfigError
 
 
+SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "sslpassword", "token", "secret", "access_key", "api_key")
+
+
 def redact_url(url: str | URL) -> str:
-    """The URL as it may appear in logs and reports: the password replaced by ``***``."""
+    """The URL as it may appear in logs and reports: the password, and any secret query
+    parameter (``?password=...``, ``sslpassword``, tokens), replaced by ``***``."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except Exception:  # an unparsable URL still must not leak
         return "<unparsable database URL>"
+    hidden = {k: "***" for k in parsed.query if any(s in k.lower() for s in SECRET_QUERY_KEYS)}
+    return parsed.update_query_dict(hidden).render_as_string(hide_password=True)
 
 
 def make_engine(url: str | URL, *, echo: bool = False) -> Engine:

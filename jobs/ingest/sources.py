@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from drift.errors import BadInputError
 from jobs.config import FileSource, SqlSource
 from storage.bulk import Reject, raw_json
+from storage.engine import redact_url
 
 FORMATS_BY_SUFFIX = {
     ".jsonl": "jsonl",
@@ -90,11 +91,11 @@ class SqlReader:
     @property
     def key(self) -> str:
         """Identifies the source (URL without password, table or query) for its watermark."""
-        ident = f"{self.engine.url.render_as_string(hide_password=True)}|{self.source.table or self.source.query}"
+        ident = f"{redact_url(self.engine.url)}|{self.source.table or self.source.query}"
         return hashlib.sha256(ident.encode()).hexdigest()
 
     def describe(self) -> str:
-        return f"{self.engine.url.render_as_string(hide_password=True)} {self.source.table or 'query'}"
+        return f"{redact_url(self.engine.url)} {self.source.table or 'query'}"
 
     def fetch_after(self, last_ts: str | None, last_id: str | None, limit: int) -> tuple[pd.DataFrame, list[str]]:
         where = f"{self._ts} IS NOT NULL"

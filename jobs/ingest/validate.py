@@ -109,7 +109,15 @@ def _texts(series: pd.Series, field: str, failures: _Failures, *, optional: bool
     values = series.to_numpy(dtype=object)
     wrong = np.array([isinstance(v, list | dict | bytes | np.ndarray) for v in values], dtype=bool)
     failures.add(wrong, field, "expected a text value")
-    return np.array(["" if m else str(v) for v, m in zip(values, missing, strict=True)], dtype=object)
+    return np.array(["" if m else _text(v) for v, m in zip(values, missing, strict=True)], dtype=object)
+
+
+def _text(value: object) -> str:
+    """A value as text; an integral float is an integer that pandas widened (101.0 -> "101")
+    because another row of the batch lacked the field, so it becomes the integer again."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _optional_texts(series: pd.Series | None) -> np.ndarray | None:

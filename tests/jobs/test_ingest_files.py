@@ -166,3 +166,37 @@ def test_labels_may_arrive_before_their_predictions_and_later_ones_win(database,
             ).all()
         )
     assert joined == {"p00001": "other", "p00002": "cat"}
+
+
+def test_integer_ids_stay_integers_when_a_row_lacks_them(database, drop):
+    settings = settings_for(database.url, {"kind": "files", "path": str(drop)})
+    _register(database, settings)
+    rows = make_rows(3)
+    for i, row in enumerate(rows):
+        row["prediction_id"] = 101 + i
+    del rows[1]["prediction_id"]  # pandas widens the column to float for the whole batch
+    write_jsonl(drop / "a.jsonl", rows)
+    report = ingest(database.session_factory, settings)[0]
+    assert (report.inserted, report.quarantined) == (2, 1)
+    with database.session_factory() as s:
+        assert sorted(s.scalars(select(PredictionLog.prediction_id))) == ["101", "103"]
+
+
+def test_a_label_batch_may_correct_the_same_prediction_twice(database, drop, tmp_path):
+    labels_dir = tmp_path / "labels"
+    settings = settings_for(
+        database.url, {"kind": "files", "path": str(drop)}, {"kind": "files", "path": str(labels_dir)}
+    )
+    _register(database, settings)
+    drop.mkdir()
+    write_jsonl(
+        labels_dir / "l.jsonl",
+        [
+            {"prediction_id": "p1", "label": "dog", "labelled_at": "2026-11-10T00:00:00+00:00"},
+            {"prediction_id": "p1", "label": "cat", "labelled_at": "2026-11-11T00:00:00+00:00"},
+            {"prediction_id": "p1", "label": "other", "labelled_at": "2026-11-09T00:00:00+00:00"},
+        ],
+    )
+    ingest(database.session_factory, settings)
+    with database.session_factory() as s:
+        assert s.scalars(select(Label.label)).all() == ["cat"]  # the latest correction wins

@@ -128,3 +128,10 @@ def test_source_password_never_appears_in_descriptions():
     assert "s3cret" not in reader.describe() and "***" in reader.describe()
     assert "s3cret" not in redact_url(url)
     assert "s3cret" not in repr(source)
+
+
+def test_secret_query_parameters_are_hidden():
+    from storage.engine import redact_url
+
+    shown = redact_url("postgresql+psycopg://reader@db/prod?password=s3cret&sslpassword=k3y&sslmode=require")
+    assert "s3cret" not in shown and "k3y" not in shown and "sslmode=require" in shown
