@@ -35,6 +35,8 @@ def render_evidently(reference: pd.DataFrame, current: pd.DataFrame, out_path: P
     common = [c for c in reference.columns if c in set(current.columns)]
     if reference.empty or current.empty or not common:
         return None
+    reference, current = _inert(reference[common]), _inert(current[common])
+    common = list(reference.columns)
     from evidently import Report
     from evidently.presets import DataDriftPreset
 
@@ -47,3 +49,19 @@ def render_evidently(reference: pd.DataFrame, current: pd.DataFrame, out_path: P
     if head is not None and "<title>" not in page[: page.find("</head>")]:
         page = page[: head.end()] + f"<title>{html.escape(title)}</title>" + page[head.end() :]
     return write_atomic(Path(out_path), page)
+
+
+def _inert(frame: pd.DataFrame) -> pd.DataFrame:
+    """evidently embeds column names and category values as raw JSON in ``<script>`` blocks,
+    where ``</script>`` in a value would end the script: every ``<`` in them becomes ``‹``."""
+
+    import pandas as pd
+
+    def clean(value: object) -> object:
+        return value.replace("<", "\u2039") if isinstance(value, str) else value
+
+    out = frame.rename(columns=lambda c: str(c).replace("<", "\u2039"))
+    for column in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[column].dtype):
+            out[column] = out[column].map(clean)
+    return out

@@ -40,3 +40,15 @@ def test_evidently_page_skipped_without_data(tmp_path: Path, which: str) -> None
         cur = cur.rename(columns={"brightness": "b2", "label": "l2"})
     assert render_evidently(ref, cur, tmp_path / "evidently.html", title="t") is None
     assert not (tmp_path / "evidently.html").exists()
+
+
+def test_hostile_names_and_values_cannot_break_out_of_evidently_scripts(tmp_path):
+    import pandas as pd
+
+    from reports import render_evidently
+
+    hostile = "</script><img src=x onerror=alert(1)>"
+    ref = pd.DataFrame({hostile: ["a", hostile] * 30, "x": range(60)})
+    cur = pd.DataFrame({hostile: [hostile, "b"] * 30, "x": range(60)})
+    page = render_evidently(ref, cur, tmp_path / "e.html", "t").read_text()
+    assert "</script><img" not in page  # the value can no longer close evidently's script block
