@@ -195,7 +195,10 @@ class ModelSettings(_Strict):
     @classmethod
     def _labels_as_str(cls, value: Any) -> Any:
         if isinstance(value, list | tuple):
-            return tuple(str(v) for v in value)
+            value = tuple(str(v) for v in value)
+            too_long = [v for v in value if len(v) > 200]
+            if too_long:
+                raise ValueError(f"class labels are at most 200 characters; too long: {too_long[0][:40]}...")
         return value
 
     @model_validator(mode="after")

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from drift.errors import ConfigError
 
-
 SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "sslpassword", "token", "secret", "access_key", "api_key")
 
 

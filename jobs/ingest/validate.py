@@ -112,6 +112,14 @@ def _texts(series: pd.Series, field: str, failures: _Failures, *, optional: bool
     return np.array(["" if m else _text(v) for v, m in zip(values, missing, strict=True)], dtype=object)
 
 
+MAX_ID_LENGTH = 200  # prediction_logs.prediction_id and labels.prediction_id
+
+
+def _too_long(values: np.ndarray, field: str, failures: _Failures) -> None:
+    lengths = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
+    failures.add(lengths > MAX_ID_LENGTH, field, f"longer than {MAX_ID_LENGTH} characters")
+
+
 def _text(value: object) -> str:
     """A value as text; an integral float is an integer that pandas widened (101.0 -> "101")
     because another row of the batch lacked the field, so it becomes the integer again."""
@@ -199,6 +207,7 @@ def validate_predictions(
         return series
 
     prediction_id = _texts(required("prediction_id"), columns.get("prediction_id", "prediction_id"), failures)
+    _too_long(prediction_id, columns.get("prediction_id", "prediction_id"), failures)
     ts = _timestamps(required("timestamp"), columns.get("timestamp", "timestamp"), failures)
     version_name = columns.get("model_version", "model_version")
     versions = _numbers(required("model_version"), version_name, failures)
@@ -303,6 +312,7 @@ def validate_labels(
     if id_name not in raw.columns:
         failures.add(np.ones(n, dtype=bool), id_name, f"missing field {id_name!r}")
     ids = _texts(raw[id_name], id_name, failures) if id_name in raw.columns else np.array([""] * n, dtype=object)
+    _too_long(ids, id_name, failures)
     either = f" (give a class label or a {mask_name!r})" if segmentation else ""
     if label_name in raw.columns:
         label_series = raw[label_name]

@@ -200,3 +200,15 @@ def test_a_label_batch_may_correct_the_same_prediction_twice(database, drop, tmp
     ingest(database.session_factory, settings)
     with database.session_factory() as s:
         assert s.scalars(select(Label.label)).all() == ["cat"]  # the latest correction wins
+
+
+def test_an_overlong_prediction_id_is_quarantined_not_fatal(database, drop):
+    settings = settings_for(database.url, {"kind": "files", "path": str(drop)})
+    _register(database, settings)
+    rows = make_rows(3)
+    rows[0]["prediction_id"] = "x" * 250
+    write_jsonl(drop / "a.jsonl", rows)
+    report = ingest(database.session_factory, settings)[0]
+    assert (report.inserted, report.quarantined) == (2, 1)
+    with database.session_factory() as s:
+        assert s.scalar(select(QuarantinedRow.reason)) == "longer than 200 characters"
