@@ -8,9 +8,7 @@ and turns any error into a failed :class:`JobOutcome` (exit code 1) with the tra
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,7 +19,7 @@ from drift.errors import DriftkeeperError, LeaseHeldError, TrainingError
 from jobs.app import EXIT_DRIFT, EXIT_ERROR, EXIT_OK
 from jobs.config import Settings
 from jobs.runs import recorded_run
-from storage import leases
+from storage.leases import renewing_lease
 
 log = logging.getLogger(__name__)
 
@@ -123,40 +121,14 @@ def run_job(
     return JobOutcome(job=name, model=model, status="succeeded", exit_code=exit_code, data=done.data)
 
 
-@contextmanager
-def renewing_lease(session_factory: Factory, name: str, ttl: timedelta, holder: str | None = None) -> Iterator[str]:
-    """Hold lease ``name`` for the block, renewed every ``ttl / 3`` so a long job keeps it.
-
-    Raises :class:`LeaseHeldError` when someone else holds it. A holder that dies leaves it to expire.
-    """
-    with leases.held(session_factory, name, ttl, holder) as me:
-        stop = threading.Event()
-
-        def keep() -> None:
-            while not stop.wait(ttl.total_seconds() / 3):
-                try:
-                    if not leases.renew(session_factory, name, me, ttl):
-                        log.error("lease %r was lost (expired and taken by another process)", name)
-                        return
-                except Exception:
-                    log.exception("could not renew lease %r; retrying", name)
-
-        keeper = threading.Thread(target=keep, name=f"lease {name}", daemon=True)
-        keeper.start()
-        try:
-            yield me
-        finally:
-            stop.set()
-            keeper.join()
-
-
 # -- the jobs, each a thin adapter over its module (imported lazily: --help stays fast) ----------
 
 
 def _ingest(sf: Factory, settings: Settings, model: str | None, now: datetime | None, streams: Streams = None) -> _Done:
     from jobs.ingest.run import ingest
 
-    reports = ingest(sf, settings, model, streams=streams or ("predictions", "labels"))
+    # predictions only: labels are their own job, so the two never contend for a stream's lease
+    reports = ingest(sf, settings, model, streams=streams or ("predictions",))
     counts = {k: sum(getattr(r, k) for r in reports) for k in ("inserted", "quarantined", "duplicates")}
     return _Done(data={"runs": [r.to_dict() for r in reports]}, counts=counts)
 

@@ -7,8 +7,10 @@ that dies leaves the lease to expire; a long job renews it.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from drift.errors import LeaseHeldError
 from storage.models import Lease
+
+log = logging.getLogger(__name__)
 
 
 def holder_id() -> str:
@@ -84,3 +88,32 @@ def held(session_factory: sessionmaker[Session], name: str, ttl: timedelta, hold
         yield me
     finally:
         release(session_factory, name, me)
+
+
+@contextmanager
+def renewing_lease(
+    session_factory: sessionmaker[Session], name: str, ttl: timedelta, holder: str | None = None
+) -> Iterator[str]:
+    """Hold lease ``name`` for the block, renewed every ``ttl / 3`` so a long job keeps it.
+
+    Raises :class:`LeaseHeldError` when someone else holds it. A holder that dies leaves it to expire.
+    """
+    with held(session_factory, name, ttl, holder) as me:
+        stop = threading.Event()
+
+        def keep() -> None:
+            while not stop.wait(ttl.total_seconds() / 3):
+                try:
+                    if not renew(session_factory, name, me, ttl):
+                        log.error("lease %r was lost (expired and taken by another process)", name)
+                        return
+                except Exception:
+                    log.exception("could not renew lease %r; retrying", name)
+
+        keeper = threading.Thread(target=keep, name=f"lease {name}", daemon=True)
+        keeper.start()
+        try:
+            yield me
+        finally:
+            stop.set()
+            keeper.join()

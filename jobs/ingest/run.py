@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,13 @@ from jobs.ingest.pipeline import BatchContext, Prepared, prefetched, prepare_bat
 from jobs.progress import Progress
 from storage import bulk, repository
 from storage.engine import make_engine
+from storage.leases import renewing_lease
 from storage.models import IngestedFile
 
 log = logging.getLogger(__name__)
 
 STREAMS = ("predictions", "labels")
+INGEST_LEASE = timedelta(minutes=5)
 TIMESTAMP_FIELD = {"predictions": "timestamp", "labels": "labelled_at"}
 
 
@@ -95,10 +97,12 @@ class Ingestor:
                 continue
             start = time.monotonic()
             tally = _Tally()
-            if isinstance(source, SqlSource):
-                described = self._ingest_sql(stream, source, tally)
-            else:
-                described = self._ingest_files(stream, source, tally)
+            # one ingest of a model's stream at a time, whoever starts it (CLI, cron, daemon)
+            with renewing_lease(self.session_factory, f"ingest:{self.model.name}:{stream}", INGEST_LEASE):
+                if isinstance(source, SqlSource):
+                    described = self._ingest_sql(stream, source, tally)
+                else:
+                    described = self._ingest_files(stream, source, tally)
             report = IngestReport(
                 model=self.model.name,
                 stream=stream,

@@ -331,7 +331,7 @@ def test_once_runs_every_job(database, fake_jobs: FakeJobs):
     code = serve(database.session_factory, make_settings(database.url), once=True, install_signals=False)
     assert code == 0
     assert fake_jobs.names() == ["ingest", "ingest", "check", "report", "check", "report"]
-    assert [c[2].get("streams") for c in fake_jobs.calls[:2]] == [("predictions", "labels"), ("labels",)]
+    assert [c[2].get("streams") for c in fake_jobs.calls[:2]] == [("predictions",), ("labels",)]  # one stream per job
     assert leases.current_holder(database.session_factory, DAEMON_LEASE) is None
 
 
