@@ -152,7 +152,7 @@ def build_summary(
         session.scalars(
             select(DriftRun)
             .where(DriftRun.model_id == model_row.id, DriftRun.window_end == end)
-            .order_by(DriftRun.version)
+            .order_by(DriftRun.version, DriftRun.id)
         )
     )
     latest = {r.version: r for r in runs}  # the last stored run per version
@@ -272,14 +272,21 @@ def _column(c: dict[str, Any], trends: dict[str, list[dict[str, Any]]]) -> dict[
 
 def _trends(session: Session, model_row: Model, version: int, end: datetime) -> dict[str, list[dict[str, Any]]]:
     first = end - timedelta(days=7 * TREND_WEEKS)
+    # one run a week: the version that served most of it (before a promotion, the previous one)
     rows = session.execute(
-        select(DriftRun.window_end, DriftColumnResult.column, DriftColumnResult.score, DriftColumnResult.drifted)
+        select(
+            DriftRun.window_end,
+            DriftRun.n_rows,
+            DriftColumnResult.column,
+            DriftColumnResult.score,
+            DriftColumnResult.drifted,
+        )
         .join(DriftColumnResult, DriftColumnResult.run_id == DriftRun.id)
         .where(DriftRun.model_id == model_row.id, DriftRun.window_end > first, DriftRun.window_end <= end)
-        .order_by(DriftRun.window_end, DriftRun.id)
+        .order_by(DriftRun.window_end, DriftRun.n_rows, DriftRun.version == version, DriftRun.id)
     ).all()
     trends: dict[str, dict[str, dict[str, Any]]] = {}
-    for window_end, column, score, drifted in rows:
+    for window_end, _n_rows, column, score, drifted in rows:
         label = iso_week(window_end - timedelta(days=1))
         trends.setdefault(column, {})[label] = {"week": label, "score": score, "drifted": drifted}
     return {column: list(points.values()) for column, points in trends.items()}

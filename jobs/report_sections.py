@@ -85,7 +85,7 @@ def performance(session: Session, model_row: Model, end: datetime, main: DriftRu
                 DriftRun.window_end <= end,
                 DriftRun.window_end > end - timedelta(days=7 * TREND_WEEKS),
             )
-            .order_by(DriftRun.id)
+            .order_by(DriftRun.n_rows, DriftRun.id)  # per week, the run of the version that served most
         )
     }
     for i in range(TREND_WEEKS - 1, -1, -1):
@@ -166,16 +166,15 @@ def data_quality(session: Session, model_row: Model, start: datetime, end: datet
         .select_from(Label)
         .where(Label.model_id == model_row.id, Label.labelled_at >= start, Label.labelled_at < end)
     )
+    q = QuarantinedRow
+    in_week = (q.model_id == model_row.id, q.created_at >= start, q.created_at < end)  # rejected this week
+    quarantined = session.scalar(select(func.count()).select_from(q).where(*in_week))
     reasons = session.execute(
-        select(QuarantinedRow.reason, func.count())
-        .where(QuarantinedRow.model_id == model_row.id)
-        .group_by(QuarantinedRow.reason)
-        .order_by(func.count().desc())
-        .limit(20)
+        select(q.reason, func.count()).where(*in_week).group_by(q.reason).order_by(func.count().desc()).limit(20)
     ).all()
     return {
         "rows": int(rows or 0),
         "labels": int(labels or 0),
-        "quarantined": sum(int(n) for _, n in reasons),
+        "quarantined": int(quarantined or 0),
         "reasons": [{"reason": r, "count": int(n)} for r, n in reasons],
     }
