@@ -155,6 +155,7 @@ class RetrainSettings(_Strict):
     seed: int = 0
     recent_days: float = Field(28, gt=0, description="labelled samples this recent are used")
     holdout_share: float = Field(0.3, gt=0, lt=1)
+    min_holdout: int = Field(30, ge=1, description="the gate judges on at least this many held-out samples")
     min_accuracy_gain: float = Field(0.02, ge=0, le=1, description="on the held-out recent slice")
     max_test_accuracy_drop: float = Field(0.02, ge=0, le=1, description="on the original test set")
     size_budget_bytes: int = Field(4_000_000, ge=1)

@@ -144,8 +144,9 @@ def judge(
     policy = model.retrain
     threshold = model.confidence_threshold
     data = {"window": [t.isoformat() for t in window], "n_holdout": len(holdout)}
-    if len(holdout) == 0:
-        return GateDecision(promote=False, reasons=("no held-out recent samples to judge on",), data=data)
+    if len(holdout) < policy.min_holdout:
+        reason = f"only {len(holdout)} held-out recent samples to judge on (< {policy.min_holdout})"
+        return GateDecision(promote=False, reasons=(reason,), data=data)
     champ_test = evaluate(champion_path, base.x_test, base.y_test, threshold)
     chal_test = evaluate(challenger, base.x_test, base.y_test, threshold)
     champ_recent = evaluate(champion_path, holdout.images, holdout.y, threshold)

@@ -104,24 +104,24 @@ def plan_retrain(
             .order_by(DriftRun.window_end.desc(), DriftRun.id.desc())
             .limit(1)
         )
-        new_labels = (
-            session.scalar(
-                select(func.count())
-                .select_from(PredictionLog)
-                .join(
-                    Label,
-                    (Label.model_id == PredictionLog.model_id) & (Label.prediction_id == PredictionLog.prediction_id),
-                )
-                .where(PredictionLog.model_id == model_row.id, PredictionLog.model_version == champion.version)
-            )
-            or 0
-        )
         last = session.scalar(
             select(RetrainRun.started_at)
             .where(RetrainRun.model_id == model_row.id, RetrainRun.decision != "skipped")
             .order_by(RetrainRun.started_at.desc())
             .limit(1)
         )
+        # labels that arrived since the last retrain attempt, for predictions the champion made
+        labelled = (
+            select(func.count())
+            .select_from(PredictionLog)
+            .join(
+                Label, (Label.model_id == PredictionLog.model_id) & (Label.prediction_id == PredictionLog.prediction_id)
+            )
+            .where(PredictionLog.model_id == model_row.id, PredictionLog.model_version == champion.version)
+        )
+        if last is not None:
+            labelled = labelled.where(Label.labelled_at > last)
+        new_labels = session.scalar(labelled) or 0
     blockers: list[str] = []
     reasons: list[str] = []
     if latest is not None and latest.retrain_worthy:
@@ -133,10 +133,10 @@ def plan_retrain(
             "the latest check of the champion is not retrain-worthy" if latest else "the champion was never checked"
         )
     if new_labels >= policy.min_new_labels:
-        reasons.append(f"{new_labels} labelled samples since version {champion.version} was deployed")
+        reasons.append(f"{new_labels} new labelled samples for version {champion.version}")
     else:
         blockers.append(
-            f"only {new_labels} labelled samples for version {champion.version} (< {policy.min_new_labels})"
+            f"only {new_labels} new labelled samples for version {champion.version} (< {policy.min_new_labels})"
         )
     if last is not None and now - last < timedelta(hours=policy.cooldown_hours):
         blockers.append(f"cooldown: last retrain started {last:%Y-%m-%d %H:%M}, cooldown {policy.cooldown_hours:g} h")
@@ -177,7 +177,8 @@ def retrain(
         return RetrainOutcome(
             model=model.name, decision="skipped", plan=plan, reasons=plan.reasons, parent=plan.champion
         )
-    with leases.held(session_factory, lease_name(model.name), timedelta(minutes=model.retrain.lease_minutes)):
+    ttl = timedelta(minutes=model.retrain.lease_minutes)
+    with leases.renewing_lease(session_factory, lease_name(model.name), ttl):  # renewed: training may be long
         return _run(session_factory, settings, model, plan, now)
 
 
@@ -232,18 +233,22 @@ def _run(
         if isinstance(exc, DriftkeeperError):
             raise
         raise TrainingError(f"retrain of {model.name} failed: {exc}") from exc
-    return _register(
-        session_factory,
-        settings,
-        model,
-        plan,
-        run_id,
-        version,
-        challenger,
-        decision,
-        samples.take(holdout),
-        (start, now),
-    )
+    try:
+        return _register(
+            session_factory,
+            settings,
+            model,
+            plan,
+            run_id,
+            version,
+            challenger,
+            decision,
+            samples.take(holdout),
+            (start, now),
+        )
+    except Exception as exc:  # the run must not stay 'running' (it would count for the cooldown forever)
+        _finish(session_factory, run_id, "failed", [f"{type(exc).__name__}: {exc}"], {}, {}, traceback.format_exc())
+        raise
 
 
 def _register(
