@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,7 +38,7 @@ from drift.performance import check_estimate, confidently_wrong, estimate_accura
 from drift.segmentation import confident_mask_errors, iou_per_class
 from jobs.config import ModelSettings
 from jobs.frames import embedding_columns, layout
-from jobs.images import within_roots
+from jobs.images import read_mask
 from storage.models import Model, ReferenceSet
 from storage.windows import iter_rows
 
@@ -117,28 +115,6 @@ def reference_labels(
         y_true=np.concatenate([p.label for p in parts if p.label is not None]),
         y_pred=np.concatenate([p.predicted_label for p in parts]),
     )
-
-
-def read_mask(uri: str | None, roots: Sequence[Path], n_classes: int) -> tuple[np.ndarray | None, str]:
-    """A class-index mask (a single-channel image, e.g. a PNG of mode L or P) as an ``(H, W)``
-    int64 array, and ``""``; or None and why not. Read only from inside ``roots``."""
-    path = within_roots(uri, roots)
-    if path is None:
-        return None, "missing or outside image_roots"
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            if img.mode not in ("L", "P", "I", "I;16"):
-                return None, "not a single-channel class-index image"
-            mask = np.asarray(img).astype(np.int64)
-    except (OSError, ValueError, Image.DecompressionBombError):
-        return None, "not a readable image"
-    if mask.ndim != 2 or mask.size == 0:
-        return None, "not a single-channel class-index image"
-    if mask.min() < 0 or mask.max() >= n_classes:
-        return None, f"holds class indices outside 0..{n_classes - 1}"
-    return mask, ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -65,3 +65,25 @@ def thumbnail_data_uri(uri: str | None, roots: Sequence[Path], size: int = 64) -
     except OSError:
         return None
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def read_mask(uri: str | None, roots: Sequence[Path], n_classes: int) -> tuple[np.ndarray | None, str]:
+    """A class-index mask (a single-channel image, e.g. a PNG of mode L or P) as an ``(H, W)``
+    int64 array, and ``""``; or None and why not. Read only from inside ``roots``."""
+    path = within_roots(uri, roots)
+    if path is None:
+        return None, "missing or outside image_roots"
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ("L", "P", "I", "I;16"):
+                return None, "not a single-channel class-index image"
+            mask = np.asarray(img).astype(np.int64)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None, "not a readable image"
+    if mask.ndim != 2 or mask.size == 0:
+        return None, "not a single-channel class-index image"
+    if mask.min() < 0 or mask.max() >= n_classes:
+        return None, f"holds class indices outside 0..{n_classes - 1}"
+    return mask, ""

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from jobs.config import ColumnGroup, ModelSettings
-from jobs.findings import read_mask
+from jobs.images import read_mask
 from storage.bulk import PredictionRows, Reject, raw_json
 
 
