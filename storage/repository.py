@@ -194,3 +194,19 @@ def quarantine_reasons(session: Session, model_id: int) -> list[tuple[str, int]]
         .order_by(func.count().desc())
     ).all()
     return [(reason, int(n)) for reason, n in rows]
+
+
+def quarantined_positions(session: Session, model_id: int, stream: str, source: str, positions: list[str]) -> set[str]:
+    """Which of ``positions`` of ``source`` are already in the quarantine."""
+    if not positions:
+        return set()
+    return set(
+        session.scalars(
+            select(QuarantinedRow.position).where(
+                QuarantinedRow.model_id == model_id,
+                QuarantinedRow.stream == stream,
+                QuarantinedRow.source == source,
+                QuarantinedRow.position.in_(positions),
+            )
+        )
+    )

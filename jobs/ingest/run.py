@@ -209,12 +209,19 @@ class Ingestor:
     def _quarantine_null_timestamps(
         self, stream: str, reader: sources.SqlReader, described: str, tally: _Tally
     ) -> None:
+        """Rows without a timestamp are invisible to the watermark: quarantine each once.
+
+        Every such row is looked at on every run (paging by id, from the start: a new one may
+        sort anywhere), and only those not yet in the quarantine are added. They should be rare.
+        """
+        cursor: str | None = None
         while True:
+            frame, positions = reader.fetch_null_timestamps(cursor, self.settings.ingest.batch_size)
+            if not len(frame):
+                return
+            cursor = sources.encode_key(_plain(frame.iloc[-1][reader.id_column]))
             with self.session_factory.begin() as session:
-                mark = repository.get_watermark(session, self.model_id, stream + ":no-ts", reader.key)
-                frame, positions = reader.fetch_null_timestamps(mark.last_id, self.settings.ingest.batch_size)
-                if not len(frame):
-                    return
+                known = repository.quarantined_positions(session, self.model_id, stream, described, positions)
                 rejects = [
                     bulk.Reject(
                         position=p,
@@ -223,12 +230,12 @@ class Ingestor:
                         raw=bulk.raw_json(r),
                     )
                     for p, r in zip(positions, frame.to_dict("records"), strict=True)
+                    if p not in known
                 ]
                 tally.quarantined += bulk.insert_rejects(
                     session.connection(), self.model_id, stream, described, rejects
                 )
-                tally.rows_read += len(frame)
-                mark.last_id = sources.encode_key(_plain(frame.iloc[-1][reader.id_column]))
+                tally.rows_read += len(rejects)
 
     # ------------------------------------------------------------ files
 

@@ -135,3 +135,18 @@ def test_secret_query_parameters_are_hidden():
 
     shown = redact_url("postgresql+psycopg://reader@db/prod?password=s3cret&sslpassword=k3y&sslmode=require")
     assert "s3cret" not in shown and "k3y" not in shown and "sslmode=require" in shown
+
+
+def test_a_new_row_without_timestamp_is_quarantined_even_with_a_lower_id(database, source_db):
+    settings = _settings(database, source_db)
+    rows = make_rows(6)
+    rows[4]["timestamp"] = None  # id 5
+    write_sqlite_source(source_db, rows)
+    ingest(database.session_factory, settings)
+    late = make_rows(1, start_index=1, seed=3)  # id 2 is taken: give it id 0, below the last seen
+    late[0].update(id=0, prediction_id="late", timestamp=None)
+    write_sqlite_source(source_db, late)
+    again = ingest(database.session_factory, settings)[0]
+    assert again.quarantined == 1
+    with database.session_factory() as s:
+        assert sorted(s.scalars(select(QuarantinedRow.position))) == ["id=0", "id=5"]
