@@ -94,10 +94,11 @@ def _profile_rows(
     reference: ReferenceProfile,
     start: datetime,
     end: datetime,
+    after_id: int = -1,
 ) -> tuple[WindowProfile | None, int]:
     profile: WindowProfile | None = None
-    last_id = -1
-    for rows in iter_rows(session, model_id, layout(model), version=version, start=start, end=end):
+    last_id = after_id
+    for rows in iter_rows(session, model_id, layout(model), version=version, start=start, end=end, after_id=after_id):
         part = reference.profile(frame_from_rows(model, rows))
         profile = part if profile is None else profile.merge(part)
         last_id = max(last_id, int(rows.row_id.max()))
@@ -136,7 +137,16 @@ def window_profile(
             if stored.n_rows:
                 parts.append(WindowProfile.from_dict(stored.profile))
             continue
-        profile, last_id = _profile_rows(session, model, model_row.id, version, reference, seg_start, seg_end)
+        if stored is not None:
+            # late rows for a day already profiled: profile just them and merge (the day's older
+            # rows may have been pruned since, so recomputing from the rows would lose them)
+            late, last_id = _profile_rows(
+                session, model, model_row.id, version, reference, seg_start, seg_end, after_id=stored.last_row_id
+            )
+            kept = WindowProfile.from_dict(stored.profile) if stored.n_rows else None
+            profile = kept.merge(late) if kept is not None and late is not None else (kept or late)
+        else:
+            profile, last_id = _profile_rows(session, model, model_row.id, version, reference, seg_start, seg_end)
         if stored is None:
             stored = WindowProfileRow(
                 model_id=model_row.id, version=version, day=seg_start, fingerprint=reference.fingerprint

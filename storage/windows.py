@@ -60,6 +60,7 @@ def iter_rows(
     with_labels: bool = False,
     labelled_only: bool = False,
     chunk_size: int = 100_000,
+    after_id: int = -1,
 ) -> Iterator[LoggedRows]:
     """Rows of ``model_id`` with ``start <= ts < end``, in id order, ``chunk_size`` at a time."""
     p = PredictionLog
@@ -84,7 +85,7 @@ def iter_rows(
         conditions.append(p.ts >= start)
     if end is not None:
         conditions.append(p.ts < end)
-    last_id = -1
+    last_id = after_id
     while True:
         stmt: Select[Any] = select(*columns)  # type: ignore[assignment]
         if with_labels or labelled_only:

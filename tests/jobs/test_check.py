@@ -114,3 +114,19 @@ def test_a_version_without_reference_is_an_error(database, tmp_path):
 
     with pytest.raises(ReferenceSetNotFound, match="version 1 has no reference set"):
         check(database.session_factory, settings, "pets", end=WEEK_END)
+
+
+def test_a_late_row_after_pruning_is_merged_into_the_kept_day_profile(database, tmp_path):
+    from storage import bulk
+
+    settings = _setup(database, tmp_path, _week())
+    now = WEEK_END + timedelta(days=1)
+    [before] = check(database.session_factory, settings, "pets", end=WEEK_END, now=now)
+    with database.session_factory.begin() as s:  # retention removes the week's raw rows
+        model_id = repository.get_model(s, "pets").id
+        assert bulk.prune_predictions(s.connection(), model_id, WEEK_END) > 0
+    late = make_rows(1, seed=99, start_index=50_000, start=WEEK_START + timedelta(days=2, hours=3))
+    write_jsonl(tmp_path / "drop" / "late.jsonl", late)
+    ingest(database.session_factory, settings)
+    [after] = check(database.session_factory, settings, "pets", end=WEEK_END, now=now)
+    assert after.n_rows == before.n_rows + 1  # the kept profiles still count the pruned rows
