@@ -135,10 +135,40 @@ def _optional_texts(series: pd.Series | None) -> np.ndarray | None:
     return series.astype(object).where(~_missing(series), None).to_numpy(dtype=object)
 
 
+def _numeric_block(raw: pd.DataFrame, names: Sequence[str], failures: _Failures) -> np.ndarray | None:
+    """Columns that are all present and numeric, converted at once; None to go column by column."""
+    if not names or any(
+        name not in raw.columns
+        or not pd.api.types.is_numeric_dtype(raw[name].dtype)
+        or pd.api.types.is_bool_dtype(raw[name].dtype)
+        for name in names
+    ):
+        return None
+    block = raw[list(names)].to_numpy(dtype=np.float64, na_value=np.nan)
+    bad = ~np.isfinite(block)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=1))
+        first = bad[rows].argmax(axis=1)  # the first bad field of each bad row
+        for column in np.unique(first):
+            name = names[int(column)]
+            picked = rows[first == column]
+            values = block[picked, column]
+            missing = np.zeros(len(raw), dtype=bool)
+            missing[picked[np.isnan(values)]] = True
+            failures.add(missing, name, "missing value")
+            infinite = np.zeros(len(raw), dtype=bool)
+            infinite[picked[~np.isnan(values)]] = True
+            failures.add(infinite, name, "not a finite number")
+    return block
+
+
 def _arrays(raw: pd.DataFrame, group: ColumnGroup, field: str, width: int, failures: _Failures) -> np.ndarray:
     """An (n, width) float array from a JSON-array column or from one column per element."""
     n = len(raw)
     if group.columns is not None:
+        block = _numeric_block(raw, group.columns, failures)
+        if block is not None:
+            return block
         out = np.full((n, width), np.nan)
         for j, name in enumerate(group.columns):
             series = _column(raw, name)
@@ -254,7 +284,12 @@ def validate_predictions(
 
     numeric = None
     if model.numeric_features:
-        numeric = np.column_stack([_numbers(required(f), columns.get(f, f), failures) for f in model.numeric_features])
+        names = tuple(columns.get(f, f) for f in model.numeric_features)
+        numeric = _numeric_block(raw, names, failures)
+        if numeric is None:
+            numeric = np.column_stack(
+                [_numbers(required(f), columns.get(f, f), failures) for f in model.numeric_features]
+            )
     categorical = None
     if model.categorical_features:
         categorical = pd.DataFrame(
