@@ -6,6 +6,7 @@ a fresh subprocess so that peak RSS belongs to that case alone.
 
     .venv/bin/python bench/bench_ingest.py                 # 100k and 1M rows, both backends
     .venv/bin/python bench/bench_ingest.py --rows 100000 --backends sqlite
+    BENCH_BATCH=50000 .venv/bin/python bench/bench_ingest.py   # another ingest.batch_size (default 10,000)
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def write_source(folder: Path, rows: int, file_rows: int = 250_000, seed: int = 
 def settings_dict(database_url: str, folder: Path) -> dict:
     return {
         "database": {"url": database_url},
-        "ingest": {"batch_size": 10_000},
+        "ingest": {"batch_size": int(os.environ.get("BENCH_BATCH", "10000"))},
         "models": [
             {
                 "name": "bench",
