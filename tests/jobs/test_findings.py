@@ -113,3 +113,35 @@ def test_concept_shift_makes_the_estimate_untrustworthy(database, tmp_path):
     assert estimate["trustworthy"] is False and "no longer holds" in estimate["warning"]
     assert not report.drifted  # inputs and outputs did not move: only labels reveal it
     assert report.retrain_worthy and any(r.startswith("realized accuracy") for r in report.reasons)
+
+
+def test_errors_and_check_commands_on_a_config_file(database, tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from jobs.cli import app
+
+    rows = _week_rows()
+    labels = _labels(rows, np.random.default_rng(5))
+    by_confidence = sorted(range(len(rows)), key=lambda i: -rows[i]["confidence"])
+    for i in by_confidence[:30]:
+        labels[i]["label"] = next(c for c in CLASSES if c != rows[i]["predicted_label"])
+    settings = _setup(database, tmp_path, rows, labels)
+    config = tmp_path / "driftkeeper.yaml"
+    data = settings.model_dump(mode="json")
+    data["database"]["url"] = database.url  # a SecretStr dumps as stars
+    config.write_text(yaml.safe_dump(data))
+    runner = CliRunner()
+    end = WEEK_END.isoformat()
+    result = runner.invoke(app, ["-c", str(config), "errors", "-m", "pets", "--end", end, "--top", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    wrong = [f for f in found if f["kind"] == "confidently_wrong"]
+    assert len(wrong) == 5 and {"prediction_id", "confidence", "predicted_label", "true_label", "input_uri"} <= set(
+        wrong[0]
+    )
+    assert wrong[0]["true_label"] != wrong[0]["predicted_label"]
+    checked = runner.invoke(app, ["-c", str(config), "check", "-m", "pets", "--end", end, "--fail-on-drift", "--json"])
+    assert checked.exit_code == 0, checked.output  # --fail-on-drift: exit 3 on drift only
+    verdict = json.loads(checked.stdout)
+    assert verdict["drifted"] is False and verdict["retrain_worthy"] is True  # absurdly wrong, not drifted
