@@ -246,7 +246,7 @@ def check(
 
 
 def _skipped(model: str, version: int, start: datetime, end: datetime, n_rows: int, why: str) -> CheckReport:
-    log.info("check %s v%d skipped: %s", model, version, why)
+    log.info("check %s%s skipped: %s", model, f" v{version}" if version else "", why)
     return CheckReport(
         model=model,
         version=version,
