@@ -9,7 +9,9 @@ Rows are written with the real bulk path (SQLite); the reference is the first da
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,11 +27,31 @@ import bench_ingest as data
 START = datetime(2026, 11, 2, tzinfo=UTC)
 
 
+def run_checks(url: str, folder: Path) -> tuple[float, float, float]:
+    import jobs.check as check_module
+    from jobs.config import Settings
+    from storage.engine import make_engine, make_session_factory
+
+    settings = Settings(**data.settings_dict(url, folder))
+    factory = make_session_factory(make_engine(url))
+    end = START + timedelta(days=8)
+    t0 = time.perf_counter()
+    check_module.check(factory, settings, "bench", window_days=7, end=end, now=end + timedelta(hours=1))
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    check_module.check(factory, settings, "bench", window_days=7, end=end, now=end + timedelta(hours=1))
+    second = time.perf_counter() - t0
+    return first, second, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="100000,1000000")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    import jobs.check as check_module
+    if args.child:
+        print(json.dumps(run_checks(args.child[0], Path(args.child[1]))))
+        return
     from jobs.config import Settings
     from jobs.ingest.validate import validate_predictions
     from jobs.reference import reference_from_window
@@ -37,7 +59,7 @@ def main() -> None:
     from storage.engine import make_engine, make_session_factory
     from storage.migrate import upgrade
 
-    header = ("rows", "write s", "first check s", "next check s", "rows/s (1st)", "peak RSS MB")
+    header = ("rows", "write s", "first check s", "next check s", "rows/s (1st)", "check RSS MB")
     print(" ".join(f"{h:>{w}}" for h, w in zip(header, (9, 8, 14, 13, 13, 12), strict=True)))
     for n in [int(r) for r in args.rows.split(",")]:
         with tempfile.TemporaryDirectory() as tmp:
@@ -68,17 +90,13 @@ def main() -> None:
                         bulk.insert_predictions(s.connection(), model_id, rows)
             write = time.perf_counter() - started
             reference_from_window(factory, model, 1, START, START + timedelta(days=1))
-            end = START + timedelta(days=8)
-            t0 = time.perf_counter()
-            check_module.check(factory, settings, "bench", window_days=7, end=end, now=end + timedelta(hours=1))
-            first = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            check_module.check(factory, settings, "bench", window_days=7, end=end, now=end + timedelta(hours=1))
-            second = time.perf_counter() - t0
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            engine.dispose()
+            out = subprocess.run(  # the checks in a fresh process: its peak RSS is the check's own
+                [sys.executable, __file__, "--child", url, str(folder)], check=True, capture_output=True, text=True
+            )
+            first, second, peak = json.loads(out.stdout.strip().splitlines()[-1])
             rate = n * 7 / 8 / first
             print(f"{n:>9,} {write:>8.1f} {first:>14.1f} {second:>13.2f} {rate:>13,.0f} {peak:>12,.0f}", flush=True)
-            engine.dispose()
 
 
 if __name__ == "__main__":
