@@ -185,6 +185,7 @@ def build_summary(
         "calibration": None,
         "confidently_wrong": None,
         "confident_outliers": None,
+        "segmentation": None,
         "evidently_report": None,
         "performance": sections.performance(session, model_row, end, main),
         "retrains": sections.retrains(session, model_row, start, end),
@@ -212,6 +213,7 @@ def build_summary(
         summary["outputs"] = {"columns": outputs, "class_distribution": distribution, "confidence": confidence}
         figures = main.figures or {}
         summary["calibration"] = sections.calibration(figures.get("calibration"))
+        summary["segmentation"] = figures.get("segmentation")  # segmentation models only
         summary["confidently_wrong"] = sections.flagged(
             session, model, main, "confidently_wrong", figures.get("confidently_wrong")
         )

@@ -306,6 +306,21 @@ def _retrains(value: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _segmentation(figure: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Mask quality of a segmentation model's week (absent for classifiers)."""
+    if figure is None:
+        return None
+    per_class = _dict(figure.get("per_class_iou"), "segmentation.per_class_iou") or {}
+    return {
+        "mean_iou": figure.get("mean_iou"),
+        "reference_mean_iou": figure.get("reference_mean_iou"),
+        "n_scored": _int(figure.get("n_scored") or 0, "segmentation.n_scored"),
+        "n_labelled": _int(figure.get("n_labelled") or 0, "segmentation.n_labelled"),
+        "n_skipped": _int(figure.get("n_skipped") or 0, "segmentation.n_skipped"),
+        "classes": [(str(label), iou) for label, iou in per_class.items()],
+    }
+
+
 def build_view(summary: Mapping[str, Any]) -> dict[str, Any]:
     """Everything the weekly template shows, with every key present (``None`` = no data).
 
@@ -336,6 +351,7 @@ def build_view(summary: Mapping[str, Any]) -> dict[str, Any]:
             "metrics": _metrics(champion.get("metrics"), "champion.metrics"),
             "export_dir": _text(champion.get("export_dir")),
         },
+        "segmentation": _segmentation(_dict(summary.get("segmentation"), "segmentation")),
         "runs": [
             {
                 "version": r.get("version"),

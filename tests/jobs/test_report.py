@@ -34,6 +34,7 @@ SUMMARY_KEYS = {
     "retrains",
     "data_quality",
     "evidently_report",
+    "segmentation",
 }
 
 

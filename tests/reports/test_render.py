@@ -319,3 +319,23 @@ def test_long_lists_stay_readable(summary: dict[str, Any], tmp_path: Path) -> No
     assert "35 more columns" in page.section_text["features"]
     assert "3 of 60 drifted" in page.section_text["features"]
     assert html.index("f024") < html.index("<details>") < html.index("f025")
+
+
+def test_a_segmentation_section_shows_mask_quality_only_when_present(tmp_path, summary):
+    from reports import render_weekly
+
+    without = render_weekly(summary, tmp_path / "a").report_html.read_text()
+    assert 'id="segmentation"' not in without
+    summary = dict(summary) | {
+        "segmentation": {
+            "mean_iou": 0.42,
+            "reference_mean_iou": 0.81,
+            "n_scored": 9,
+            "n_labelled": 11,
+            "n_skipped": 2,
+            "per_class_iou": {"<road>": 0.5, "car": None},
+        }
+    }
+    page = render_weekly(summary, tmp_path / "b").report_html.read_text()
+    assert 'id="segmentation"' in page and "0.42" in page and "0.81" in page and "2 skipped" in page
+    assert "&lt;road&gt;" in page and "<road>" not in page
