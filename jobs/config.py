@@ -142,6 +142,7 @@ class RetrainPolicy(_Strict):
     confident_outlier_rate_above: float | None = Field(0.05, ge=0, le=1)
     estimated_accuracy_drop: float | None = Field(0.05, ge=0, le=1)
     realized_accuracy_drop: float | None = Field(0.05, ge=0, le=1)
+    mean_iou_drop: float | None = Field(0.1, ge=0, le=1, description="segmentation: mean IoU below the reference's")
 
 
 class RetrainSettings(_Strict):

@@ -53,4 +53,10 @@ def retrain_decision(policy: RetrainPolicy, result: DriftResult, figures: dict[s
         if limit is not None and accuracy is not None and reference is not None and reference - accuracy > limit:
             labels = f", {figure['n_labelled']} labels" if "n_labelled" in figure else ""
             reasons.append(f"{what} {accuracy:.1%} vs {reference:.1%} on the reference{labels}")
+    masks = figures.get("segmentation") or {}
+    iou, reference_iou = masks.get("mean_iou"), masks.get("reference_mean_iou")
+    limit = policy.mean_iou_drop
+    enough = (masks.get("n_scored") or 0) >= MIN_LABELS
+    if limit is not None and iou is not None and reference_iou is not None and enough and reference_iou - iou > limit:
+        reasons.append(f"mean IoU {iou:.2f} vs {reference_iou:.2f} on the reference ({masks['n_scored']} masks)")
     return RetrainDecision(retrain_worthy=bool(reasons), reasons=tuple(reasons))
