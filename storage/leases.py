@@ -2,7 +2,8 @@
 
 Two processes (two daemons, a daemon and a cron job) never hold the same lease: taking it
 is one INSERT, or one UPDATE of an expired row, and the database decides who wins. A holder
-that dies leaves the lease to expire; a long job renews it.
+that dies leaves the lease to expire, unless it ran on the same host and its process is gone
+(killed): then the lease is taken over at once. A long job renews its lease.
 """
 
 from __future__ import annotations
@@ -43,12 +44,31 @@ def acquire(
     except IntegrityError:
         pass
     with session_factory.begin() as session:
+        current = session.scalar(select(Lease.holder).where(Lease.name == name))
+        takeable = (Lease.expires_at < now) | (Lease.holder == holder)
+        if current is not None and holder_is_dead(current):
+            takeable = takeable | (Lease.holder == current)  # killed on this host: no need to wait it out
         taken = session.connection().execute(
             update(Lease)
-            .where(Lease.name == name, (Lease.expires_at < now) | (Lease.holder == holder))
+            .where(Lease.name == name, takeable)
             .values(holder=holder, acquired_at=now, expires_at=now + ttl)
         )
         return bool(taken.rowcount)
+
+
+def holder_is_dead(holder: str) -> bool:
+    """Whether ``holder`` (see :func:`holder_id`) was a process on this host that no longer runs."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
 
 
 def renew(session_factory: sessionmaker[Session], name: str, holder: str, ttl: timedelta) -> bool:

@@ -48,3 +48,18 @@ def test_an_expired_lease_can_be_taken_over_and_held_names_the_holder(database):
     with leases.held(factory, "check:m", timedelta(minutes=1)) as me:
         assert leases.current_holder(factory, "check:m").holder == me
     assert leases.current_holder(factory, "check:m") is None
+
+
+def test_a_lease_of_a_killed_process_on_this_host_is_taken_over_at_once(database):
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = f"{socket.gethostname()}:{int(gone.stdout)}:deadbeef"
+    alive = f"{socket.gethostname()}:{__import__('os').getpid()}:cafe"
+    factory = database.session_factory
+    assert leases.acquire(factory, "ingest:m:predictions", dead, timedelta(hours=1))
+    assert leases.acquire(factory, "ingest:m:predictions", "me", timedelta(minutes=5))  # not waiting an hour
+    assert leases.acquire(factory, "ingest:m:labels", alive, timedelta(hours=1))
+    assert not leases.acquire(factory, "ingest:m:labels", "me", timedelta(minutes=5))  # a live holder keeps it
