@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-packages demo test lint typecheck bench clean
+.PHONY: install system-packages demo test lint bench clean
 
 # Debian packages: headless Chromium and its driver for the report's browser test.
 # Installed when missing and we are root (CI is); otherwise those tests skip with a reason.

@@ -6,7 +6,6 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -88,7 +87,3 @@ def load_reference(session: Session, model_row: Model, version: int) -> tuple[Re
     if row is None:
         raise ReferenceSetNotFound(model_row.name, version)
     return ReferenceProfile.from_dict(row.profile), row
-
-
-def as_float_list(values: np.ndarray) -> list[float]:
-    return [float(v) for v in np.asarray(values, dtype=float)]

@@ -13,11 +13,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from drift.errors import ModelVersionNotFound, NotFoundError, ReferenceSetNotFound, ValidationError
+from drift.errors import NotFoundError, ReferenceSetNotFound, ValidationError
 from storage import repository
 from storage.models import Model, ModelVersion, ReferenceSet
-
-STATUSES = ("champion", "challenger", "rejected", "retired", "rolled_back")
 
 
 def champion(session: Session, model_row: Model) -> ModelVersion:
@@ -72,21 +70,6 @@ def rollback(session: Session, model_row: Model, *, now: datetime | None = None)
     return previous, current
 
 
-def set_status(session: Session, model_row: Model, version: int, status: str) -> ModelVersion:
-    if status not in STATUSES:
-        raise ValidationError(f"status {status!r}; allowed: {', '.join(STATUSES)}")
-    row = repository.get_version(session, model_row, version)
-    row.status = status
-    return row
-
-
 def next_version(session: Session, model_row: Model) -> int:
     versions = [v.version for v in model_row.versions]
     return max(versions, default=0) + 1
-
-
-def get_version_or_none(session: Session, model_row: Model, version: int) -> ModelVersion | None:
-    try:
-        return repository.get_version(session, model_row, version)
-    except ModelVersionNotFound:
-        return None

@@ -61,7 +61,3 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded objects usable after commit."""
     return sessionmaker(engine, expire_on_commit=False)
-
-
-def is_postgresql(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"

@@ -186,16 +186,6 @@ def quarantined_rows(session: Session, model_id: int | None = None, limit: int =
     return list(session.scalars(stmt))
 
 
-def quarantine_reasons(session: Session, model_id: int) -> list[tuple[str, int]]:
-    rows = session.execute(
-        select(QuarantinedRow.reason, func.count())
-        .where(QuarantinedRow.model_id == model_id)
-        .group_by(QuarantinedRow.reason)
-        .order_by(func.count().desc())
-    ).all()
-    return [(reason, int(n)) for reason, n in rows]
-
-
 def quarantined_positions(session: Session, model_id: int, stream: str, source: str, positions: list[str]) -> set[str]:
     """Which of ``positions`` of ``source`` are already in the quarantine."""
     if not positions:

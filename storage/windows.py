@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, select
 from sqlalchemy.orm import Session
 
 from storage.codec import FLOAT32, FLOAT64, unpack_categories, unpack_rows
@@ -140,13 +140,3 @@ def has_rows_after(
         .limit(1)
     )
     return session.scalar(stmt) is not None
-
-
-def count_rows(session: Session, model_id: int, start: datetime | None = None, end: datetime | None = None) -> int:
-    p = PredictionLog
-    stmt = select(func.count()).select_from(p).where(p.model_id == model_id)
-    if start is not None:
-        stmt = stmt.where(p.ts >= start)
-    if end is not None:
-        stmt = stmt.where(p.ts < end)
-    return int(session.scalar(stmt) or 0)
