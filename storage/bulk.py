@@ -1,21 +1,22 @@
 """Fast, idempotent bulk writes for the ingestion hot path.
 
-SQLite takes a driver-level ``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING``;
-PostgreSQL takes ``COPY`` into a temporary staging table, then one
-``INSERT ... SELECT ... ON CONFLICT DO NOTHING``. Both skip a prediction id already stored
-for the model, so a replayed batch inserts nothing twice. Everything runs inside the
-caller's transaction.
+SQLite takes one ``INSERT ... SELECT ... FROM json_each(...) ON CONFLICT DO NOTHING`` per
+batch (see :class:`SqliteBatch`); PostgreSQL takes ``COPY`` straight into the table after
+dropping the ids it already holds, or through a staging table when another writer races it.
+Both skip a prediction id already stored for the model, so a replayed batch inserts nothing
+twice. Everything runs inside the caller's transaction.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 from sqlalchemy import Connection, delete, exists
 from sqlalchemy import insert as insert_into
@@ -90,8 +91,101 @@ def _columns(model_id: int, rows: PredictionRows, ts_text: list[str]) -> list[Se
 
 
 @dataclass(frozen=True, kw_only=True)
+class SqliteBatch:
+    """A batch as the few parameters of one ``INSERT ... SELECT FROM json_each(...)``.
+
+    Binding twelve parameters per row through the sqlite3 driver holds the GIL for most of
+    an insert; here the scalar columns travel as one JSON array of per-row arrays and each
+    array-valued column as one packed blob that SQLite slices with ``substr``. The whole
+    batch is then stored by a single statement that runs in C with the GIL released, so
+    the next batch is validated meanwhile. (JSON numbers round-trip exactly: orjson writes
+    the shortest repr, and SQLite's JSON parser reads it back to the same double.)
+    """
+
+    rows_json: str
+    probabilities: bytes | None
+    probabilities_width: int
+    numeric_features: bytes | None
+    numeric_features_width: int
+    embedding: bytes | None
+    embedding_width: int
+
+    def parameters(self, model_id: int) -> dict[str, Any]:
+        return {"model_id": model_id, **{f.name: getattr(self, f.name) for f in fields(self)}}
+
+
+# The columns of each row's JSON array, in order; the array-valued ones come from blobs.
+_SQLITE_JSON_COLUMNS = (
+    "prediction_id",
+    "ts",
+    "model_version",
+    "predicted_label",
+    "confidence",
+    "categorical_features",
+    "input_uri",
+    "mask_uri",
+)
+_SQLITE_BLOB_COLUMNS = ("probabilities", "numeric_features", "embedding")
+
+
+def _sqlite_insert_sql() -> str:
+    json_index = {name: i for i, name in enumerate(_SQLITE_JSON_COLUMNS)}
+    values = [":model_id"]
+    for name in PREDICTION_COLUMNS[1:]:
+        if name in _SQLITE_BLOB_COLUMNS:
+            values.append(f"substr(:{name}, r.key * :{name}_width + 1, :{name}_width)")
+        else:
+            values.append(f"json_extract(r.value, '$[{json_index[name]}]')")
+    # "WHERE true" keeps SQLite from reading ON CONFLICT as a join constraint
+    return (
+        f"INSERT INTO prediction_logs ({', '.join(PREDICTION_COLUMNS)}) "
+        f"SELECT {', '.join(values)} FROM json_each(:rows_json) AS r WHERE true "
+        "ON CONFLICT (model_id, prediction_id) DO NOTHING"
+    )
+
+
+_SQLITE_INSERT = _sqlite_insert_sql()
+
+
+def _packed(array: np.ndarray | None, dtype: np.dtype) -> tuple[bytes | None, int]:
+    if array is None or array.shape[1] == 0:
+        return None, 0
+    contiguous = np.ascontiguousarray(array, dtype=dtype)
+    return contiguous.tobytes(), contiguous.shape[1] * dtype.itemsize
+
+
+def _sqlite_batch(rows: PredictionRows) -> SqliteBatch:
+    n = len(rows)
+    none: list[Any] = [None] * n
+    scalars = zip(
+        rows.prediction_id.tolist(),
+        sqlite_timestamps(rows.ts),
+        rows.model_version.tolist(),
+        rows.predicted_label.tolist(),
+        rows.confidence.tolist(),
+        pack_categories(rows.categorical_features) if rows.categorical_features is not None else none,
+        rows.input_uri.tolist() if rows.input_uri is not None else none,
+        rows.mask_uri.tolist() if rows.mask_uri is not None else none,
+        strict=True,
+    )
+    probabilities, probabilities_width = _packed(rows.probabilities, FLOAT32)
+    numeric, numeric_width = _packed(rows.numeric_features, FLOAT64)
+    embedding, embedding_width = _packed(rows.embedding, FLOAT32)
+    return SqliteBatch(
+        rows_json=orjson.dumps(list(scalars)).decode(),
+        probabilities=probabilities,
+        probabilities_width=probabilities_width,
+        numeric_features=numeric,
+        numeric_features_width=numeric_width,
+        embedding=embedding,
+        embedding_width=embedding_width,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class EncodedPredictions:
-    """Rows already in the driver's format: tuples for SQLite, COPY text lines for PostgreSQL.
+    """Rows already in the driver's format: one :class:`SqliteBatch` for SQLite, COPY text
+    lines for PostgreSQL.
 
     Encoding is pure CPU work, so the ingest job does it on a worker thread while the
     previous batch is being written.
@@ -100,7 +194,7 @@ class EncodedPredictions:
     dialect: str
     model_id: int
     prediction_ids: list[str]
-    rows: list[tuple[Any, ...]] | list[str]
+    rows: SqliteBatch | list[str]
 
     @property
     def count(self) -> int:
@@ -108,13 +202,13 @@ class EncodedPredictions:
 
 
 def encode_predictions(dialect: str, model_id: int, rows: PredictionRows) -> EncodedPredictions:
-    ts_text = sqlite_timestamps(rows.ts)
     ids = rows.prediction_id.tolist()
+    encoded: SqliteBatch | list[str]
     if dialect == "postgresql":
-        columns = _columns(model_id, rows, [t + "+00" for t in ts_text])
-        encoded: list[tuple[Any, ...]] | list[str] = list(map("\t".join, zip(*map(_copy_column, columns), strict=True)))
+        columns = _columns(model_id, rows, [t + "+00" for t in sqlite_timestamps(rows.ts)])
+        encoded = list(map("\t".join, zip(*map(_copy_column, columns), strict=True)))
     else:
-        encoded = list(zip(*_columns(model_id, rows, ts_text), strict=True))
+        encoded = _sqlite_batch(rows)
     return EncodedPredictions(dialect=dialect, model_id=model_id, prediction_ids=ids, rows=encoded)
 
 
@@ -124,14 +218,9 @@ def write_predictions(conn: Connection, encoded: EncodedPredictions) -> int:
         return 0
     if encoded.dialect != conn.dialect.name:
         raise ValueError(f"rows encoded for {encoded.dialect}, connection is {conn.dialect.name}")
-    if encoded.dialect == "postgresql":
-        return _copy_predictions(conn, encoded)
-    placeholders = ", ".join("?" * len(PREDICTION_COLUMNS))
-    sql = (
-        f"INSERT INTO prediction_logs ({', '.join(PREDICTION_COLUMNS)}) VALUES ({placeholders}) "
-        "ON CONFLICT (model_id, prediction_id) DO NOTHING"
-    )
-    return int(conn.exec_driver_sql(sql, encoded.rows).rowcount)
+    if isinstance(encoded.rows, SqliteBatch):
+        return int(conn.exec_driver_sql(_SQLITE_INSERT, encoded.rows.parameters(encoded.model_id)).rowcount)
+    return _copy_predictions(conn, encoded.model_id, encoded.prediction_ids, encoded.rows)
 
 
 def insert_predictions(conn: Connection, model_id: int, rows: PredictionRows) -> int:
@@ -171,7 +260,7 @@ def _copy_column(values: Sequence[Any]) -> list[str]:
     return out
 
 
-def _copy_predictions(conn: Connection, encoded: EncodedPredictions) -> int:
+def _copy_predictions(conn: Connection, model_id: int, prediction_ids: list[str], lines: list[str]) -> int:
     """COPY straight into the table after dropping known ids; on a race, via a staging table."""
     from psycopg.errors import UniqueViolation
 
@@ -184,14 +273,14 @@ def _copy_predictions(conn: Connection, encoded: EncodedPredictions) -> int:
     with driver.cursor() as cursor:
         cursor.execute(
             "SELECT prediction_id FROM prediction_logs WHERE model_id = %s AND prediction_id = ANY(%s)",
-            (encoded.model_id, encoded.prediction_ids),
+            (model_id, prediction_ids),
         )
         seen = {row[0] for row in cursor.fetchall()}
     keep: list[str] = []
-    for pid, line in zip(encoded.prediction_ids, encoded.rows, strict=True):
+    for pid, line in zip(prediction_ids, lines, strict=True):
         if pid not in seen:
             seen.add(pid)  # a repeat inside the batch counts as a duplicate too
-            keep.append(line)  # type: ignore[arg-type]
+            keep.append(line)
     if not keep:
         return 0
     payload = ("\n".join(keep) + "\n").encode("utf-8")

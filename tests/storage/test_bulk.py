@@ -5,7 +5,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from storage import bulk, repository
-from storage.codec import FLOAT32, unpack_rows
+from storage.codec import FLOAT32, FLOAT64, unpack_rows
 from storage.models import PredictionLog
 
 
@@ -40,3 +40,69 @@ def test_bulk_insert_skips_duplicates_within_and_across_batches(database):
     assert stored["b"].categorical_features == '{"note":"new\\nline"}'
     probs = unpack_rows([stored["a"].probabilities], 2, FLOAT32)
     assert probs.tolist() == [[0.25, 0.75]]
+
+
+def _random_rows(n: int, seed: int) -> bulk.PredictionRows:
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(n, 3)) * 3
+    probs = (np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)).astype(np.float32)
+    ids = [f"id-{i}-ü\"q'\\t" if i % 7 == 0 else f"id-{i}" for i in range(n)]
+    uris = [None if i % 3 == 0 else f"file:///img/ñ {i}.png" for i in range(n)]
+    return bulk.PredictionRows(
+        prediction_id=np.array(ids, dtype=object),
+        ts=pd.DatetimeIndex(pd.Timestamp("2026-11-02", tz="UTC") + pd.to_timedelta(rng.integers(0, 10**12, n), "us")),
+        model_version=rng.integers(1, 4, n),
+        predicted_label=np.array(["cat", "dög", "x\ty"], dtype=object)[probs.argmax(axis=1)],
+        # extreme and awkward doubles: every one must come back bit for bit
+        confidence=np.concatenate([rng.random(n - 4), [1e-300, 0.1, 1 / 3, 0.9999999999999999]]),
+        probabilities=probs,
+        numeric_features=rng.normal(size=(n, 4)) * 10.0 ** rng.integers(-200, 200, (n, 4)),
+        categorical_features=pd.DataFrame({"device": rng.choice(["a", 'b"', "ç"], n)}),
+        embedding=rng.normal(size=(n, 5)).astype(np.float32),
+        input_uri=np.array(uris, dtype=object),
+    )
+
+
+def test_stored_rows_round_trip_exactly(database):
+    """Every column comes back as it went in: doubles bit for bit, text with quotes,
+    backslashes, tabs and non-ASCII, and NULL where a value is missing."""
+    rows = _random_rows(500, seed=3)
+    with database.session_factory.begin() as s:
+        model_id = repository.ensure_model(s, "m", "classification").id
+        assert bulk.insert_predictions(s.connection(), model_id, rows) == 500
+    with database.session_factory() as s:
+        stored = list(s.scalars(select(PredictionLog).order_by(PredictionLog.id)))
+    assert [r.prediction_id for r in stored] == rows.prediction_id.tolist()
+    assert [r.ts for r in stored] == rows.ts.to_pydatetime().tolist()
+    assert [r.model_version for r in stored] == rows.model_version.tolist()
+    assert [r.predicted_label for r in stored] == rows.predicted_label.tolist()
+    assert [r.confidence for r in stored] == rows.confidence.tolist()
+    assert [r.input_uri for r in stored] == rows.input_uri.tolist()
+    assert [r.mask_uri for r in stored] == [None] * 500
+    assert np.array_equal(unpack_rows([r.probabilities for r in stored], 3, FLOAT32), rows.probabilities)
+    assert np.array_equal(unpack_rows([r.numeric_features for r in stored], 4, FLOAT64), rows.numeric_features)
+    assert np.array_equal(unpack_rows([r.embedding for r in stored], 5, FLOAT32), rows.embedding)
+    assert [r.categorical_features for r in stored] == bulk.pack_categories(rows.categorical_features)
+
+
+def test_a_batch_without_optional_columns_stores_nulls(database):
+    rows = _random_rows(20, seed=4)
+    bare = bulk.PredictionRows(
+        **{
+            **{f: getattr(rows, f) for f in ("prediction_id", "ts", "model_version", "predicted_label", "confidence")},
+            "probabilities": rows.probabilities,
+            "numeric_features": None,
+            "categorical_features": None,
+            "embedding": None,
+            "input_uri": None,
+        }
+    )
+    with database.session_factory.begin() as s:
+        model_id = repository.ensure_model(s, "m", "classification").id
+        assert bulk.insert_predictions(s.connection(), model_id, bare) == 20
+        assert bulk.insert_predictions(s.connection(), model_id, bare) == 0
+    with database.session_factory() as s:
+        stored = list(s.scalars(select(PredictionLog)))
+    assert {(r.numeric_features, r.categorical_features, r.embedding, r.input_uri) for r in stored} == {
+        (None, None, None, None)
+    }
