@@ -1,8 +1,9 @@
 """Fast, idempotent bulk writes for the ingestion hot path.
 
 SQLite takes one ``INSERT ... SELECT ... FROM json_each(...) ON CONFLICT DO NOTHING`` per
-batch (see :class:`SqliteBatch`); PostgreSQL takes ``COPY`` straight into the table after
-dropping the ids it already holds, or through a staging table when another writer races it.
+batch (see :class:`SqliteBatch`); PostgreSQL takes a binary ``COPY`` straight into the table
+after dropping the ids it already holds, or through a staging table when another writer
+races it (:mod:`storage.pgcopy`).
 Both skip a prediction id already stored for the model, so a replayed batch inserts nothing
 twice. Everything runs inside the caller's transaction.
 """
@@ -22,6 +23,7 @@ from sqlalchemy import Connection, delete, exists
 from sqlalchemy import insert as insert_into
 from sqlalchemy.dialects import postgresql, sqlite
 
+from storage import pgcopy
 from storage.codec import FLOAT32, FLOAT64, pack_categories, pack_rows
 from storage.models import FlaggedPrediction, Label, PredictionLog, QuarantinedRow
 
@@ -71,13 +73,13 @@ class Reject:
     raw: str
 
 
-def _columns(model_id: int, rows: PredictionRows, ts_text: list[str]) -> list[Sequence[Any]]:
+def _columns(model_id: int, rows: PredictionRows, ts_values: Sequence[Any]) -> list[Sequence[Any]]:
     n = len(rows)
     none: list[Any] = [None] * n
     return [
         [model_id] * n,
         rows.prediction_id.tolist(),
-        ts_text,
+        ts_values,
         rows.model_version.tolist(),
         rows.predicted_label.tolist(),
         rows.confidence.tolist(),
@@ -184,8 +186,8 @@ def _sqlite_batch(rows: PredictionRows) -> SqliteBatch:
 
 @dataclass(frozen=True, kw_only=True)
 class EncodedPredictions:
-    """Rows already in the driver's format: one :class:`SqliteBatch` for SQLite, COPY text
-    lines for PostgreSQL.
+    """Rows already in the driver's format: one :class:`SqliteBatch` for SQLite, tuples for
+    PostgreSQL's binary COPY (:mod:`storage.pgcopy`).
 
     Encoding is pure CPU work, so the ingest job does it on a worker thread while the
     previous batch is being written.
@@ -194,7 +196,7 @@ class EncodedPredictions:
     dialect: str
     model_id: int
     prediction_ids: list[str]
-    rows: SqliteBatch | list[str]
+    rows: SqliteBatch | list[tuple[Any, ...]]
 
     @property
     def count(self) -> int:
@@ -203,10 +205,9 @@ class EncodedPredictions:
 
 def encode_predictions(dialect: str, model_id: int, rows: PredictionRows) -> EncodedPredictions:
     ids = rows.prediction_id.tolist()
-    encoded: SqliteBatch | list[str]
+    encoded: SqliteBatch | list[tuple[Any, ...]]
     if dialect == "postgresql":
-        columns = _columns(model_id, rows, [t + "+00" for t in sqlite_timestamps(rows.ts)])
-        encoded = list(map("\t".join, zip(*map(_copy_column, columns), strict=True)))
+        encoded = list(zip(*_columns(model_id, rows, pgcopy.timestamps(rows.ts)), strict=True))
     else:
         encoded = _sqlite_batch(rows)
     return EncodedPredictions(dialect=dialect, model_id=model_id, prediction_ids=ids, rows=encoded)
@@ -220,7 +221,7 @@ def write_predictions(conn: Connection, encoded: EncodedPredictions) -> int:
         raise ValueError(f"rows encoded for {encoded.dialect}, connection is {conn.dialect.name}")
     if isinstance(encoded.rows, SqliteBatch):
         return int(conn.exec_driver_sql(_SQLITE_INSERT, encoded.rows.parameters(encoded.model_id)).rowcount)
-    return _copy_predictions(conn, encoded.model_id, encoded.prediction_ids, encoded.rows)
+    return pgcopy.copy_predictions(conn, encoded.model_id, encoded.prediction_ids, encoded.rows, PREDICTION_COLUMNS)
 
 
 def insert_predictions(conn: Connection, model_id: int, rows: PredictionRows) -> int:
@@ -237,78 +238,6 @@ def sqlite_timestamps(ts: pd.DatetimeIndex) -> list[str]:
     chars = text.view(np.uint32).reshape(len(text), -1).copy()
     chars[:, 10] = ord(" ")  # the 'T' becomes a space, for the whole column at once
     return chars.view(text.dtype).ravel().tolist()
-
-
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_COPY_NULL = "\\N"
-
-
-def _copy_column(values: Sequence[Any]) -> list[str]:
-    """One column in COPY text format, converted column-wise (bytea as hex)."""
-    out: list[str] = []
-    for value in values:
-        if value is None:
-            out.append(_COPY_NULL)
-        elif isinstance(value, bytes):
-            out.append("\\\\x" + value.hex())
-        elif isinstance(value, float):
-            out.append(repr(value))
-        elif isinstance(value, int):
-            out.append(str(value))
-        else:
-            out.append(str(value).translate(_COPY_ESCAPES))
-    return out
-
-
-def _copy_predictions(conn: Connection, model_id: int, prediction_ids: list[str], lines: list[str]) -> int:
-    """COPY straight into the table after dropping known ids; on a race, via a staging table."""
-    from psycopg.errors import UniqueViolation
-
-    columns = ", ".join(PREDICTION_COLUMNS)
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    # Safe to commit asynchronously: the batch's rows and its watermark commit together, so a
-    # crash loses both and the rerun reads the batch again.
-    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
-    with driver.cursor() as cursor:
-        cursor.execute(
-            "SELECT prediction_id FROM prediction_logs WHERE model_id = %s AND prediction_id = ANY(%s)",
-            (model_id, prediction_ids),
-        )
-        seen = {row[0] for row in cursor.fetchall()}
-    keep: list[str] = []
-    for pid, line in zip(prediction_ids, lines, strict=True):
-        if pid not in seen:
-            seen.add(pid)  # a repeat inside the batch counts as a duplicate too
-            keep.append(line)
-    if not keep:
-        return 0
-    payload = ("\n".join(keep) + "\n").encode("utf-8")
-    try:
-        with (
-            conn.begin_nested(),
-            driver.cursor() as cursor,
-            cursor.copy(f"COPY prediction_logs ({columns}) FROM STDIN") as copy,
-        ):
-            copy.write(payload)
-        return len(keep)
-    except UniqueViolation:  # another writer stored some of these ids meanwhile
-        pass
-    conn.exec_driver_sql(
-        "CREATE TEMP TABLE IF NOT EXISTS _dk_stage_predictions "
-        "(model_id integer, prediction_id varchar(200), ts timestamptz, model_version integer, "
-        "predicted_label varchar(200), confidence double precision, probabilities bytea, "
-        "numeric_features bytea, categorical_features text, embedding bytea, input_uri text, mask_uri text) "
-        "ON COMMIT DELETE ROWS"
-    )
-    conn.exec_driver_sql("TRUNCATE _dk_stage_predictions")
-    with driver.cursor() as cursor, cursor.copy(f"COPY _dk_stage_predictions ({columns}) FROM STDIN") as copy:
-        copy.write(payload)
-    result = conn.exec_driver_sql(
-        f"INSERT INTO prediction_logs ({columns}) SELECT {columns} FROM _dk_stage_predictions "
-        "ON CONFLICT (model_id, prediction_id) DO NOTHING"
-    )
-    return int(result.rowcount)
 
 
 def upsert_labels(

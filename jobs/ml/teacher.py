@@ -131,5 +131,3 @@ def pseudo_label(teacher_path: Path | Any, images: np.ndarray, min_confidence: f
 
 # ---------------------------------------------------------------------------------------------
 # Custom trainer
-
-

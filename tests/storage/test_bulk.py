@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pandas as pd
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 
 from storage import bulk, repository
 from storage.codec import FLOAT32, FLOAT64, unpack_rows
@@ -106,3 +110,47 @@ def test_a_batch_without_optional_columns_stores_nulls(database):
     assert {(r.numeric_features, r.categorical_features, r.embedding, r.input_uri) for r in stored} == {
         (None, None, None, None)
     }
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # the COPY race is PostgreSQL's
+def test_postgres_copy_racing_another_writer_falls_back_to_the_staging_table(database):
+    """Another transaction stores one of the batch's ids after the batch looked for known
+    ids: the direct COPY hits the unique constraint, and the batch goes through the staging
+    table, storing the other rows once."""
+    with database.session_factory.begin() as s:
+        model_id = repository.ensure_model(s, "m", "classification").id
+    rows = _random_rows(5, seed=5)
+    ids = rows.prediction_id.tolist()
+    other = database.engine.connect()
+    other_tx = other.begin()
+    bulk.insert_predictions(other, model_id, _rows([ids[1]]))  # uncommitted: invisible to the batch's lookup
+    outcome: dict[str, object] = {}
+
+    def write() -> None:
+        try:
+            with database.session_factory.begin() as s:
+                outcome["stored"] = bulk.insert_predictions(s.connection(), model_id, rows)
+        except Exception as exc:  # reported by the assertion below
+            outcome["error"] = exc
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    with database.engine.connect() as watcher:  # wait until the COPY blocks on the other writer's row
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            waiting = watcher.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'COPY%'")
+            ).scalar()
+            if waiting:
+                break
+            watcher.rollback()
+            time.sleep(0.05)
+        assert waiting, "the batch's COPY never waited on the other writer"
+    other_tx.commit()
+    other.close()
+    writer.join(timeout=30)
+    assert outcome == {"stored": 4}
+    with database.session_factory() as s:
+        stored = sorted(s.scalars(select(PredictionLog.prediction_id)))
+    assert stored == sorted(ids)
