@@ -4,8 +4,8 @@ A 20-feature (17 numeric, 3 categorical), 10-class, 32-float-embedding predictio
 written as Parquet files (one column per value) and ingested by the real job, each case in
 a fresh subprocess so that peak RSS belongs to that case alone.
 
-    .venv/bin/python bench/bench_ingest.py                 # 100k and 1M rows, both backends
-    .venv/bin/python bench/bench_ingest.py --rows 100000 --backends sqlite
+    .venv/bin/python bench/bench_ingest.py                 # 100k and 1M rows, both backends, median of 3
+    .venv/bin/python bench/bench_ingest.py --rows 100000 --backends sqlite --repeat 5
     BENCH_BATCH=50000 .venv/bin/python bench/bench_ingest.py   # another ingest.batch_size (default 10,000)
 """
 
@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,54 +99,58 @@ def run_case(database_url: str, folder: Path) -> dict:
     }
 
 
+def run_once(backend: str, rows: int, folder: Path, tmp: str, attempt: int) -> dict:
+    """One ingest of the whole source into a fresh database, in a fresh subprocess."""
+    schema = None
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp}/bench-{rows}-{attempt}.db"
+    else:
+        from sqlalchemy import create_engine, text
+
+        schema = f"dk_bench_{uuid.uuid4().hex[:8]}"
+        admin = create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    try:
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", url, str(folder)], check=True, capture_output=True, text=True
+        )
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+    finally:
+        if schema:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        elif backend == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{tmp}/bench-{rows}-{attempt}.db{suffix}").unlink(missing_ok=True)
+    assert result["inserted"] == rows, result
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="100000,1000000")
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per case; the table shows the median")
     parser.add_argument("--child", nargs=2, metavar=("URL", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_case(args.child[0], Path(args.child[1]))))
         return
-    print(f"{'backend':<11} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'peak RSS MB':>12}")
+    print(f"{'backend':<11} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'min-max rows/s':>16} {'peak RSS MB':>12}")
     with tempfile.TemporaryDirectory() as tmp:
         for rows in [int(r) for r in args.rows.split(",")]:
             folder = Path(tmp) / f"src-{rows}"
             write_source(folder, rows)
             for backend in args.backends.split(","):
-                schema = None
-                if backend == "sqlite":
-                    url = f"sqlite:///{tmp}/bench-{rows}.db"
-                else:
-                    from sqlalchemy import create_engine, text
-
-                    schema = f"dk_bench_{uuid.uuid4().hex[:8]}"
-                    admin = create_engine(PG_URL)
-                    with admin.begin() as conn:
-                        conn.execute(text(f"CREATE SCHEMA {schema}"))
-                    url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-                try:
-                    out = subprocess.run(
-                        [
-                            sys.executable,
-                            __file__,
-                            "--child",
-                            url,
-                            str(folder),
-                        ],
-                        check=True,
-                        capture_output=True,
-                        text=True,
-                    )
-                    result = json.loads(out.stdout.strip().splitlines()[-1])
-                finally:
-                    if schema:
-                        with admin.begin() as conn:
-                            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-                assert result["inserted"] == rows, result
-                rate = rows / result["seconds"]
+                results = [run_once(backend, rows, folder, tmp, attempt) for attempt in range(args.repeat)]
+                seconds = statistics.median(r["seconds"] for r in results)
+                rates = sorted(rows / r["seconds"] for r in results)
+                peak = max(r["peak_mb"] for r in results)
+                spread = f"{rates[0] / 1000:,.0f}k-{rates[-1] / 1000:,.0f}k"
                 print(
-                    f"{backend:<11} {rows:>9,} {result['seconds']:>8.1f} {rate:>9,.0f} {result['peak_mb']:>12,.0f}",
+                    f"{backend:<11} {rows:>9,} {seconds:>8.2f} {rows / seconds:>9,.0f} {spread:>16} {peak:>12,.0f}",
                     flush=True,
                 )
 
