@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ def run_checks(url: str, folder: Path) -> tuple[float, float, float]:
     t0 = time.perf_counter()
     check_module.check(factory, settings, "bench", window_days=7, end=end, now=end + timedelta(hours=1))
     second = time.perf_counter() - t0
-    return first, second, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return first, second, data.peak_rss_mb()
 
 
 def main() -> None:

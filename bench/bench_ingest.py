@@ -6,6 +6,7 @@ a fresh subprocess so that peak RSS belongs to that case alone.
 
     .venv/bin/python bench/bench_ingest.py                 # 100k and 1M rows, both backends, median of 3
     .venv/bin/python bench/bench_ingest.py --rows 100000 --backends sqlite --repeat 5
+    .venv/bin/python bench/bench_ingest.py --source sql    # from a table in a SQLite "production" database
     BENCH_BATCH=50000 .venv/bin/python bench/bench_ingest.py   # another ingest.batch_size (default 10,000)
 """
 
@@ -55,7 +56,28 @@ def write_source(folder: Path, rows: int, file_rows: int = 250_000, seed: int = 
         frame.to_parquet(folder / f"part-{part:04d}.parquet", index=False)
 
 
-def settings_dict(database_url: str, folder: Path) -> dict:
+def write_sql_source(database: Path, folder: Path) -> None:
+    """The same rows as a table in a SQLite "production" database, indexed for the watermark."""
+    import sqlite3
+
+    with sqlite3.connect(database) as conn:
+        for part in sorted(folder.glob("*.parquet")):
+            frame = pd.read_parquet(part)
+            frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
+            frame.to_sql("predictions", conn, if_exists="append", index=False, chunksize=50_000)
+        conn.execute("CREATE INDEX ix_predictions_watermark ON predictions (timestamp, prediction_id)")
+
+
+def settings_dict(database_url: str, source: Path) -> dict:
+    if source.suffix == ".db":
+        predictions = {
+            "kind": "sql",
+            "url": f"sqlite:///{source}",
+            "table": "predictions",
+            "id_column": "prediction_id",
+        }
+    else:
+        predictions = {"kind": "files", "path": str(source)}
     return {
         "database": {"url": database_url},
         "ingest": {"batch_size": int(os.environ.get("BENCH_BATCH", "10000"))},
@@ -67,10 +89,25 @@ def settings_dict(database_url: str, folder: Path) -> dict:
                 + [{"name": n, "type": "categorical"} for n in CATEGORICAL],
                 "probabilities": {"columns": PROBS},
                 "embedding": {"columns": EMBEDDING},
-                "predictions": {"kind": "files", "path": str(folder)},
+                "predictions": predictions,
             }
         ],
     }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory.
+
+    Linux's VmHWM counts this process image alone; ``ru_maxrss`` also carries the parent's
+    size at the fork that started a subprocess, which inflated earlier numbers here.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_case(database_url: str, folder: Path) -> dict:
@@ -90,7 +127,7 @@ def run_case(database_url: str, folder: Path) -> dict:
     start = time.perf_counter()
     reports = ingest(factory, settings)
     seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     return {
         "inserted": reports[0].inserted,
         "seconds": seconds,
@@ -132,6 +169,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="100000,1000000")
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument(
+        "--source", choices=["files", "sql"], default="files", help="Parquet drops, or a table in a SQLite database"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the table shows the median")
     parser.add_argument("--child", nargs=2, metavar=("URL", "FOLDER"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -143,6 +183,9 @@ def main() -> None:
         for rows in [int(r) for r in args.rows.split(",")]:
             folder = Path(tmp) / f"src-{rows}"
             write_source(folder, rows)
+            if args.source == "sql":
+                write_sql_source(Path(tmp) / f"source-{rows}.db", folder)
+                folder = Path(tmp) / f"source-{rows}.db"
             for backend in args.backends.split(","):
                 results = [run_once(backend, rows, folder, tmp, attempt) for attempt in range(args.repeat)]
                 seconds = statistics.median(r["seconds"] for r in results)

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
 
-from drift.errors import ConfigError
+from drift.errors import BadInputError, ConfigError
 
 SECRET_QUERY_KEYS = ("password", "passwd", "pwd", "sslpassword", "token", "secret", "access_key", "api_key")
 
@@ -46,6 +46,26 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def make_source_engine(url: str | URL) -> Engine:
+    """An engine for reading a production source, which driftkeeper must leave as it is.
+
+    Unlike :func:`make_engine` it sets no pragma (no WAL switch on somebody else's SQLite
+    file) and creates no file or folder: a SQLite source that does not exist is an error,
+    not a new empty database.
+    """
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ConfigError(f"source URL {redact_url(url)!r} cannot be parsed: {exc}") from exc
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True)
+    database = parsed.database or ""
+    on_disk = database not in ("", ":memory:") and not database.startswith("file:")
+    if on_disk and not Path(database).expanduser().is_file():
+        raise BadInputError(redact_url(parsed), f"the source database file {database} does not exist")
+    return create_engine(parsed, connect_args={"timeout": 30})
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -24,7 +24,7 @@ from jobs.ingest import sources
 from jobs.ingest.pipeline import BatchContext, Prepared, prefetched, prepare_batch
 from jobs.progress import Progress
 from storage import bulk, repository
-from storage.engine import make_engine
+from storage.engine import make_source_engine
 from storage.leases import renewing_lease
 from storage.models import IngestedFile
 
@@ -172,7 +172,7 @@ class Ingestor:
 
     def _ingest_sql(self, stream: str, source: SqlSource, tally: _Tally) -> str:
         field = TIMESTAMP_FIELD[stream]
-        engine = make_engine(source.url.get_secret_value())
+        engine = make_source_engine(source.url.get_secret_value())
         try:
             reader = sources.SqlReader(source, engine, self._columns(stream).get(field, field))
             described = reader.describe()

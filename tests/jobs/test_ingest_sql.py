@@ -6,6 +6,7 @@ import pytest
 from logdata import make_rows, settings_for, write_sqlite_source
 from sqlalchemy import select
 
+from drift.errors import BadInputError
 from jobs.ingest.run import Ingestor, ingest
 from storage import bulk, repository
 from storage.models import PredictionLog, QuarantinedRow
@@ -150,3 +151,25 @@ def test_a_new_row_without_timestamp_is_quarantined_even_with_a_lower_id(databas
     assert again.quarantined == 1
     with database.session_factory() as s:
         assert sorted(s.scalars(select(QuarantinedRow.position))) == ["id=0", "id=5"]
+
+
+def test_the_source_database_is_left_as_it_was(database, source_db):
+    """Reading a SQLite source switches none of its settings (no WAL on the app's file)."""
+    import sqlite3
+
+    settings = _settings(database, source_db)
+    write_sqlite_source(source_db, make_rows(5))
+    with sqlite3.connect(source_db) as conn:
+        before = conn.execute("PRAGMA journal_mode").fetchone()[0]
+    assert ingest(database.session_factory, settings)[0].inserted == 5
+    with sqlite3.connect(source_db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == before == "delete"
+    assert not source_db.with_name(source_db.name + "-wal").exists()
+
+
+def test_a_missing_source_database_is_an_error_naming_it_and_nothing_is_created(database, tmp_path):
+    missing = tmp_path / "nowhere" / "production.db"
+    settings = _settings(database, missing)
+    with pytest.raises(BadInputError, match=r"production\.db does not exist"):
+        ingest(database.session_factory, settings)
+    assert not missing.parent.exists()
