@@ -69,7 +69,7 @@ def write_sql_source(database: Path, folder: Path) -> None:
 
 
 def settings_dict(database_url: str, source: Path) -> dict:
-    if source.suffix == ".db":
+    if source.is_file():  # a SQLite "production" database; a folder is a drop of Parquet files
         predictions = {
             "kind": "sql",
             "url": f"sqlite:///{source}",
@@ -158,6 +158,7 @@ def run_once(backend: str, rows: int, folder: Path, tmp: str, attempt: int) -> d
         if schema:
             with admin.begin() as conn:
                 conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            admin.dispose()
         elif backend == "sqlite":
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{tmp}/bench-{rows}-{attempt}.db{suffix}").unlink(missing_ok=True)

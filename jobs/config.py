@@ -59,7 +59,7 @@ class ColumnGroup(_Strict):
     """
 
     column: str | None = None
-    columns: tuple[str, ...] | None = None
+    columns: tuple[str, ...] | None = Field(None, min_length=1)
     size: int | None = Field(None, ge=1, description="array length; needed with 'column' for embeddings")
 
     @model_validator(mode="after")

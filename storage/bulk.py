@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,23 +73,35 @@ class Reject:
     raw: str
 
 
-def _columns(model_id: int, rows: PredictionRows, ts_values: Sequence[Any]) -> list[Sequence[Any]]:
+_BLOB_COLUMNS: dict[str, np.dtype] = {"probabilities": FLOAT32, "numeric_features": FLOAT64, "embedding": FLOAT32}
+
+
+def _scalar_columns(rows: PredictionRows, ts_values: Sequence[Any]) -> dict[str, Sequence[Any]]:
+    """The columns other than ``model_id`` and the array-valued ones, as Python values."""
     n = len(rows)
     none: list[Any] = [None] * n
-    return [
-        [model_id] * n,
-        rows.prediction_id.tolist(),
-        ts_values,
-        rows.model_version.tolist(),
-        rows.predicted_label.tolist(),
-        rows.confidence.tolist(),
-        pack_rows(rows.probabilities, FLOAT32),
-        pack_rows(rows.numeric_features, FLOAT64) if rows.numeric_features is not None else none,
-        pack_categories(rows.categorical_features) if rows.categorical_features is not None else none,
-        pack_rows(rows.embedding, FLOAT32) if rows.embedding is not None else none,
-        rows.input_uri.tolist() if rows.input_uri is not None else none,
-        rows.mask_uri.tolist() if rows.mask_uri is not None else none,
-    ]
+    return {
+        "prediction_id": rows.prediction_id.tolist(),
+        "ts": ts_values,
+        "model_version": rows.model_version.tolist(),
+        "predicted_label": rows.predicted_label.tolist(),
+        "confidence": rows.confidence.tolist(),
+        "categorical_features": (
+            pack_categories(rows.categorical_features) if rows.categorical_features is not None else none
+        ),
+        "input_uri": rows.input_uri.tolist() if rows.input_uri is not None else none,
+        "mask_uri": rows.mask_uri.tolist() if rows.mask_uri is not None else none,
+    }
+
+
+def _copy_rows(model_id: int, rows: PredictionRows) -> list[tuple[Any, ...]]:
+    """Row tuples in :data:`PREDICTION_COLUMNS` order for PostgreSQL's binary COPY."""
+    columns = _scalar_columns(rows, pgcopy.timestamps(rows.ts))
+    columns["model_id"] = [model_id] * len(rows)
+    for name, dtype in _BLOB_COLUMNS.items():
+        array = getattr(rows, name)
+        columns[name] = pack_rows(array, dtype) if array is not None else [None] * len(rows)
+    return list(zip(*(columns[c] for c in PREDICTION_COLUMNS), strict=True))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,8 +112,11 @@ class SqliteBatch:
     an insert; here the scalar columns travel as one JSON array of per-row arrays and each
     array-valued column as one packed blob that SQLite slices with ``substr``. The whole
     batch is then stored by a single statement that runs in C with the GIL released, so
-    the next batch is validated meanwhile. (JSON numbers round-trip exactly: orjson writes
-    the shortest repr, and SQLite's JSON parser reads it back to the same double.)
+    the next batch is validated meanwhile. JSON numbers round-trip exactly: orjson writes
+    the shortest repr, and SQLite's JSON parser reads it back to the same double. Text does
+    too, except a NUL character (SQLite's JSON reader ends the text there) or a lone
+    surrogate, which validation quarantines on both backends. A batch whose JSON or blob
+    would pass :data:`SQLITE_VALUE_BYTES` goes as several statements.
     """
 
     rows_json: str
@@ -116,7 +131,7 @@ class SqliteBatch:
         return {"model_id": model_id, **{f.name: getattr(self, f.name) for f in fields(self)}}
 
 
-# The columns of each row's JSON array, in order; the array-valued ones come from blobs.
+# The columns of each row's JSON array, in order; the array-valued ones come from blobs (_BLOB_COLUMNS).
 _SQLITE_JSON_COLUMNS = (
     "prediction_id",
     "ts",
@@ -127,14 +142,13 @@ _SQLITE_JSON_COLUMNS = (
     "input_uri",
     "mask_uri",
 )
-_SQLITE_BLOB_COLUMNS = ("probabilities", "numeric_features", "embedding")
 
 
 def _sqlite_insert_sql() -> str:
     json_index = {name: i for i, name in enumerate(_SQLITE_JSON_COLUMNS)}
     values = [":model_id"]
     for name in PREDICTION_COLUMNS[1:]:
-        if name in _SQLITE_BLOB_COLUMNS:
+        if name in _BLOB_COLUMNS:
             values.append(f"substr(:{name}, r.key * :{name}_width + 1, :{name}_width)")
         else:
             values.append(f"json_extract(r.value, '$[{json_index[name]}]')")
@@ -149,45 +163,57 @@ def _sqlite_insert_sql() -> str:
 _SQLITE_INSERT = _sqlite_insert_sql()
 
 
-def _packed(array: np.ndarray | None, dtype: np.dtype) -> tuple[bytes | None, int]:
-    if array is None or array.shape[1] == 0:
+# Largest value bound to one statement. SQLite refuses any over SQLITE_LIMIT_LENGTH (1 GB by
+# default); a batch whose blob or JSON would pass this is split over several statements.
+SQLITE_VALUE_BYTES = 64 * 2**20
+
+_Packed = tuple[bytes | None, int]  # a column's rows packed back to back, and the bytes per row
+
+
+def _packed(array: np.ndarray | None, dtype: np.dtype) -> _Packed:
+    if array is None:
         return None, 0
     contiguous = np.ascontiguousarray(array, dtype=dtype)
     return contiguous.tobytes(), contiguous.shape[1] * dtype.itemsize
 
 
-def _sqlite_batch(rows: PredictionRows) -> SqliteBatch:
-    n = len(rows)
-    none: list[Any] = [None] * n
-    scalars = zip(
-        rows.prediction_id.tolist(),
-        sqlite_timestamps(rows.ts),
-        rows.model_version.tolist(),
-        rows.predicted_label.tolist(),
-        rows.confidence.tolist(),
-        pack_categories(rows.categorical_features) if rows.categorical_features is not None else none,
-        rows.input_uri.tolist() if rows.input_uri is not None else none,
-        rows.mask_uri.tolist() if rows.mask_uri is not None else none,
-        strict=True,
+def _sqlite_batches(rows: PredictionRows) -> tuple[SqliteBatch, ...]:
+    columns = _scalar_columns(rows, sqlite_timestamps(rows.ts))
+    scalars = list(zip(*(columns[c] for c in _SQLITE_JSON_COLUMNS), strict=True))
+    blobs = {name: _packed(getattr(rows, name), dtype) for name, dtype in _BLOB_COLUMNS.items()}
+    rows_json = orjson.dumps(scalars)
+    n = len(scalars)
+    row_bytes = max([len(rows_json) / max(n, 1)] + [width for _, width in blobs.values()])
+    step = max(1, int(SQLITE_VALUE_BYTES // max(row_bytes, 1.0)))
+    if step >= n:
+        return (_sqlite_batch(rows_json, blobs, 0, n),)
+    return tuple(
+        _sqlite_batch(orjson.dumps(scalars[start : start + step]), blobs, start, min(start + step, n))
+        for start in range(0, n, step)
     )
-    probabilities, probabilities_width = _packed(rows.probabilities, FLOAT32)
-    numeric, numeric_width = _packed(rows.numeric_features, FLOAT64)
-    embedding, embedding_width = _packed(rows.embedding, FLOAT32)
+
+
+def _sqlite_batch(rows_json: bytes, blobs: dict[str, _Packed], start: int, stop: int) -> SqliteBatch:
+    sliced = {
+        name: (data[start * width : stop * width] if data is not None else None, width)
+        for name, (data, width) in blobs.items()
+    }
     return SqliteBatch(
-        rows_json=orjson.dumps(list(scalars)).decode(),
-        probabilities=probabilities,
-        probabilities_width=probabilities_width,
-        numeric_features=numeric,
-        numeric_features_width=numeric_width,
-        embedding=embedding,
-        embedding_width=embedding_width,
+        rows_json=rows_json.decode(),
+        probabilities=sliced["probabilities"][0],
+        probabilities_width=sliced["probabilities"][1],
+        numeric_features=sliced["numeric_features"][0],
+        numeric_features_width=sliced["numeric_features"][1],
+        embedding=sliced["embedding"][0],
+        embedding_width=sliced["embedding"][1],
     )
 
 
 @dataclass(frozen=True, kw_only=True)
 class EncodedPredictions:
-    """Rows already in the driver's format: one :class:`SqliteBatch` for SQLite, tuples for
-    PostgreSQL's binary COPY (:mod:`storage.pgcopy`).
+    """Rows already in the driver's format: :class:`SqliteBatch` statements for SQLite (one,
+    or several for very wide rows), row tuples for PostgreSQL's binary COPY
+    (:mod:`storage.pgcopy`).
 
     Encoding is pure CPU work, so the ingest job does it on a worker thread while the
     previous batch is being written.
@@ -196,7 +222,8 @@ class EncodedPredictions:
     dialect: str
     model_id: int
     prediction_ids: list[str]
-    rows: SqliteBatch | list[tuple[Any, ...]]
+    sqlite_batches: tuple[SqliteBatch, ...] = ()
+    copy_rows: list[tuple[Any, ...]] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -205,12 +232,13 @@ class EncodedPredictions:
 
 def encode_predictions(dialect: str, model_id: int, rows: PredictionRows) -> EncodedPredictions:
     ids = rows.prediction_id.tolist()
-    encoded: SqliteBatch | list[tuple[Any, ...]]
     if dialect == "postgresql":
-        encoded = list(zip(*_columns(model_id, rows, pgcopy.timestamps(rows.ts)), strict=True))
-    else:
-        encoded = _sqlite_batch(rows)
-    return EncodedPredictions(dialect=dialect, model_id=model_id, prediction_ids=ids, rows=encoded)
+        return EncodedPredictions(
+            dialect=dialect, model_id=model_id, prediction_ids=ids, copy_rows=_copy_rows(model_id, rows)
+        )
+    return EncodedPredictions(
+        dialect=dialect, model_id=model_id, prediction_ids=ids, sqlite_batches=_sqlite_batches(rows)
+    )
 
 
 def write_predictions(conn: Connection, encoded: EncodedPredictions) -> int:
@@ -219,9 +247,14 @@ def write_predictions(conn: Connection, encoded: EncodedPredictions) -> int:
         return 0
     if encoded.dialect != conn.dialect.name:
         raise ValueError(f"rows encoded for {encoded.dialect}, connection is {conn.dialect.name}")
-    if isinstance(encoded.rows, SqliteBatch):
-        return int(conn.exec_driver_sql(_SQLITE_INSERT, encoded.rows.parameters(encoded.model_id)).rowcount)
-    return pgcopy.copy_predictions(conn, encoded.model_id, encoded.prediction_ids, encoded.rows, PREDICTION_COLUMNS)
+    if encoded.dialect == "postgresql":
+        return pgcopy.copy_predictions(
+            conn, encoded.model_id, encoded.prediction_ids, encoded.copy_rows, PREDICTION_COLUMNS
+        )
+    return sum(
+        int(conn.exec_driver_sql(_SQLITE_INSERT, batch.parameters(encoded.model_id)).rowcount)
+        for batch in encoded.sqlite_batches
+    )
 
 
 def insert_predictions(conn: Connection, model_id: int, rows: PredictionRows) -> int:
@@ -314,5 +347,11 @@ def prune_predictions(conn: Connection, model_id: int, older_than: datetime) -> 
 
 
 def raw_json(record: dict[str, Any]) -> str:
-    """A rejected row's content, kept whole for the quarantine."""
-    return json.dumps(record, default=str, ensure_ascii=False)
+    """A rejected row's content, kept whole for the quarantine (as storable text: control
+    characters, NUL included, are JSON escapes, and so is a lone surrogate)."""
+    text = json.dumps(record, default=str, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(record, default=str)
+    return text

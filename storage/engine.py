@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
@@ -25,20 +26,33 @@ def redact_url(url: str | URL) -> str:
     return parsed.update_query_dict(hidden).render_as_string(hide_password=True)
 
 
+def _parse(url: str | URL, what: str) -> URL:
+    try:
+        return make_url(url)
+    except Exception as exc:
+        raise ConfigError(f"{what} URL {redact_url(url)!r} cannot be parsed: {exc}") from exc
+
+
+def _sqlite_file(parsed: URL) -> Path | None:
+    """The file of a plain SQLite path URL, ``~`` expanded; None for memory and ``file:`` URIs."""
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database).expanduser()
+
+
 def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout.
 
     The parent folder of a SQLite file is created if missing.
     """
-    try:
-        parsed = make_url(url)
-    except Exception as exc:
-        raise ConfigError(f"database URL {redact_url(url)!r} cannot be parsed: {exc}") from exc
+    parsed = _parse(url, "database")
     kwargs: dict[str, Any] = {"echo": echo}
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database
-        if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = _sqlite_file(parsed)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            parsed = parsed.set(database=str(path))  # SQLite itself would not expand "~"
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
@@ -51,20 +65,23 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
 def make_source_engine(url: str | URL) -> Engine:
     """An engine for reading a production source, which driftkeeper must leave as it is.
 
-    Unlike :func:`make_engine` it sets no pragma (no WAL switch on somebody else's SQLite
-    file) and creates no file or folder: a SQLite source that does not exist is an error,
-    not a new empty database.
+    Unlike :func:`make_engine` it sets no pragma and creates no file or folder. A SQLite
+    source is opened read-only (``mode=ro``), so a missing file is an error, not a new empty
+    database; a PostgreSQL source gets read-only transactions.
     """
-    try:
-        parsed = make_url(url)
-    except Exception as exc:
-        raise ConfigError(f"source URL {redact_url(url)!r} cannot be parsed: {exc}") from exc
-    if parsed.get_backend_name() != "sqlite":
+    parsed = _parse(url, "source")
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True, execution_options={"postgresql_readonly": True})
+    if backend != "sqlite":
         return create_engine(parsed, pool_pre_ping=True)
-    database = parsed.database or ""
-    on_disk = database not in ("", ":memory:") and not database.startswith("file:")
-    if on_disk and not Path(database).expanduser().is_file():
-        raise BadInputError(redact_url(parsed), f"the source database file {database} does not exist")
+    path = _sqlite_file(parsed)
+    if path is not None:
+        if not path.is_file():
+            raise BadInputError(redact_url(parsed), f"the source database file {path} does not exist")
+        parsed = parsed.set(database=f"file:{quote(str(path.resolve()))}")
+    if (parsed.database or "").startswith("file:"):
+        parsed = parsed.update_query_dict({"mode": "ro", "uri": "true"})
     return create_engine(parsed, connect_args={"timeout": 30})
 
 

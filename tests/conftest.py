@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,16 +54,13 @@ class Database:
     session_factory: sessionmaker[Session]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty database: a SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'driftkeeper.db'}"
-        return
+@contextmanager
+def _fresh_postgres_schema(prefix: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL schema, dropped afterwards; skips where unreachable."""
     reason = postgres_skip_reason()
     if reason:
         pytest.skip(reason)
-    schema = f"dk_test_{uuid.uuid4().hex[:12]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
@@ -73,6 +71,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty database: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'driftkeeper.db'}"
+        return
+    with _fresh_postgres_schema("dk_test") as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_schema_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema for something other than driftkeeper's own database
+    (a production source, say)."""
+    with _fresh_postgres_schema("dk_other") as url:
+        yield url
 
 
 @pytest.fixture

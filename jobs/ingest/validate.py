@@ -128,11 +128,49 @@ def _text(value: object) -> str:
     return str(value)
 
 
-def _optional_texts(series: pd.Series | None) -> np.ndarray | None:
-    """An optional text column (URIs) as an object array with None where missing."""
+def _optional_texts(series: pd.Series | None, field: str, failures: _Failures) -> np.ndarray | None:
+    """An optional text column (URIs) as an object array with None where missing; other
+    scalars (an integer image id) become their text, as in :func:`_texts`."""
     if series is None:
         return None
-    return series.astype(object).where(~_missing(series), None).to_numpy(dtype=object)
+    missing = _missing(series)
+    values = series.to_numpy(dtype=object)
+    wrong = np.array([isinstance(v, list | dict | bytes | np.ndarray) for v in values], dtype=bool)
+    failures.add(wrong & ~missing, field, "expected a text value")
+    texts = np.array([None if m else _text(v) for v, m in zip(values, missing, strict=True)], dtype=object)
+    _unstorable(texts, field, failures)
+    return texts
+
+
+def _unstorable(values: np.ndarray, field: str, failures: _Failures) -> None:
+    """Text no database here stores as given: a NUL character (PostgreSQL refuses it, SQLite's
+    JSON reader cuts the text there) or a lone surrogate (not encodable as UTF-8)."""
+    texts = [v for v in values.tolist() if isinstance(v, str)]
+    joined = "".join(texts)
+    try:
+        joined.encode("utf-8")
+        if "\x00" not in joined:
+            return  # the common case: one check for the whole column
+    except UnicodeEncodeError:
+        pass
+    failures.add(
+        np.array([isinstance(v, str) and "\x00" in v for v in values], dtype=bool),
+        field,
+        "contains a NUL character, which cannot be stored",
+    )
+    failures.add(
+        np.array([isinstance(v, str) and not _encodable(v) for v in values], dtype=bool),
+        field,
+        "not valid Unicode text (a lone surrogate)",
+    )
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _numeric_block(raw: pd.DataFrame, names: Sequence[str], failures: _Failures) -> np.ndarray | None:
@@ -238,6 +276,7 @@ def validate_predictions(
 
     prediction_id = _texts(required("prediction_id"), columns.get("prediction_id", "prediction_id"), failures)
     _too_long(prediction_id, columns.get("prediction_id", "prediction_id"), failures)
+    _unstorable(prediction_id, columns.get("prediction_id", "prediction_id"), failures)
     ts = _timestamps(required("timestamp"), columns.get("timestamp", "timestamp"), failures)
     version_name = columns.get("model_version", "model_version")
     versions = _numbers(required("model_version"), version_name, failures)
@@ -295,13 +334,15 @@ def validate_predictions(
         categorical = pd.DataFrame(
             {f: _texts(required(f), columns.get(f, f), failures) for f in model.categorical_features}
         )
+        for f in model.categorical_features:
+            _unstorable(categorical[f].to_numpy(dtype=object), columns.get(f, f), failures)
     embedding = None
     if model.embedding is not None:
         width = model.embedding.width
         assert width is not None
         embedding = _arrays(raw, model.embedding, "embedding", width, failures)
-    input_uri = _optional_texts(field("input_uri"))
-    mask_uri = _optional_texts(field("mask_uri"))
+    input_uri = _optional_texts(field("input_uri"), columns.get("input_uri", "input_uri"), failures)
+    mask_uri = _optional_texts(field("mask_uri"), columns.get("mask_uri", "mask_uri"), failures)
 
     good = ~failures.bad
     rows = PredictionRows(
@@ -342,12 +383,13 @@ def validate_labels(
     mask_name = columns.get("mask_uri", "mask_uri")
     time_name = columns.get("labelled_at", "labelled_at")
     segmentation = model.task == "segmentation"
-    masks = _optional_texts(_column(raw, mask_name)) if segmentation else None
+    masks = _optional_texts(_column(raw, mask_name), mask_name, failures) if segmentation else None
     has_mask = np.array([m is not None for m in masks], dtype=bool) if masks is not None else np.zeros(n, dtype=bool)
     if id_name not in raw.columns:
         failures.add(np.ones(n, dtype=bool), id_name, f"missing field {id_name!r}")
     ids = _texts(raw[id_name], id_name, failures) if id_name in raw.columns else np.array([""] * n, dtype=object)
     _too_long(ids, id_name, failures)
+    _unstorable(ids, id_name, failures)
     either = f" (give a class label or a {mask_name!r})" if segmentation else ""
     if label_name in raw.columns:
         label_series = raw[label_name]

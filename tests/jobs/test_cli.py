@@ -40,6 +40,15 @@ def test_a_bad_config_names_the_file_and_the_key(runner, workdir):
     assert "'classification' or 'segmentation'" in result.output
 
 
+def test_an_empty_column_list_is_a_config_error(runner, workdir):
+    (workdir / "driftkeeper.yaml").write_text(
+        "models:\n  - name: m\n    class_labels: [a, b]\n    embedding: {columns: []}\n"
+    )
+    result = runner.invoke(app, ["status"])
+    assert result.exit_code == 1
+    assert "models[m].embedding.columns" in result.output and "at least 1 item" in result.output
+
+
 def test_status_json_on_a_fresh_database(runner, workdir):
     result = runner.invoke(app, ["status", "--json"])
     assert result.exit_code == 0, result.output

@@ -212,3 +212,44 @@ def test_an_overlong_prediction_id_is_quarantined_not_fatal(database, drop):
     assert (report.inserted, report.quarantined) == (2, 1)
     with database.session_factory() as s:
         assert s.scalar(select(QuarantinedRow.reason)) == "longer than 200 characters"
+
+
+def test_text_no_database_stores_as_given_is_quarantined_on_both_backends(database, drop):
+    """A NUL character (PostgreSQL refuses it; SQLite's JSON reader would cut the text there,
+    merging distinct ids) or a lone surrogate sends the row to quarantine naming the field."""
+    settings = settings_for(database.url, {"kind": "files", "path": str(drop)})
+    _register(database, settings)
+    rows = make_rows(6)
+    rows[0]["prediction_id"] = "batch7\u0000a"
+    rows[1]["prediction_id"] = "batch7\u0000b"
+    rows[2]["input_uri"] = "images/\ud800.png"
+    rows[3]["device"] = "mid\u0000"
+    drop.mkdir()
+    (drop / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))  # \u escapes, as apps send them
+    report = ingest(database.session_factory, settings)[0]
+    assert (report.inserted, report.quarantined) == (2, 4)
+    with database.session_factory() as s:
+        reasons = {(q.position, q.field, q.reason) for q in s.scalars(select(QuarantinedRow))}
+        stored = set(s.scalars(select(PredictionLog.prediction_id)))
+    assert reasons == {
+        ("line 1", "prediction_id", "contains a NUL character, which cannot be stored"),
+        ("line 2", "prediction_id", "contains a NUL character, which cannot be stored"),
+        ("line 3", "input_uri", "not valid Unicode text (a lone surrogate)"),
+        ("line 4", "device", "contains a NUL character, which cannot be stored"),
+    }
+    assert stored == {"p00004", "p00005"}
+
+
+def test_non_text_uris_are_stored_as_their_text(database, drop):
+    """An integer image id in the URI column is stored as its text on both backends."""
+    settings = settings_for(database.url, {"kind": "files", "path": str(drop)})
+    _register(database, settings)
+    rows = make_rows(3)
+    for i, row in enumerate(rows):
+        row["input_uri"] = 1000 + i
+    rows[2]["input_uri"] = None
+    write_jsonl(drop / "a.jsonl", rows)
+    assert ingest(database.session_factory, settings)[0].inserted == 3
+    with database.session_factory() as s:
+        uris = s.execute(select(PredictionLog.prediction_id, PredictionLog.input_uri)).all()
+    assert sorted(uris) == [("p00000", "1000"), ("p00001", "1001"), ("p00002", None)]

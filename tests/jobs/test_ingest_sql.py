@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 
 import pytest
 from logdata import make_rows, settings_for, write_sqlite_source
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import OperationalError
 
 from drift.errors import BadInputError
 from jobs.ingest.run import Ingestor, ingest
 from storage import bulk, repository
+from storage.engine import make_source_engine
 from storage.models import PredictionLog, QuarantinedRow
 
 
@@ -155,8 +158,6 @@ def test_a_new_row_without_timestamp_is_quarantined_even_with_a_lower_id(databas
 
 def test_the_source_database_is_left_as_it_was(database, source_db):
     """Reading a SQLite source switches none of its settings (no WAL on the app's file)."""
-    import sqlite3
-
     settings = _settings(database, source_db)
     write_sqlite_source(source_db, make_rows(5))
     with sqlite3.connect(source_db) as conn:
@@ -173,3 +174,61 @@ def test_a_missing_source_database_is_an_error_naming_it_and_nothing_is_created(
     with pytest.raises(BadInputError, match=r"production\.db does not exist"):
         ingest(database.session_factory, settings)
     assert not missing.parent.exists()
+
+
+def test_a_sqlite_source_is_opened_read_only(tmp_path, monkeypatch):
+    """Even a statement that would write cannot change the app's database; ``~`` is expanded."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_sqlite_source(tmp_path / "app db.sqlite", make_rows(2))
+    engine = make_source_engine("sqlite:///~/app db.sqlite")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM prediction_log")).scalar() == 2
+        with pytest.raises(OperationalError, match="readonly"):
+            conn.execute(text("DELETE FROM prediction_log"))
+    engine.dispose()
+    with sqlite3.connect(tmp_path / "app db.sqlite") as conn:
+        assert conn.execute("SELECT count(*) FROM prediction_log").fetchone()[0] == 2
+
+
+@pytest.fixture
+def postgres_source(postgres_schema_url):
+    """A 'production' table in its own PostgreSQL schema; yields (url, write rows)."""
+    engine = create_engine(postgres_schema_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TABLE prediction_log (id bigint PRIMARY KEY, prediction_id text, "
+                "logged_at timestamptz, model_version integer, brightness double precision, "
+                "sharpness double precision, device text, probabilities text, embedding text, "
+                "predicted_label text, confidence double precision, input_uri text)"
+            )
+        )
+    names = [
+        "id", "prediction_id", "logged_at", "model_version", "brightness", "sharpness", "device",
+        "probabilities", "embedding", "predicted_label", "confidence", "input_uri",
+    ]  # fmt: skip
+    values = ", ".join(":" + ("timestamp" if n == "logged_at" else n) for n in names)
+
+    def write(rows):
+        with engine.begin() as conn:
+            conn.execute(text(f"INSERT INTO prediction_log ({', '.join(names)}) VALUES ({values})"), rows)
+
+    yield postgres_schema_url, write
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_postgresql_source_is_read_incrementally(database, postgres_source):
+    url, write = postgres_source
+    settings = settings_for(
+        database.url,
+        {"kind": "sql", "url": url, "table": "prediction_log", "columns": {"timestamp": "logged_at"}},
+    )
+    with database.session_factory.begin() as s:
+        repository.register_version(s, repository.ensure_model(s, "pets", "classification"), 1)
+    write(make_rows(12))
+    first = ingest(database.session_factory, settings)[0]
+    write(make_rows(5, seed=1, start_index=12))
+    second = ingest(database.session_factory, settings)[0]
+    assert (first.inserted, second.rows_read, second.inserted) == (12, 5, 5)
+    assert _ids(database) == [f"p{k:05d}" for k in range(17)]

@@ -154,3 +154,22 @@ def test_postgres_copy_racing_another_writer_falls_back_to_the_staging_table(dat
     with database.session_factory() as s:
         stored = sorted(s.scalars(select(PredictionLog.prediction_id)))
     assert stored == sorted(ids)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the statement size limit is SQLite's
+def test_a_batch_too_large_for_one_sqlite_statement_is_split(database, monkeypatch):
+    """Rows whose packed blobs would pass the per-value limit go as several statements of
+    one transaction; every row is stored once and duplicates across the pieces are skipped."""
+    monkeypatch.setattr(bulk, "SQLITE_VALUE_BYTES", 1_000)  # ~7 rows a statement
+    rows = _random_rows(60, seed=6)
+    encoded = bulk.encode_predictions("sqlite", 1, rows)
+    assert len(encoded.sqlite_batches) > 5
+    with database.session_factory.begin() as s:
+        model_id = repository.ensure_model(s, "m", "classification").id
+        assert bulk.insert_predictions(s.connection(), model_id, rows) == 60
+        assert bulk.insert_predictions(s.connection(), model_id, rows) == 0
+    with database.session_factory() as s:
+        stored = list(s.scalars(select(PredictionLog).order_by(PredictionLog.id)))
+    assert [r.prediction_id for r in stored] == rows.prediction_id.tolist()
+    assert np.array_equal(unpack_rows([r.numeric_features for r in stored], 4, FLOAT64), rows.numeric_features)
+    assert np.array_equal(unpack_rows([r.embedding for r in stored], 5, FLOAT32), rows.embedding)
