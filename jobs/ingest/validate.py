@@ -134,10 +134,14 @@ def _optional_texts(series: pd.Series | None, field: str, failures: _Failures) -
     if series is None:
         return None
     missing = _missing(series)
-    values = series.to_numpy(dtype=object)
-    wrong = np.array([isinstance(v, list | dict | bytes | np.ndarray) for v in values], dtype=bool)
-    failures.add(wrong & ~missing, field, "expected a text value")
-    texts = np.array([None if m else _text(v) for v, m in zip(values, missing, strict=True)], dtype=object)
+    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:  # text already (Parquet, CSV)
+        texts = series.to_numpy(dtype=object, na_value=None)
+        texts[missing] = None
+    else:
+        values = series.to_numpy(dtype=object)
+        wrong = np.array([isinstance(v, list | dict | bytes | np.ndarray) for v in values], dtype=bool)
+        failures.add(wrong & ~missing, field, "expected a text value")
+        texts = np.array([None if m else _text(v) for v, m in zip(values, missing, strict=True)], dtype=object)
     _unstorable(texts, field, failures)
     return texts
 
