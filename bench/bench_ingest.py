@@ -7,6 +7,7 @@ a fresh subprocess so that peak RSS belongs to that case alone.
     .venv/bin/python bench/bench_ingest.py                 # 100k and 1M rows, both backends, median of 3
     .venv/bin/python bench/bench_ingest.py --rows 100000 --backends sqlite --repeat 5
     .venv/bin/python bench/bench_ingest.py --source sql    # from a table in a SQLite "production" database
+    .venv/bin/python bench/bench_ingest.py --labels        # then late labels for half of the rows
     BENCH_BATCH=50000 .venv/bin/python bench/bench_ingest.py   # another ingest.batch_size (default 10,000)
 """
 
@@ -68,7 +69,24 @@ def write_sql_source(database: Path, folder: Path) -> None:
         conn.execute("CREATE INDEX ix_predictions_watermark ON predictions (timestamp, prediction_id)")
 
 
-def settings_dict(database_url: str, source: Path) -> dict:
+def write_labels(folder: Path, source: Path, share: float = 0.5, seed: int = 1) -> None:
+    """Late labels for a share of the predictions in the Parquet drop ``source``."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for part in sorted(source.glob("*.parquet")):
+        ids = pd.read_parquet(part, columns=["prediction_id", "timestamp"])
+        picked = ids[rng.random(len(ids)) < share]
+        labels = pd.DataFrame(
+            {
+                "prediction_id": picked["prediction_id"],
+                "label": rng.choice(CLASSES, size=len(picked)),
+                "labelled_at": picked["timestamp"] + pd.Timedelta(days=3),
+            }
+        )
+        labels.to_parquet(folder / part.name, index=False)
+
+
+def settings_dict(database_url: str, source: Path, labels: Path | None = None) -> dict:
     if source.is_file():  # a SQLite "production" database; a folder is a drop of Parquet files
         predictions = {
             "kind": "sql",
@@ -90,6 +108,7 @@ def settings_dict(database_url: str, source: Path) -> dict:
                 "probabilities": {"columns": PROBS},
                 "embedding": {"columns": EMBEDDING},
                 "predictions": predictions,
+                **({"labels": {"kind": "files", "path": str(labels)}} if labels is not None else {}),
             }
         ],
     }
@@ -110,7 +129,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_case(database_url: str, folder: Path) -> dict:
+def run_case(database_url: str, folder: Path, labels: Path | None = None) -> dict:
     """Runs in the child: migrate, register version 1, ingest everything; report."""
     from jobs.config import Settings
     from jobs.ingest.run import ingest
@@ -118,7 +137,7 @@ def run_case(database_url: str, folder: Path) -> dict:
     from storage.engine import make_engine, make_session_factory
     from storage.migrate import upgrade
 
-    settings = Settings(**settings_dict(database_url, folder))
+    settings = Settings(**settings_dict(database_url, folder, labels))
     engine = make_engine(database_url)
     upgrade(engine)
     factory = make_session_factory(engine)
@@ -128,15 +147,18 @@ def run_case(database_url: str, folder: Path) -> dict:
     reports = ingest(factory, settings)
     seconds = time.perf_counter() - start
     peak_mb = peak_rss_mb()
+    by_stream = {r.stream: r for r in reports}
     return {
-        "inserted": reports[0].inserted,
-        "seconds": seconds,
+        "inserted": by_stream["predictions"].inserted,
+        "seconds": by_stream["predictions"].seconds if labels is not None else seconds,
+        "labels": by_stream["labels"].inserted if labels is not None else 0,
+        "labels_seconds": by_stream["labels"].seconds if labels is not None else 0.0,
         "peak_mb": peak_mb,
-        "quarantined": reports[0].quarantined,
+        "quarantined": by_stream["predictions"].quarantined,
     }
 
 
-def run_once(backend: str, rows: int, folder: Path, tmp: str, attempt: int) -> dict:
+def run_once(backend: str, rows: int, folder: Path, tmp: str, attempt: int, labels: Path | None) -> dict:
     """One ingest of the whole source into a fresh database, in a fresh subprocess."""
     schema = None
     if backend == "sqlite":
@@ -151,7 +173,10 @@ def run_once(backend: str, rows: int, folder: Path, tmp: str, attempt: int) -> d
         url = f"{PG_URL}?options=-csearch_path%3D{schema}"
     try:
         out = subprocess.run(
-            [sys.executable, __file__, "--child", url, str(folder)], check=True, capture_output=True, text=True
+            [sys.executable, __file__, "--child", url, str(folder), str(labels or "")],
+            check=True,
+            capture_output=True,
+            text=True,
         )
         result = json.loads(out.stdout.strip().splitlines()[-1])
     finally:
@@ -174,12 +199,14 @@ def main() -> None:
         "--source", choices=["files", "sql"], default="files", help="Parquet drops, or a table in a SQLite database"
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the table shows the median")
-    parser.add_argument("--child", nargs=2, metavar=("URL", "FOLDER"), help=argparse.SUPPRESS)
+    parser.add_argument("--labels", action="store_true", help="also ingest late labels for half of the rows")
+    parser.add_argument("--child", nargs=3, metavar=("URL", "SOURCE", "LABELS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_case(args.child[0], Path(args.child[1]))))
+        print(json.dumps(run_case(args.child[0], Path(args.child[1]), Path(args.child[2]) if args.child[2] else None)))
         return
-    print(f"{'backend':<11} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'min-max rows/s':>16} {'peak RSS MB':>12}")
+    header = f"{'backend':<11} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'min-max rows/s':>16} {'peak RSS MB':>12}"
+    print(header + (f" {'labels':>9} {'labels/s':>9}" if args.labels else ""))
     with tempfile.TemporaryDirectory() as tmp:
         for rows in [int(r) for r in args.rows.split(",")]:
             folder = Path(tmp) / f"src-{rows}"
@@ -187,16 +214,22 @@ def main() -> None:
             if args.source == "sql":
                 write_sql_source(Path(tmp) / f"source-{rows}.db", folder)
                 folder = Path(tmp) / f"source-{rows}.db"
+            labels = None
+            if args.labels:
+                labels = Path(tmp) / f"labels-{rows}"
+                write_labels(labels, Path(tmp) / f"src-{rows}")
             for backend in args.backends.split(","):
-                results = [run_once(backend, rows, folder, tmp, attempt) for attempt in range(args.repeat)]
+                results = [run_once(backend, rows, folder, tmp, attempt, labels) for attempt in range(args.repeat)]
                 seconds = statistics.median(r["seconds"] for r in results)
                 rates = sorted(rows / r["seconds"] for r in results)
                 peak = max(r["peak_mb"] for r in results)
                 spread = f"{rates[0] / 1000:,.0f}k-{rates[-1] / 1000:,.0f}k"
-                print(
-                    f"{backend:<11} {rows:>9,} {seconds:>8.2f} {rows / seconds:>9,.0f} {spread:>16} {peak:>12,.0f}",
-                    flush=True,
-                )
+                line = f"{backend:<11} {rows:>9,} {seconds:>8.2f} {rows / seconds:>9,.0f} {spread:>16} {peak:>12,.0f}"
+                if labels is not None:
+                    n_labels = results[0]["labels"]
+                    label_seconds = statistics.median(r["labels_seconds"] for r in results)
+                    line += f" {n_labels:>9,} {n_labels / label_seconds:>9,.0f}"
+                print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import orjson
 import pandas as pd
 from sqlalchemy import Connection, delete, exists
 from sqlalchemy import insert as insert_into
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from storage import pgcopy
 from storage.codec import FLOAT32, FLOAT64, pack_categories, pack_rows
@@ -282,17 +282,23 @@ def upsert_labels(
     mask_uris: Sequence[str | None] | None = None,
 ) -> int:
     """Store labels; a label newer than the stored one for the same prediction replaces it
-    (with its true mask's URI, where given: segmentation models)."""
+    (with its true mask's URI, where given: segmentation models). Returns how many labels
+    were stored or replaced."""
     if len(prediction_ids) == 0:
         return 0
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    masks = mask_uris if mask_uris is not None else [None] * len(prediction_ids)
-    latest: dict[str, dict[str, Any]] = {}  # one row per prediction: PostgreSQL refuses to upsert a row twice
-    for p, lab, t, m in zip(prediction_ids, labels, labelled_at.to_pydatetime(), masks, strict=True):
-        if p not in latest or t >= latest[p]["labelled_at"]:
-            latest[p] = {"model_id": model_id, "prediction_id": p, "label": lab, "labelled_at": t, "mask_uri": m}
-    records = list(latest.values())
-    base = insert(Label)
+    # one row per prediction, the latest (the later row on a tie): an upsert may touch a row once
+    order = pd.DataFrame({"prediction_id": np.asarray(prediction_ids, dtype=object), "labelled_at": labelled_at})
+    keep = (
+        order.sort_values("labelled_at", kind="stable").drop_duplicates("prediction_id", keep="last").index.to_numpy()
+    )
+    ids = np.asarray(prediction_ids, dtype=object)[keep].tolist()
+    texts = np.asarray(labels, dtype=object)[keep].tolist()
+    masks = np.asarray(mask_uris, dtype=object)[keep].tolist() if mask_uris is not None else [None] * len(keep)
+    times = pd.DatetimeIndex(labelled_at[keep])
+    if conn.dialect.name == "postgresql":
+        rows = list(zip([model_id] * len(ids), ids, texts, pgcopy.timestamps(times), masks, strict=True))
+        return pgcopy.upsert_labels(conn, rows)
+    base = sqlite.insert(Label)
     stmt = base.on_conflict_do_update(
         index_elements=["model_id", "prediction_id"],
         set_={
@@ -302,6 +308,10 @@ def upsert_labels(
         },
         where=base.excluded.labelled_at >= Label.labelled_at,
     ).returning(Label.id)  # rowcount of an executemany is not reliable on every driver
+    records = [
+        {"model_id": model_id, "prediction_id": p, "label": lab, "labelled_at": t, "mask_uri": m}
+        for p, lab, t, m in zip(ids, texts, times.to_pydatetime(), masks, strict=True)
+    ]
     total = 0
     for start in range(0, len(records), 5000):
         total += len(conn.execute(stmt, records[start : start + 5000]).all())

@@ -1,4 +1,4 @@
-"""PostgreSQL's side of the bulk prediction write: binary ``COPY`` through psycopg.
+"""PostgreSQL's side of the bulk writes: binary ``COPY`` through psycopg.
 
 Rows are tuples in the table's column order, written with psycopg's C row formatter. The
 batch's ids already stored for the model are dropped first, so the common case, all rows
@@ -41,6 +41,13 @@ _STAGING_TABLE = (
     "numeric_features bytea, categorical_features text, embedding bytea, input_uri text, mask_uri text) "
     "ON COMMIT DELETE ROWS"
 )
+_LABEL_STAGING_TABLE = (
+    "CREATE TEMP TABLE IF NOT EXISTS _dk_stage_labels "
+    "(model_id integer, prediction_id varchar(200), label varchar(200), labelled_at timestamptz, mask_uri text) "
+    "ON COMMIT DELETE ROWS"
+)
+_LABEL_COLUMNS = "model_id, prediction_id, label, labelled_at, mask_uri"
+_LABEL_TYPES = ["int4", "text", "text", "int8", "text"]
 _POSTGRES_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00:00Z in microseconds since 1970
 
 
@@ -101,3 +108,22 @@ def _copy(driver: Any, statement: str, types: list[str], rows: list[tuple[Any, .
         copy.set_types(types)
         for row in rows:
             copy.write_row(row)
+
+
+def upsert_labels(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> int:
+    """Labels (model_id, prediction_id, label, labelled_at as :func:`timestamps`, mask_uri),
+    one per prediction: COPY into a staging table, then one upsert where a newer label
+    replaces the stored one. Returns how many labels were stored or replaced."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")  # committed with its file progress or watermark
+    conn.exec_driver_sql(_LABEL_STAGING_TABLE)
+    conn.exec_driver_sql("TRUNCATE _dk_stage_labels")
+    _copy(driver, f"COPY _dk_stage_labels ({_LABEL_COLUMNS}) FROM STDIN (FORMAT binary)", _LABEL_TYPES, list(rows))
+    result = conn.exec_driver_sql(
+        f"INSERT INTO labels ({_LABEL_COLUMNS}) SELECT {_LABEL_COLUMNS} FROM _dk_stage_labels "
+        "ON CONFLICT (model_id, prediction_id) DO UPDATE SET label = excluded.label, "
+        "labelled_at = excluded.labelled_at, mask_uri = excluded.mask_uri "
+        "WHERE excluded.labelled_at >= labels.labelled_at"
+    )
+    return int(result.rowcount)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 
 from storage import bulk, repository
 from storage.codec import FLOAT32, FLOAT64, unpack_rows
-from storage.models import PredictionLog
+from storage.models import Label, PredictionLog
 
 
 def _rows(ids, uri=None):
@@ -173,3 +173,23 @@ def test_a_batch_too_large_for_one_sqlite_statement_is_split(database, monkeypat
     assert [r.prediction_id for r in stored] == rows.prediction_id.tolist()
     assert np.array_equal(unpack_rows([r.numeric_features for r in stored], 4, FLOAT64), rows.numeric_features)
     assert np.array_equal(unpack_rows([r.embedding for r in stored], 5, FLOAT32), rows.embedding)
+
+
+def test_labels_upsert_keeps_the_newest_and_counts_what_changed(database):
+    def at(*hours):
+        return pd.DatetimeIndex([pd.Timestamp("2026-11-02", tz="UTC") + pd.Timedelta(hours=h) for h in hours])
+
+    with database.session_factory.begin() as s:
+        model_id = repository.ensure_model(s, "m", "classification").id
+        conn = s.connection()
+        # within a batch: the newest label of a prediction wins, the later row on a tie
+        stored = bulk.upsert_labels(
+            conn, model_id, ["a", "a", "b", "b", "c"], ["x", "y", "x", "z", "x"], at(2, 1, 3, 3, 1)
+        )
+        assert stored == 3
+        # across batches: an older label changes nothing, a newer or equally new one replaces
+        stored = bulk.upsert_labels(conn, model_id, ["a", "b", "c", "d"], ["old", "same", "new", "x"], at(0, 3, 5, 1))
+        assert stored == 3
+    with database.session_factory() as s:
+        got = {r.prediction_id: (r.label, r.labelled_at.hour) for r in s.scalars(select(Label))}
+    assert got == {"a": ("x", 2), "b": ("same", 3), "c": ("new", 5), "d": ("x", 1)}
