@@ -7,6 +7,7 @@ a fresh subprocess so that peak RSS belongs to that case alone.
     .venv/bin/python bench/bench_ingest.py                 # 100k and 1M rows, both backends, median of 3
     .venv/bin/python bench/bench_ingest.py --rows 100000 --backends sqlite --repeat 5
     .venv/bin/python bench/bench_ingest.py --source sql    # from a table in a SQLite "production" database
+    .venv/bin/python bench/bench_ingest.py --source jsonl  # JSON-lines drops (or csv)
     .venv/bin/python bench/bench_ingest.py --labels        # then late labels for half of the rows
     BENCH_BATCH=50000 .venv/bin/python bench/bench_ingest.py   # another ingest.batch_size (default 10,000)
 """
@@ -67,6 +68,18 @@ def write_sql_source(database: Path, folder: Path) -> None:
             frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
             frame.to_sql("predictions", conn, if_exists="append", index=False, chunksize=50_000)
         conn.execute("CREATE INDEX ix_predictions_watermark ON predictions (timestamp, prediction_id)")
+
+
+def convert_drop(folder: Path, target: Path, fmt: str) -> None:
+    """The Parquet drop as JSON lines or CSV files (one key or column per value)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for part in sorted(folder.glob("*.parquet")):
+        frame = pd.read_parquet(part)
+        frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+        if fmt == "jsonl":
+            frame.to_json(target / f"{part.stem}.jsonl", orient="records", lines=True, double_precision=15)
+        else:
+            frame.to_csv(target / f"{part.stem}.csv", index=False)
 
 
 def write_labels(folder: Path, source: Path, share: float = 0.5, seed: int = 1) -> None:
@@ -196,7 +209,10 @@ def main() -> None:
     parser.add_argument("--rows", default="100000,1000000")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument(
-        "--source", choices=["files", "sql"], default="files", help="Parquet drops, or a table in a SQLite database"
+        "--source",
+        choices=["files", "jsonl", "csv", "sql"],
+        default="files",
+        help="Parquet drops (files), JSON-lines or CSV drops, or a table in a SQLite database",
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the table shows the median")
     parser.add_argument("--labels", action="store_true", help="also ingest late labels for half of the rows")
@@ -211,6 +227,9 @@ def main() -> None:
         for rows in [int(r) for r in args.rows.split(",")]:
             folder = Path(tmp) / f"src-{rows}"
             write_source(folder, rows)
+            if args.source in ("jsonl", "csv"):
+                convert_drop(folder, Path(tmp) / f"{args.source}-{rows}", args.source)
+                folder = Path(tmp) / f"{args.source}-{rows}"
             if args.source == "sql":
                 write_sql_source(Path(tmp) / f"source-{rows}.db", folder)
                 folder = Path(tmp) / f"source-{rows}.db"

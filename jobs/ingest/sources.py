@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pandas as pd
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
@@ -184,8 +184,9 @@ def _jsonl_batches(path: Path, batch_size: int, skip: int) -> Iterator[RawBatch]
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
+                # ~2.5x json's speed; NaN, Infinity and lone surrogates (\\ud800) are not valid JSON here
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
                 rejects.append(
                     Reject(
                         position=f"line {number}",
@@ -208,40 +209,14 @@ def _jsonl_batches(path: Path, batch_size: int, skip: int) -> Iterator[RawBatch]
                         )
                     )
             if len(records) + len(rejects) >= batch_size:
-                yield _records_batch(records, positions, rejects, consumed)
+                yield RawBatch(
+                    frame=pd.DataFrame.from_records(records), positions=positions, rejects=rejects, consumed=consumed
+                )
                 records, positions, rejects = [], [], []
     if records or rejects or consumed == skip:
-        yield _records_batch(records, positions, rejects, consumed)
-
-
-def _records_batch(
-    records: list[dict[str, Any]], positions: list[str], rejects: list[Reject], consumed: int
-) -> RawBatch:
-    """Parsed JSON lines as a batch. A ``\\ud800``-style escape parses to a lone surrogate, which
-    no text column can hold: such a line is rejected naming its field, and the rest go on."""
-    try:
-        frame = pd.DataFrame.from_records(records)
-    except UnicodeEncodeError:
-        kept: list[dict[str, Any]] = []
-        kept_positions: list[str] = []
-        for record, position in zip(records, positions, strict=True):
-            bad = next((k for k, v in record.items() if not _utf8_encodable(v)), None)
-            if bad is None:
-                kept.append(record)
-                kept_positions.append(position)
-            else:
-                reason = "not valid Unicode text (a lone surrogate)"
-                rejects.append(Reject(position=position, field=str(bad), reason=reason, raw=raw_json(record)))
-        frame, positions = pd.DataFrame.from_records(kept), kept_positions
-    return RawBatch(frame=frame, positions=positions, rejects=rejects, consumed=consumed)
-
-
-def _utf8_encodable(value: Any) -> bool:
-    try:
-        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+        yield RawBatch(
+            frame=pd.DataFrame.from_records(records), positions=positions, rejects=rejects, consumed=consumed
+        )
 
 
 def _csv_batches(path: Path, batch_size: int, skip: int) -> Iterator[RawBatch]:

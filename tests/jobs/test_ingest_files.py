@@ -10,6 +10,7 @@ from logdata import CLASSES, make_rows, settings_for, write_jsonl
 from sqlalchemy import func, select
 
 from jobs.ingest.run import Ingestor, ingest
+from jobs.ingest.validate import validate_predictions
 from storage import repository
 from storage.codec import FLOAT32, unpack_rows
 from storage.models import Label, PredictionLog, QuarantinedRow
@@ -216,7 +217,8 @@ def test_an_overlong_prediction_id_is_quarantined_not_fatal(database, drop):
 
 def test_text_no_database_stores_as_given_is_quarantined_on_both_backends(database, drop):
     """A NUL character (PostgreSQL refuses it; SQLite's JSON reader would cut the text there,
-    merging distinct ids) or a lone surrogate sends the row to quarantine naming the field."""
+    merging distinct ids) sends the row to quarantine naming the field; a lone surrogate
+    escape makes the line invalid JSON."""
     settings = settings_for(database.url, {"kind": "files", "path": str(drop)})
     _register(database, settings)
     rows = make_rows(6)
@@ -234,7 +236,7 @@ def test_text_no_database_stores_as_given_is_quarantined_on_both_backends(databa
     assert reasons == {
         ("line 1", "prediction_id", "contains a NUL character, which cannot be stored"),
         ("line 2", "prediction_id", "contains a NUL character, which cannot be stored"),
-        ("line 3", "input_uri", "not valid Unicode text (a lone surrogate)"),
+        ("line 3", None, "not valid JSON: no low surrogate in string"),
         ("line 4", "device", "contains a NUL character, which cannot be stored"),
     }
     assert stored == {"p00004", "p00005"}
@@ -253,3 +255,17 @@ def test_non_text_uris_are_stored_as_their_text(database, drop):
     with database.session_factory() as s:
         uris = s.execute(select(PredictionLog.prediction_id, PredictionLog.input_uri)).all()
     assert sorted(uris) == [("p00000", "1000"), ("p00001", "1001"), ("p00002", None)]
+
+
+def test_validation_quarantines_lone_surrogates_from_any_source():
+    """Sources other than JSON lines (a DataFrame built by a custom reader, say) may carry a
+    lone surrogate, which no database encoding can store: the row is rejected naming the field."""
+    settings = settings_for("sqlite://", {"kind": "files", "path": "unused"})
+    raw = pd.DataFrame(make_rows(2)).astype({"input_uri": object})
+    raw.loc[1, "input_uri"] = "images/\ud800.png"
+    rows, rejects = validate_predictions(raw, ["row 1", "row 2"], settings.models[0], {}, {1}, 1e-3)
+    assert rows.prediction_id.tolist() == ["p00000"]
+    assert [(r.position, r.field, r.reason) for r in rejects] == [
+        ("row 2", "input_uri", "not valid Unicode text (a lone surrogate)")
+    ]
+    assert "\\ud800" in rejects[0].raw  # kept whole, as storable text
