@@ -179,14 +179,17 @@ def _encodable(text: str) -> bool:
 
 def _numeric_block(raw: pd.DataFrame, names: Sequence[str], failures: _Failures) -> np.ndarray | None:
     """Columns that are all present and numeric, converted at once; None to go column by column."""
-    if not names or any(
-        name not in raw.columns
-        or not pd.api.types.is_numeric_dtype(raw[name].dtype)
-        or pd.api.types.is_bool_dtype(raw[name].dtype)
-        for name in names
-    ):
+    if not names or any(name not in raw.columns for name in names):
         return None
-    block = raw[list(names)].to_numpy(dtype=np.float64, na_value=np.nan)
+    dtypes = [raw[name].dtype for name in names]
+    if all(pd.api.types.is_numeric_dtype(d) and not pd.api.types.is_bool_dtype(d) for d in dtypes):
+        block = raw[list(names)].to_numpy(dtype=np.float64, na_value=np.nan)
+    elif all(pd.api.types.is_string_dtype(d) for d in dtypes):  # text, as CSV gives it
+        block = _parse_numbers(raw[list(names)])
+        if block is None:
+            return None
+    else:
+        return None
     bad = ~np.isfinite(block)
     if bad.any():
         rows = np.flatnonzero(bad.any(axis=1))
@@ -202,6 +205,19 @@ def _numeric_block(raw: pd.DataFrame, names: Sequence[str], failures: _Failures)
             infinite[picked[~np.isnan(values)]] = True
             failures.add(infinite, name, "not a finite number")
     return block
+
+
+def _parse_numbers(frame: pd.DataFrame) -> np.ndarray | None:
+    """Text cells parsed as numbers, correctly rounded (as ``float()`` parses them; pandas'
+    ``to_numeric`` may be one bit off); None if any cell is not a plain number (a blank, a
+    word, "nan"), for the column-by-column path to name each bad cell."""
+    n = len(frame)
+    try:
+        columns = [np.fromiter(map(float, frame[name].tolist()), dtype=np.float64, count=n) for name in frame.columns]
+    except (TypeError, ValueError):
+        return None
+    block = np.column_stack(columns) if columns else np.empty((n, 0))
+    return None if np.isnan(block).any() else block
 
 
 def _arrays(raw: pd.DataFrame, group: ColumnGroup, field: str, width: int, failures: _Failures) -> np.ndarray:

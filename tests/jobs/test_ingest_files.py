@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from jobs.ingest.run import Ingestor, ingest
 from jobs.ingest.validate import validate_predictions
 from storage import repository
-from storage.codec import FLOAT32, unpack_rows
+from storage.codec import FLOAT32, FLOAT64, unpack_rows
 from storage.models import Label, PredictionLog, QuarantinedRow
 
 
@@ -269,3 +269,38 @@ def test_validation_quarantines_lone_surrogates_from_any_source():
         ("row 2", "input_uri", "not valid Unicode text (a lone surrogate)")
     ]
     assert "\\ud800" in rejects[0].raw  # kept whole, as storable text
+
+
+def _write_csv(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_csv_numbers_are_parsed_exactly_and_bad_cells_named(database, drop):
+    """A CSV batch of plain numbers is parsed in one pass to the same doubles as float();
+    a batch with a blank, a word, "nan" or "inf" names each bad cell as before."""
+    settings = settings_for(database.url, {"kind": "files", "path": str(drop)})
+    _register(database, settings)
+    good = make_rows(7, seed=3)
+    for row in good:
+        row["brightness"] = repr(row["brightness"] / 3)  # 17 significant digits
+    _write_csv(drop / "a.csv", good)
+    bad = make_rows(5, seed=4, start_index=7)
+    bad[0]["brightness"], bad[1]["sharpness"], bad[2]["brightness"], bad[3]["brightness"] = "", "abc", "nan", "inf"
+    _write_csv(drop / "b.csv", bad)
+    report = ingest(database.session_factory, settings)[0]
+    assert (report.inserted, report.quarantined) == (8, 4)
+    with database.session_factory() as s:
+        reasons = {(q.position, q.field, q.reason) for q in s.scalars(select(QuarantinedRow))}
+        stored = {r.prediction_id: r.numeric_features for r in s.scalars(select(PredictionLog))}
+    assert reasons == {
+        ("row 1", "brightness", "missing value"),
+        ("row 2", "sharpness", "not a number: expected a numeric sharpness"),
+        ("row 3", "brightness", "not a number: expected a numeric brightness"),
+        ("row 4", "brightness", "not a finite number"),
+    }
+    brightness = {pid: unpack_rows([blob], 2, FLOAT64)[0, 0] for pid, blob in stored.items()}
+    assert [brightness[r["prediction_id"]] for r in good] == [float(r["brightness"]) for r in good]
