@@ -287,14 +287,15 @@ def upsert_labels(
     if len(prediction_ids) == 0:
         return 0
     # one row per prediction, the latest (the later row on a tie): an upsert may touch a row once
-    order = pd.DataFrame({"prediction_id": np.asarray(prediction_ids, dtype=object), "labelled_at": labelled_at})
+    at_us = labelled_at.floor("us")  # ties as stored: both backends keep microseconds
+    order = pd.DataFrame({"prediction_id": np.asarray(prediction_ids, dtype=object), "labelled_at": at_us})
     keep = (
         order.sort_values("labelled_at", kind="stable").drop_duplicates("prediction_id", keep="last").index.to_numpy()
     )
     ids = np.asarray(prediction_ids, dtype=object)[keep].tolist()
     texts = np.asarray(labels, dtype=object)[keep].tolist()
     masks = np.asarray(mask_uris, dtype=object)[keep].tolist() if mask_uris is not None else [None] * len(keep)
-    times = pd.DatetimeIndex(labelled_at[keep])
+    times = pd.DatetimeIndex(at_us[keep])
     if conn.dialect.name == "postgresql":
         rows = list(zip([model_id] * len(ids), ids, texts, pgcopy.timestamps(times), masks, strict=True))
         return pgcopy.upsert_labels(conn, rows)
@@ -328,11 +329,11 @@ def insert_rejects(conn: Connection, model_id: int | None, stream: str, source: 
             {
                 "model_id": model_id,
                 "stream": stream,
-                "source": source,
-                "position": r.position,
-                "field": r.field,
-                "reason": r.reason,
-                "raw": r.raw,
+                "source": storable_text(source),
+                "position": storable_text(r.position),
+                "field": storable_text(r.field) if r.field is not None else None,
+                "reason": storable_text(r.reason),
+                "raw": storable_text(r.raw),
                 "created_at": now,
             }
             for r in rejects
@@ -354,6 +355,18 @@ def prune_predictions(conn: Connection, model_id: int, older_than: datetime) -> 
     )
     stmt = delete(p).where(p.model_id == model_id, p.ts < older_than, ~labelled, ~flagged)
     return int(conn.execute(stmt).rowcount)
+
+
+def storable_text(text: str) -> str:
+    """Text every backend stores: a NUL character becomes ``\\x00`` and a lone surrogate its
+    ``\\udXXX`` escape (a quarantined line is kept whole, whatever it holds)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def raw_json(record: dict[str, Any]) -> str:

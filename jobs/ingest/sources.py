@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -91,11 +93,12 @@ class SqlReader:
     @property
     def key(self) -> str:
         """Identifies the source (URL without password, table or query) for its watermark."""
-        ident = f"{redact_url(self.engine.url)}|{self.source.table or self.source.query}"
+        # the URL as configured, not the engine's (which may be rewritten, e.g. read-only SQLite)
+        ident = f"{redact_url(self.source.url.get_secret_value())}|{self.source.table or self.source.query}"
         return hashlib.sha256(ident.encode()).hexdigest()
 
     def describe(self) -> str:
-        return f"{redact_url(self.engine.url)} {self.source.table or 'query'}"
+        return f"{redact_url(self.source.url.get_secret_value())} {self.source.table or 'query'}"
 
     def fetch_after(self, last_ts: str | None, last_id: str | None, limit: int) -> tuple[pd.DataFrame, list[str]]:
         where = f"{self._ts} IS NOT NULL"
@@ -183,31 +186,12 @@ def _jsonl_batches(path: Path, batch_size: int, skip: int) -> Iterator[RawBatch]
             consumed = number
             if not line.strip():
                 continue
-            try:
-                # ~2.5x json's speed; NaN, Infinity and lone surrogates (\\ud800) are not valid JSON here
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                rejects.append(
-                    Reject(
-                        position=f"line {number}",
-                        field=None,
-                        reason=f"not valid JSON: {exc.msg}",
-                        raw=line.rstrip("\n"),
-                    )
-                )
+            record, problem = _parse_json_line(line)
+            if record is not None:
+                records.append(record)
+                positions.append(f"line {number}")
             else:
-                if isinstance(record, dict):
-                    records.append(record)
-                    positions.append(f"line {number}")
-                else:
-                    rejects.append(
-                        Reject(
-                            position=f"line {number}",
-                            field=None,
-                            reason="expected a JSON object",
-                            raw=line.rstrip("\n"),
-                        )
-                    )
+                rejects.append(Reject(position=f"line {number}", field=None, reason=problem, raw=line.rstrip("\n")))
             if len(records) + len(rejects) >= batch_size:
                 yield RawBatch(
                     frame=pd.DataFrame.from_records(records), positions=positions, rejects=rejects, consumed=consumed
@@ -217,6 +201,44 @@ def _jsonl_batches(path: Path, batch_size: int, skip: int) -> Iterator[RawBatch]
         yield RawBatch(
             frame=pd.DataFrame.from_records(records), positions=positions, rejects=rejects, consumed=consumed
         )
+
+
+_LONG_INTEGER = re.compile(r"\d{19}")  # may pass 64 bits, which orjson would turn into a float
+
+
+def _parse_json_line(line: str) -> tuple[dict[str, Any] | None, str]:
+    """A JSON-lines record, or None and why not.
+
+    orjson parses the common line (~2.5x json's speed); the standard library takes lines
+    with integers orjson cannot hold exactly and lines orjson refuses (NaN, Infinity), so
+    that what is accepted does not depend on the parser. A lone surrogate escape
+    (``\\ud800``) cannot be stored as text and rejects the line.
+    """
+    record: Any = None
+    fast = _LONG_INTEGER.search(line) is None
+    if fast:
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            fast = False
+    if not fast:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            return None, f"not valid JSON: {exc.msg}"
+        if not _utf8_encodable(record):
+            return None, "not valid Unicode text (a lone surrogate)"
+    if not isinstance(record, dict):
+        return None, "expected a JSON object"
+    return record, ""
+
+
+def _utf8_encodable(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _csv_batches(path: Path, batch_size: int, skip: int) -> Iterator[RawBatch]:

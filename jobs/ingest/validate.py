@@ -7,9 +7,11 @@ reason (its first failure); the other rows go on. Nothing is dropped silently.
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -81,7 +83,7 @@ def _numbers(series: pd.Series, field: str, failures: _Failures) -> np.ndarray:
         failures.add(np.isinf(numbers), field, "not a finite number")
         return numbers
     failures.add(_missing(series), field, "missing value")
-    numbers = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+    numbers = np.fromiter(map(_number, series.tolist()), dtype=np.float64, count=len(series))
     failures.add(np.isnan(numbers), field, f"not a number: expected a numeric {field}")
     failures.add(~np.isfinite(numbers) & ~np.isnan(numbers), field, "not a finite number")
     return numbers
@@ -207,15 +209,39 @@ def _numeric_block(raw: pd.DataFrame, names: Sequence[str], failures: _Failures)
     return block
 
 
+def _number(value: object) -> float:
+    """A cell as a number, NaN if it is none. Text is read as ``float()`` reads it (correctly
+    rounded) but only in plain ASCII without digit separators, so "1_000" or Arabic-Indic
+    digits are not numbers, whichever path reads them."""
+    if isinstance(value, str):
+        if not value.isascii() or "_" in value:
+            return np.nan
+        try:
+            return float(value)
+        except ValueError:
+            return np.nan
+    if isinstance(value, numbers.Real | Decimal):  # Decimal: a SQL source's NUMERIC column
+        return float(value)
+    return np.nan
+
+
 def _parse_numbers(frame: pd.DataFrame) -> np.ndarray | None:
-    """Text cells parsed as numbers, correctly rounded (as ``float()`` parses them; pandas'
-    ``to_numeric`` may be one bit off); None if any cell is not a plain number (a blank, a
-    word, "nan"), for the column-by-column path to name each bad cell."""
+    """Text cells (CSV) as numbers in one pass per column, with :func:`_number`'s rule; None
+    if any cell is not a plain number (a blank, a word, "nan"), for the column-by-column path
+    to name each bad cell."""
     n = len(frame)
-    try:
-        columns = [np.fromiter(map(float, frame[name].tolist()), dtype=np.float64, count=n) for name in frame.columns]
-    except (TypeError, ValueError):
-        return None
+    columns = []
+    for j in range(frame.shape[1]):  # by position: two features may read the same column
+        values = frame.iloc[:, j].tolist()
+        if not all(isinstance(v, str) for v in values):
+            return None
+        joined = "".join(values)
+        if not joined.isascii() or "_" in joined:
+            return None
+        try:
+            columns.append(np.fromiter(map(float, values), dtype=np.float64, count=n))
+        except ValueError:
+            return None
     block = np.column_stack(columns) if columns else np.empty((n, 0))
     return None if np.isnan(block).any() else block
 
@@ -351,8 +377,8 @@ def validate_predictions(
             )
     categorical = None
     if model.categorical_features:
-        categorical = pd.DataFrame(
-            {f: _texts(required(f), columns.get(f, f), failures) for f in model.categorical_features}
+        categorical = pd.DataFrame(  # object: a text no database stores is quarantined below, not raised here
+            {f: _texts(required(f), columns.get(f, f), failures) for f in model.categorical_features}, dtype=object
         )
         for f in model.categorical_features:
             _unstorable(categorical[f].to_numpy(dtype=object), columns.get(f, f), failures)

@@ -218,7 +218,7 @@ def test_an_overlong_prediction_id_is_quarantined_not_fatal(database, drop):
 def test_text_no_database_stores_as_given_is_quarantined_on_both_backends(database, drop):
     """A NUL character (PostgreSQL refuses it; SQLite's JSON reader would cut the text there,
     merging distinct ids) sends the row to quarantine naming the field; a lone surrogate
-    escape makes the line invalid JSON."""
+    escape rejects the line."""
     settings = settings_for(database.url, {"kind": "files", "path": str(drop)})
     _register(database, settings)
     rows = make_rows(6)
@@ -236,7 +236,7 @@ def test_text_no_database_stores_as_given_is_quarantined_on_both_backends(databa
     assert reasons == {
         ("line 1", "prediction_id", "contains a NUL character, which cannot be stored"),
         ("line 2", "prediction_id", "contains a NUL character, which cannot be stored"),
-        ("line 3", None, "not valid JSON: no low surrogate in string"),
+        ("line 3", None, "not valid Unicode text (a lone surrogate)"),
         ("line 4", "device", "contains a NUL character, which cannot be stored"),
     }
     assert stored == {"p00004", "p00005"}
@@ -269,6 +269,15 @@ def test_validation_quarantines_lone_surrogates_from_any_source():
         ("row 2", "input_uri", "not valid Unicode text (a lone surrogate)")
     ]
     assert "\\ud800" in rejects[0].raw  # kept whole, as storable text
+
+
+def test_a_lone_surrogate_in_a_categorical_feature_is_quarantined_not_raised():
+    settings = settings_for("sqlite://", {"kind": "files", "path": "unused"})
+    raw = pd.DataFrame(make_rows(2)).astype({"device": object})
+    raw.loc[0, "device"] = "low\ud800"
+    rows, rejects = validate_predictions(raw, ["row 1", "row 2"], settings.models[0], {}, {1}, 1e-3)
+    assert rows.prediction_id.tolist() == ["p00001"]
+    assert [(r.field, r.reason) for r in rejects] == [("device", "not valid Unicode text (a lone surrogate)")]
 
 
 def _write_csv(path, rows):
@@ -304,3 +313,64 @@ def test_csv_numbers_are_parsed_exactly_and_bad_cells_named(database, drop):
     }
     brightness = {pid: unpack_rows([blob], 2, FLOAT64)[0, 0] for pid, blob in stored.items()}
     assert [brightness[r["prediction_id"]] for r in good] == [float(r["brightness"]) for r in good]
+
+
+def test_json_lines_parse_as_the_standard_library_does(database, drop):
+    """Integers beyond 64 bits stay exact (no float rounding merging two ids), and NaN or
+    Infinity, which Python's json writes, reach validation: an unused NaN is harmless, an
+    infinite confidence is named."""
+    settings = settings_for(database.url, {"kind": "files", "path": str(drop)})
+    _register(database, settings)
+    rows = make_rows(5)
+    rows[0]["prediction_id"] = 123456789012345678901234567890
+    rows[1]["prediction_id"] = 123456789012345678901234567891
+    rows[2]["prediction_id"] = -9223372036854775809
+    rows[3]["note"] = float("nan")
+    rows[4]["confidence"] = float("inf")
+    write_jsonl(drop / "a.jsonl", rows)
+    report = ingest(database.session_factory, settings)[0]
+    assert (report.inserted, report.duplicates, report.quarantined) == (4, 0, 1)
+    with database.session_factory() as s:
+        stored = set(s.scalars(select(PredictionLog.prediction_id)))
+        reject = s.execute(select(QuarantinedRow.position, QuarantinedRow.field, QuarantinedRow.reason)).one()
+    assert stored == {
+        "123456789012345678901234567890",
+        "123456789012345678901234567891",
+        "-9223372036854775809",
+        "p00003",
+    }
+    assert tuple(reject) == ("line 5", "confidence", "not a finite number")
+
+
+def test_an_invalid_line_holding_a_nul_byte_is_quarantined_whole(database, drop):
+    settings = settings_for(database.url, {"kind": "files", "path": str(drop)})
+    _register(database, settings)
+    write_jsonl(drop / "a.jsonl", make_rows(2))
+    with (drop / "a.jsonl").open("a") as handle:
+        handle.write('{"prediction_id": "x\x00y", \n')
+    report = ingest(database.session_factory, settings)[0]
+    assert (report.inserted, report.quarantined) == (2, 1)
+    with database.session_factory() as s:
+        raw = s.scalar(select(QuarantinedRow.raw))
+    assert raw == '{"prediction_id": "x\\x00y", '
+
+
+def test_numbers_follow_one_rule_whichever_path_reads_them(database, drop):
+    """'1_000' or Arabic-Indic digits are not numbers, in a batch of plain numbers or not;
+    two features may read the same column."""
+    settings = settings_for(database.url, {"kind": "files", "path": str(drop), "columns": {"sharpness": "brightness"}})
+    _register(database, settings)
+    rows = make_rows(4)
+    rows[1]["brightness"] = "1_000"
+    rows[2]["brightness"] = "\u0661\u0662"
+    _write_csv(drop / "a.csv", rows)
+    report = ingest(database.session_factory, settings)[0]
+    assert (report.inserted, report.quarantined) == (2, 2)
+    with database.session_factory() as s:
+        reasons = sorted((q.position, q.reason) for q in s.scalars(select(QuarantinedRow)))
+        stored = [unpack_rows([b], 2, FLOAT64)[0] for b in s.scalars(select(PredictionLog.numeric_features))]
+    assert reasons == [
+        ("row 2", "not a number: expected a numeric brightness"),
+        ("row 3", "not a number: expected a numeric brightness"),
+    ]
+    assert all(first == second for first, second in stored)  # brightness read twice

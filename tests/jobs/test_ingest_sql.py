@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from datetime import UTC, datetime
 
@@ -9,6 +10,8 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import OperationalError
 
 from drift.errors import BadInputError
+from jobs.config import SqlSource
+from jobs.ingest import sources
 from jobs.ingest.run import Ingestor, ingest
 from storage import bulk, repository
 from storage.engine import make_source_engine
@@ -232,3 +235,14 @@ def test_a_postgresql_source_is_read_incrementally(database, postgres_source):
     second = ingest(database.session_factory, settings)[0]
     assert (first.inserted, second.rows_read, second.inserted) == (12, 5, 5)
     assert _ids(database) == [f"p{k:05d}" for k in range(17)]
+
+
+def test_the_watermark_key_and_source_name_follow_the_configured_url(source_db):
+    """Opening the source read-only rewrites the engine's URL; the watermark key and the name
+    in the quarantine stay those of the configured URL, so existing watermarks still match."""
+    url = f"sqlite:///{source_db}"
+    write_sqlite_source(source_db, make_rows(1))
+    source = SqlSource(kind="sql", url=url, table="prediction_log")
+    reader = sources.SqlReader(source, make_source_engine(url), "logged_at")
+    assert reader.describe() == f"{url} prediction_log"
+    assert reader.key == hashlib.sha256(f"{url}|prediction_log".encode()).hexdigest()

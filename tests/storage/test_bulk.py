@@ -193,3 +193,13 @@ def test_labels_upsert_keeps_the_newest_and_counts_what_changed(database):
     with database.session_factory() as s:
         got = {r.prediction_id: (r.label, r.labelled_at.hour) for r in s.scalars(select(Label))}
     assert got == {"a": ("x", 2), "b": ("same", 3), "c": ("new", 5), "d": ("x", 1)}
+
+
+def test_labels_equal_at_the_stored_microsecond_are_a_tie_won_by_the_later_row(database):
+    base = pd.Timestamp("2026-11-02T10:00:00.000001", tz="UTC")
+    with database.session_factory.begin() as s:
+        model_id = repository.ensure_model(s, "m", "classification").id
+        at = pd.DatetimeIndex([base + pd.Timedelta(nanoseconds=900), base + pd.Timedelta(nanoseconds=100)])
+        assert bulk.upsert_labels(s.connection(), model_id, ["a", "a"], ["first", "second"], at) == 1
+    with database.session_factory() as s:
+        assert s.scalar(select(Label.label)) == "second"
