@@ -374,3 +374,19 @@ def test_numbers_follow_one_rule_whichever_path_reads_them(database, drop):
         ("row 3", "not a number: expected a numeric brightness"),
     ]
     assert all(first == second for first, second in stored)  # brightness read twice
+
+
+def test_json_lines_with_crlf_endings_and_bytes_that_are_not_utf8(database, drop):
+    """Windows line endings are fine; a byte that is not UTF-8 is read as U+FFFD, as a text
+    reader with errors="replace" would."""
+    settings = settings_for(database.url, {"kind": "files", "path": str(drop)})
+    _register(database, settings)
+    rows = make_rows(3)
+    lines = [json.dumps(r).encode() for r in rows]
+    lines[1] = lines[1].replace(b'"p00001"', b'"p0\xff001"')
+    drop.mkdir()
+    (drop / "a.jsonl").write_bytes(b"\r\n".join(lines) + b"\r\n")
+    report = ingest(database.session_factory, settings)[0]
+    assert (report.inserted, report.quarantined) == (3, 0)
+    with database.session_factory() as s:
+        assert sorted(s.scalars(select(PredictionLog.prediction_id))) == ["p00000", "p00002", "p0\ufffd001"]
