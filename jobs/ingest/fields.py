@@ -1,0 +1,283 @@
+"""Reading the cells of a raw batch, vectorised over the batch: numbers, timestamps, text,
+arrays. Each function records the first failure of each row in a :class:`Failures`, naming
+the field and the reason; :mod:`jobs.ingest.validate` applies them to whole rows.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+from collections.abc import Sequence
+from datetime import UTC
+from decimal import Decimal
+
+import numpy as np
+import pandas as pd
+
+from jobs.config import ColumnGroup
+from storage.bulk import Reject, raw_json
+
+
+class Failures:
+    """First failure of each row of a batch."""
+
+    def __init__(self, raw: pd.DataFrame, positions: Sequence[str]) -> None:
+        self._raw = raw
+        self._positions = positions
+        self.bad = np.zeros(len(raw), dtype=bool)
+        self._found: list[tuple[int, str | None, str]] = []
+
+    def add(self, mask: np.ndarray, field: str | None, reason: str) -> None:
+        new = np.asarray(mask, dtype=bool) & ~self.bad
+        for index in np.flatnonzero(new):
+            self._found.append((int(index), field, reason))
+        self.bad |= new
+
+    def add_rows(self, rows: dict[int, str], field: str) -> None:
+        for index, reason in rows.items():
+            if not self.bad[index]:
+                self._found.append((index, field, reason))
+                self.bad[index] = True
+
+    def rejects(self) -> list[Reject]:
+        records = self._raw.iloc[[i for i, _, _ in self._found]].to_dict("records") if self._found else []
+        return [
+            Reject(position=self._positions[i], field=field, reason=reason, raw=raw_json(record))
+            for (i, field, reason), record in zip(self._found, records, strict=True)
+        ]
+
+
+def column(raw: pd.DataFrame, name: str) -> pd.Series | None:
+    return raw[name] if name in raw.columns else None
+
+
+def missing_cells(series: pd.Series) -> np.ndarray:
+    """Null, NaN or blank text."""
+    missing = np.array(pd.isna(series), dtype=bool)
+    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
+        missing |= np.array(series.str.strip().eq("").fillna(False), dtype=bool)  # vectorised
+    elif series.dtype == object:
+        values = series.to_numpy(dtype=object)
+        missing |= np.array([isinstance(v, str) and not v.strip() for v in values], dtype=bool)
+    return missing
+
+
+def number_column(series: pd.Series, field: str, failures: Failures) -> np.ndarray:
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        numbers = series.to_numpy(dtype=float, na_value=np.nan)
+        failures.add(np.isnan(numbers), field, "missing value")
+        failures.add(np.isinf(numbers), field, "not a finite number")
+        return numbers
+    failures.add(missing_cells(series), field, "missing value")
+    numbers = np.fromiter(map(_number, series.tolist()), dtype=np.float64, count=len(series))
+    failures.add(np.isnan(numbers), field, f"not a number: expected a numeric {field}")
+    failures.add(~np.isfinite(numbers) & ~np.isnan(numbers), field, "not a finite number")
+    return numbers
+
+
+def timestamp_column(series: pd.Series, field: str, failures: Failures) -> pd.DatetimeIndex:
+    failures.add(missing_cells(series), field, "missing value")
+    if isinstance(series.dtype, pd.DatetimeTZDtype):
+        parsed = series.dt.tz_convert(UTC)
+    elif pd.api.types.is_datetime64_dtype(series.dtype):
+        parsed = series.dt.tz_localize(UTC)  # naive timestamps are taken as UTC
+    else:
+        parsed = pd.to_datetime(series.astype(object), utc=True, errors="coerce", format="ISO8601")
+    failures.add(parsed.isna().to_numpy(), field, "not an ISO-8601 timestamp")
+    return pd.DatetimeIndex(parsed)
+
+
+def text_column(series: pd.Series, field: str, failures: Failures, *, optional: bool = False) -> np.ndarray:
+    """Text values ("" where missing); a missing value is a failure unless ``optional``."""
+    missing = missing_cells(series)
+    if not optional:
+        failures.add(missing, field, "missing value")
+    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
+        return np.where(missing, "", series.to_numpy(dtype=object, na_value=""))
+    values = series.to_numpy(dtype=object)
+    wrong = np.array([isinstance(v, list | dict | bytes | np.ndarray) for v in values], dtype=bool)
+    failures.add(wrong, field, "expected a text value")
+    return np.array(["" if m else _text(v) for v, m in zip(values, missing, strict=True)], dtype=object)
+
+
+MAX_ID_LENGTH = 200  # prediction_logs.prediction_id and labels.prediction_id
+
+
+def too_long(values: np.ndarray, field: str, failures: Failures) -> None:
+    lengths = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
+    failures.add(lengths > MAX_ID_LENGTH, field, f"longer than {MAX_ID_LENGTH} characters")
+
+
+def _text(value: object) -> str:
+    """A value as text; an integral float is an integer that pandas widened (101.0 -> "101")
+    because another row of the batch lacked the field, so it becomes the integer again."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def optional_text_column(series: pd.Series | None, field: str, failures: Failures) -> np.ndarray | None:
+    """An optional text column (URIs) as an object array with None where missing; other
+    scalars (an integer image id) become their text, as in :func:`text_column`."""
+    if series is None:
+        return None
+    missing = missing_cells(series)
+    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:  # text already (Parquet, CSV)
+        texts = series.to_numpy(dtype=object, na_value=None)
+        texts[missing] = None
+    else:
+        values = series.to_numpy(dtype=object)
+        wrong = np.array([isinstance(v, list | dict | bytes | np.ndarray) for v in values], dtype=bool)
+        failures.add(wrong & ~missing, field, "expected a text value")
+        texts = np.array([None if m else _text(v) for v, m in zip(values, missing, strict=True)], dtype=object)
+    unstorable(texts, field, failures)
+    return texts
+
+
+def unstorable(values: np.ndarray, field: str, failures: Failures) -> None:
+    """Text no database here stores as given: a NUL character (PostgreSQL refuses it, SQLite's
+    JSON reader cuts the text there) or a lone surrogate (not encodable as UTF-8)."""
+    texts = [v for v in values.tolist() if isinstance(v, str)]
+    joined = "".join(texts)
+    try:
+        joined.encode("utf-8")
+        if "\x00" not in joined:
+            return  # the common case: one check for the whole column
+    except UnicodeEncodeError:
+        pass
+    failures.add(
+        np.array([isinstance(v, str) and "\x00" in v for v in values], dtype=bool),
+        field,
+        "contains a NUL character, which cannot be stored",
+    )
+    failures.add(
+        np.array([isinstance(v, str) and not _encodable(v) for v in values], dtype=bool),
+        field,
+        "not valid Unicode text (a lone surrogate)",
+    )
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def numeric_block(raw: pd.DataFrame, names: Sequence[str], failures: Failures) -> np.ndarray | None:
+    """Columns that are all present and numeric, converted at once; None to go column by column."""
+    if not names or any(name not in raw.columns for name in names):
+        return None
+    dtypes = [raw[name].dtype for name in names]
+    if all(pd.api.types.is_numeric_dtype(d) and not pd.api.types.is_bool_dtype(d) for d in dtypes):
+        block = raw[list(names)].to_numpy(dtype=np.float64, na_value=np.nan)
+    elif all(pd.api.types.is_string_dtype(d) for d in dtypes):  # text, as CSV gives it
+        block = _parse_numbers(raw[list(names)])
+        if block is None:
+            return None
+    else:
+        return None
+    bad = ~np.isfinite(block)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=1))
+        first = bad[rows].argmax(axis=1)  # the first bad field of each bad row
+        for column in np.unique(first):
+            name = names[int(column)]
+            picked = rows[first == column]
+            values = block[picked, column]
+            missing = np.zeros(len(raw), dtype=bool)
+            missing[picked[np.isnan(values)]] = True
+            failures.add(missing, name, "missing value")
+            infinite = np.zeros(len(raw), dtype=bool)
+            infinite[picked[~np.isnan(values)]] = True
+            failures.add(infinite, name, "not a finite number")
+    return block
+
+
+def _number(value: object) -> float:
+    """A cell as a number, NaN if it is none. Text is read as ``float()`` reads it (correctly
+    rounded) but only in plain ASCII without digit separators, so "1_000" or Arabic-Indic
+    digits are not numbers, whichever path reads them."""
+    if isinstance(value, str):
+        if not value.isascii() or "_" in value:
+            return np.nan
+        try:
+            return float(value)
+        except ValueError:
+            return np.nan
+    if isinstance(value, numbers.Real | Decimal):  # Decimal: a SQL source's NUMERIC column
+        return float(value)
+    return np.nan
+
+
+def _parse_numbers(frame: pd.DataFrame) -> np.ndarray | None:
+    """Text cells (CSV) as numbers in one pass per column, with :func:`_number`'s rule; None
+    if any cell is not a plain number (a blank, a word, "nan"), for the column-by-column path
+    to name each bad cell."""
+    n = len(frame)
+    columns = []
+    for j in range(frame.shape[1]):  # by position: two features may read the same column
+        values = frame.iloc[:, j].tolist()
+        if not all(isinstance(v, str) for v in values):
+            return None
+        joined = "".join(values)
+        if not joined.isascii() or "_" in joined:
+            return None
+        try:
+            columns.append(np.fromiter(map(float, values), dtype=np.float64, count=n))
+        except ValueError:
+            return None
+    block = np.column_stack(columns) if columns else np.empty((n, 0))
+    return None if np.isnan(block).any() else block
+
+
+def array_column(raw: pd.DataFrame, group: ColumnGroup, field: str, width: int, failures: Failures) -> np.ndarray:
+    """An (n, width) float array from a JSON-array column or from one column per element."""
+    n = len(raw)
+    if group.columns is not None:
+        block = numeric_block(raw, group.columns, failures)
+        if block is not None:
+            return block
+        out = np.full((n, width), np.nan)
+        for j, name in enumerate(group.columns):
+            series = column(raw, name)
+            if series is None:
+                failures.add(np.ones(n, dtype=bool), name, f"missing field {name!r} ({field})")
+                continue
+            out[:, j] = number_column(series, name, failures)
+        return out
+    assert group.column is not None
+    series = column(raw, group.column)
+    if series is None:
+        failures.add(np.ones(n, dtype=bool), group.column, f"missing field {group.column!r}")
+        return np.full((n, width), np.nan)
+    values = series.to_numpy(dtype=object)
+    if n and all(isinstance(v, str) for v in values):
+        try:  # one C-level parse for the whole batch; per row only if some row is bad
+            fast = np.asarray(json.loads("[" + ",".join(values) + "]"), dtype=float)
+            if fast.shape == (n, width):
+                failures.add(~np.isfinite(fast).all(axis=1), group.column, "array holds non-finite values")
+                return fast
+        except (ValueError, TypeError):
+            pass
+    out = np.full((n, width), np.nan)
+    bad: dict[int, str] = {}
+    for i, value in enumerate(values):
+        try:
+            item = json.loads(value) if isinstance(value, str) else value
+            if item is None or (isinstance(item, float) and np.isnan(item)):
+                bad[i] = "missing value"
+                continue
+            row = np.asarray(item, dtype=float)
+        except (ValueError, TypeError):
+            bad[i] = f"expected a JSON array of {width} numbers"
+            continue
+        if row.shape != (width,):
+            bad[i] = f"expected {width} values, got {row.size}"
+        elif not np.isfinite(row).all():
+            bad[i] = "array holds non-finite values"
+        else:
+            out[i] = row
+    failures.add_rows(bad, group.column)
+    return out
