@@ -24,7 +24,7 @@ from sqlalchemy import insert as insert_into
 from sqlalchemy.dialects import sqlite
 
 from storage import pgcopy
-from storage.codec import FLOAT32, FLOAT64, pack_categories, pack_rows
+from storage.codec import FLOAT32, FLOAT64, pack_categories, pack_rows, utf8_encodable
 from storage.models import FlaggedPrediction, Label, PredictionLog, QuarantinedRow
 
 PREDICTION_COLUMNS = (
@@ -329,11 +329,11 @@ def insert_rejects(conn: Connection, model_id: int | None, stream: str, source: 
             {
                 "model_id": model_id,
                 "stream": stream,
-                "source": storable_text(source),
-                "position": storable_text(r.position),
-                "field": storable_text(r.field) if r.field is not None else None,
-                "reason": storable_text(r.reason),
-                "raw": storable_text(r.raw),
+                "source": _storable_text(source),
+                "position": _storable_text(r.position),
+                "field": _storable_text(r.field) if r.field is not None else None,
+                "reason": _storable_text(r.reason),
+                "raw": _storable_text(r.raw),
                 "created_at": now,
             }
             for r in rejects
@@ -357,24 +357,16 @@ def prune_predictions(conn: Connection, model_id: int, older_than: datetime) -> 
     return int(conn.execute(stmt).rowcount)
 
 
-def storable_text(text: str) -> str:
+def _storable_text(text: str) -> str:
     """Text every backend stores: a NUL character becomes ``\\x00`` and a lone surrogate its
     ``\\udXXX`` escape (a quarantined line is kept whole, whatever it holds)."""
     if "\x00" in text:
         text = text.replace("\x00", "\\x00")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
+    return text if utf8_encodable(text) else text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def raw_json(record: dict[str, Any]) -> str:
     """A rejected row's content, kept whole for the quarantine (as storable text: control
     characters, NUL included, are JSON escapes, and so is a lone surrogate)."""
     text = json.dumps(record, default=str, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(record, default=str)
-    return text
+    return text if utf8_encodable(text) else json.dumps(record, default=str)

@@ -12,6 +12,16 @@ FLOAT32 = np.dtype("<f4")
 FLOAT64 = np.dtype("<f8")
 
 
+def utf8_encodable(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8: a lone surrogate (from a ``\\ud800`` JSON escape)
+    does not, and no database here stores it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def pack_rows(array: np.ndarray, dtype: np.dtype = FLOAT32) -> list[bytes]:
     """One ``bytes`` per row of a 2-D array, in little-endian ``dtype``."""
     contiguous = np.ascontiguousarray(array, dtype=dtype)

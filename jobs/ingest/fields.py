@@ -16,6 +16,7 @@ import pandas as pd
 
 from jobs.config import ColumnGroup
 from storage.bulk import Reject, raw_json
+from storage.codec import utf8_encodable
 
 
 class Failures:
@@ -92,12 +93,22 @@ def text_column(series: pd.Series, field: str, failures: Failures, *, optional: 
     missing = missing_cells(series)
     if not optional:
         failures.add(missing, field, "missing value")
-    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
-        return np.where(missing, "", series.to_numpy(dtype=object, na_value=""))
+    return _as_texts(series, missing, field, failures, fill="")
+
+
+def _as_texts(
+    series: pd.Series, missing: np.ndarray, field: str, failures: Failures, *, fill: str | None
+) -> np.ndarray:
+    """The cells as text in an object array, ``fill`` where missing. Text dtypes are taken as
+    they are; other scalars become their text, and lists or mappings are failures."""
+    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:  # Parquet, CSV
+        texts = series.to_numpy(dtype=object, na_value=fill)
+        texts[missing] = fill
+        return texts
     values = series.to_numpy(dtype=object)
     wrong = np.array([isinstance(v, list | dict | bytes | np.ndarray) for v in values], dtype=bool)
-    failures.add(wrong, field, "expected a text value")
-    return np.array(["" if m else _text(v) for v, m in zip(values, missing, strict=True)], dtype=object)
+    failures.add(wrong & ~missing, field, "expected a text value")
+    return np.array([fill if m else _text(v) for v, m in zip(values, missing, strict=True)], dtype=object)
 
 
 MAX_ID_LENGTH = 200  # prediction_logs.prediction_id and labels.prediction_id
@@ -121,15 +132,7 @@ def optional_text_column(series: pd.Series | None, field: str, failures: Failure
     scalars (an integer image id) become their text, as in :func:`text_column`."""
     if series is None:
         return None
-    missing = missing_cells(series)
-    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:  # text already (Parquet, CSV)
-        texts = series.to_numpy(dtype=object, na_value=None)
-        texts[missing] = None
-    else:
-        values = series.to_numpy(dtype=object)
-        wrong = np.array([isinstance(v, list | dict | bytes | np.ndarray) for v in values], dtype=bool)
-        failures.add(wrong & ~missing, field, "expected a text value")
-        texts = np.array([None if m else _text(v) for v, m in zip(values, missing, strict=True)], dtype=object)
+    texts = _as_texts(series, missing_cells(series), field, failures, fill=None)
     unstorable(texts, field, failures)
     return texts
 
@@ -139,30 +142,18 @@ def unstorable(values: np.ndarray, field: str, failures: Failures) -> None:
     JSON reader cuts the text there) or a lone surrogate (not encodable as UTF-8)."""
     texts = [v for v in values.tolist() if isinstance(v, str)]
     joined = "".join(texts)
-    try:
-        joined.encode("utf-8")
-        if "\x00" not in joined:
-            return  # the common case: one check for the whole column
-    except UnicodeEncodeError:
-        pass
+    if "\x00" not in joined and utf8_encodable(joined):
+        return  # the common case: one check for the whole column
     failures.add(
         np.array([isinstance(v, str) and "\x00" in v for v in values], dtype=bool),
         field,
         "contains a NUL character, which cannot be stored",
     )
     failures.add(
-        np.array([isinstance(v, str) and not _encodable(v) for v in values], dtype=bool),
+        np.array([isinstance(v, str) and not utf8_encodable(v) for v in values], dtype=bool),
         field,
         "not valid Unicode text (a lone surrogate)",
     )
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def numeric_block(raw: pd.DataFrame, names: Sequence[str], failures: Failures) -> np.ndarray | None:
@@ -212,22 +203,12 @@ def _number(value: object) -> float:
 
 
 def _parse_numbers(frame: pd.DataFrame) -> np.ndarray | None:
-    """Text cells (CSV) as numbers in one pass per column, with :func:`_number`'s rule; None
-    if any cell is not a plain number (a blank, a word, "nan"), for the column-by-column path
-    to name each bad cell."""
+    """Text cells (CSV) as numbers in one pass per column, by :func:`_number`'s rule; None if
+    any cell is not a plain number (a blank, a word, "nan"), for the column-by-column path to
+    name each bad cell."""
     n = len(frame)
-    columns = []
-    for j in range(frame.shape[1]):  # by position: two features may read the same column
-        values = frame.iloc[:, j].tolist()
-        if not all(isinstance(v, str) for v in values):
-            return None
-        joined = "".join(values)
-        if not joined.isascii() or "_" in joined:
-            return None
-        try:
-            columns.append(np.fromiter(map(float, values), dtype=np.float64, count=n))
-        except ValueError:
-            return None
+    # by position: two features may read the same column
+    columns = [np.fromiter(map(_number, frame.iloc[:, j].tolist()), np.float64, n) for j in range(frame.shape[1])]
     block = np.column_stack(columns) if columns else np.empty((n, 0))
     return None if np.isnan(block).any() else block
 

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from drift.errors import BadInputError
 from jobs.config import FileSource, SqlSource
 from storage.bulk import Reject, raw_json
+from storage.codec import utf8_encodable
 from storage.engine import redact_url
 
 FORMATS_BY_SUFFIX = {
@@ -230,19 +231,11 @@ def _parse_json_line(line: bytes) -> tuple[dict[str, Any] | None, str]:
             record = json.loads(line.decode("utf-8", "replace"))
         except json.JSONDecodeError as exc:
             return None, f"not valid JSON: {exc.msg}"
-        if not _utf8_encodable(record):
+        if not utf8_encodable(json.dumps(record, ensure_ascii=False, default=str)):
             return None, "not valid Unicode text (a lone surrogate)"
     if not isinstance(record, dict):
         return None, "expected a JSON object"
     return record, ""
-
-
-def _utf8_encodable(value: Any) -> bool:
-    try:
-        json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _csv_batches(path: Path, batch_size: int, skip: int) -> Iterator[RawBatch]:
