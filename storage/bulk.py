@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -104,6 +104,9 @@ def _copy_rows(model_id: int, rows: PredictionRows) -> list[tuple[Any, ...]]:
     return list(zip(*(columns[c] for c in PREDICTION_COLUMNS), strict=True))
 
 
+_Packed = tuple[bytes | None, int]  # a column's rows packed back to back, and the bytes per row
+
+
 @dataclass(frozen=True, kw_only=True)
 class SqliteBatch:
     """A batch as the few parameters of one ``INSERT ... SELECT FROM json_each(...)``.
@@ -120,15 +123,13 @@ class SqliteBatch:
     """
 
     rows_json: str
-    probabilities: bytes | None
-    probabilities_width: int
-    numeric_features: bytes | None
-    numeric_features_width: int
-    embedding: bytes | None
-    embedding_width: int
+    blobs: dict[str, _Packed]  # by column of _BLOB_COLUMNS
 
     def parameters(self, model_id: int) -> dict[str, Any]:
-        return {"model_id": model_id, **{f.name: getattr(self, f.name) for f in fields(self)}}
+        params: dict[str, Any] = {"model_id": model_id, "rows_json": self.rows_json}
+        for name, (data, width) in self.blobs.items():
+            params[name], params[f"{name}_width"] = data, width
+        return params
 
 
 # The columns of each row's JSON array, in order; the array-valued ones come from blobs (_BLOB_COLUMNS).
@@ -167,8 +168,6 @@ _SQLITE_INSERT = _sqlite_insert_sql()
 # default); a batch whose blob or JSON would pass this is split over several statements.
 SQLITE_VALUE_BYTES = 64 * 2**20
 
-_Packed = tuple[bytes | None, int]  # a column's rows packed back to back, and the bytes per row
-
 
 def _packed(array: np.ndarray | None, dtype: np.dtype) -> _Packed:
     if array is None:
@@ -194,18 +193,13 @@ def _sqlite_batches(rows: PredictionRows) -> tuple[SqliteBatch, ...]:
 
 
 def _sqlite_batch(rows_json: bytes, blobs: dict[str, _Packed], start: int, stop: int) -> SqliteBatch:
-    sliced = {
-        name: (data[start * width : stop * width] if data is not None else None, width)
-        for name, (data, width) in blobs.items()
-    }
+    """The statement for rows ``start:stop``, given their JSON and the whole batch's blobs."""
     return SqliteBatch(
         rows_json=rows_json.decode(),
-        probabilities=sliced["probabilities"][0],
-        probabilities_width=sliced["probabilities"][1],
-        numeric_features=sliced["numeric_features"][0],
-        numeric_features_width=sliced["numeric_features"][1],
-        embedding=sliced["embedding"][0],
-        embedding_width=sliced["embedding"][1],
+        blobs={
+            name: (data[start * width : stop * width] if data is not None else None, width)
+            for name, (data, width) in blobs.items()
+        },
     )
 
 

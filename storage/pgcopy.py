@@ -67,11 +67,7 @@ def copy_predictions(
     """Store the rows whose prediction id is new for the model; returns how many were stored."""
     from psycopg.errors import UniqueViolation
 
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    # Safe to commit asynchronously: the batch's rows and its watermark commit together, so a
-    # crash loses both and the rerun reads the batch again.
-    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+    driver = _batch_driver(conn)
     with driver.cursor() as cursor:
         cursor.execute(
             "SELECT prediction_id FROM prediction_logs WHERE model_id = %s AND prediction_id = ANY(%s)",
@@ -103,6 +99,18 @@ def copy_predictions(
     return int(result.rowcount)
 
 
+def _batch_driver(conn: Connection) -> Any:
+    """The psycopg connection under ``conn``, its transaction set to commit asynchronously.
+
+    That is safe here: a batch's rows commit together with its watermark or file progress,
+    so a crash loses both and the rerun reads the batch again.
+    """
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+    return driver
+
+
 def _copy(driver: Any, statement: str, types: list[str], rows: list[tuple[Any, ...]]) -> None:
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
         copy.set_types(types)
@@ -114,9 +122,7 @@ def upsert_labels(conn: Connection, rows: Sequence[tuple[Any, ...]]) -> int:
     """Labels (model_id, prediction_id, label, labelled_at as :func:`timestamps`, mask_uri),
     one per prediction: COPY into a staging table, then one upsert where a newer label
     replaces the stored one. Returns how many labels were stored or replaced."""
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    conn.exec_driver_sql("SET LOCAL synchronous_commit = off")  # committed with its file progress or watermark
+    driver = _batch_driver(conn)
     conn.exec_driver_sql(_LABEL_STAGING_TABLE)
     conn.exec_driver_sql("TRUNCATE _dk_stage_labels")
     _copy(driver, f"COPY _dk_stage_labels ({_LABEL_COLUMNS}) FROM STDIN (FORMAT binary)", _LABEL_TYPES, list(rows))
