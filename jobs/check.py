@@ -23,6 +23,7 @@ from jobs.frames import frame_from_rows, layout
 from jobs.policy import retrain_decision
 from jobs.reference import load_reference
 from storage import repository
+from storage.clock import wall_clock
 from storage.models import DriftColumnResult, DriftRun, FlaggedPrediction, Model, PredictionLog, WindowProfileRow
 from storage.windows import has_rows_after, iter_rows
 
@@ -155,7 +156,7 @@ def window_profile(
         stored.n_rows = profile.n_rows if profile is not None else 0
         stored.last_row_id = max(last_id, stored.last_row_id or -1)
         stored.profile = profile.to_dict() if profile is not None else {}
-        stored.updated_at = datetime.now(UTC)
+        stored.updated_at = wall_clock()
         if profile is not None:
             parts.append(profile)
     return WindowProfile.merge_all(parts) if parts else None
@@ -179,7 +180,7 @@ def check(
 ) -> list[CheckReport]:
     """Check the window ending at ``end`` (default: now) for every version that logged in it."""
     model = settings.model(model_name)
-    now = now or datetime.now(UTC)
+    now = now or wall_clock()
     end = end or now
     start = end - timedelta(days=window_days if window_days is not None else model.drift.window_days)
     reports: list[CheckReport] = []
@@ -289,7 +290,7 @@ def _store_run(
         result=result.to_dict(),
         figures=figures,
         engine=result.engine,
-        created_at=datetime.now(UTC),
+        created_at=wall_clock(),
     )
     session.add(run)
     session.flush()

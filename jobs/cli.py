@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +16,7 @@ from rich.table import Table
 from jobs.app import EXIT_ERROR, app_context, cells, emit, handle_errors
 from jobs.config import DEFAULT_CONFIG_NAME
 from jobs.logs import configure_logging
+from storage.clock import wall_clock
 
 app = typer.Typer(
     help="driftkeeper keeps production ML models honest.",
@@ -97,7 +98,7 @@ def db_prune(
             lambda c: c.print("no retention configured (ingest.retention_days)"),
         )
         return
-    cutoff = datetime.now(UTC) - timedelta(days=keep)
+    cutoff = wall_clock() - timedelta(days=keep)
     pruned: dict[str, int] = {}
     with state.ready_session_factory().begin() as session:
         for m in state.settings.select_models(model):

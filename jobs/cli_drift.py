@@ -15,6 +15,7 @@ from rich.text import Text
 
 from drift.errors import BadInputError
 from jobs.app import EXIT_DRIFT, app_context, cells, emit, handle_errors
+from storage.clock import wall_clock
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 FailOnDrift = Annotated[bool, typer.Option("--fail-on-drift", help="Exit with code 3 when drift is found.")]
@@ -188,7 +189,7 @@ def errors_command(
 
     state = app_context(ctx)
     settings = state.settings.model(model)
-    finish = parse_time(end, "--end") or datetime.now(UTC)
+    finish = parse_time(end, "--end") or wall_clock()
     start = finish - timedelta(days=parse_window(window) if window else settings.drift.window_days)
     flagged = []
     with state.ready_session_factory()() as session:

@@ -35,8 +35,8 @@ def version_dir(settings: Settings, model: ModelSettings, version: int) -> Path:
     return settings.paths.models_dir / model.name / f"v{version}"
 
 
-def teacher_samples(model: ModelSettings, images: np.ndarray) -> Samples | None:
-    """Unlabelled recent images the teacher labels with at least ``teacher_min_confidence``."""
+def teacher_samples(model: ModelSettings, images: np.ndarray, now: datetime) -> Samples | None:
+    """Unlabelled recent images the teacher labels with at least ``teacher_min_confidence``, stamped ``now``."""
     policy = model.retrain
     if policy.teacher_path is None or len(images) == 0:
         return None
@@ -50,7 +50,7 @@ def teacher_samples(model: ModelSettings, images: np.ndarray) -> Samples | None:
         y=np.asarray(labelled.labels, dtype=np.int64),
         predicted=np.asarray(labelled.labels, dtype=np.int64),
         confidence=np.zeros(n),
-        ts=pd.DatetimeIndex([pd.Timestamp.now(tz="UTC")] * n),
+        ts=pd.DatetimeIndex([pd.Timestamp(now)] * n),
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -15,6 +15,7 @@ from drift.errors import InsufficientDataError, ReferenceSetNotFound
 from jobs.config import ModelSettings
 from jobs.frames import drift_spec, frame_from_rows, layout
 from storage import repository
+from storage.clock import wall_clock
 from storage.models import Model, ReferenceSet
 from storage.windows import iter_rows
 
@@ -44,7 +45,7 @@ def save_reference(
     row.n_rows = profile.n_rows
     row.profile = profile.to_dict()
     row.extras = extras or {}
-    row.created_at = datetime.now(UTC)
+    row.created_at = wall_clock()
     session.flush()
     return row
 

@@ -8,13 +8,14 @@ rows a version made always compare with that version's reference.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drift.errors import NotFoundError, ReferenceSetNotFound, ValidationError
 from storage import repository
+from storage.clock import wall_clock
 from storage.models import Model, ModelVersion, ReferenceSet
 
 
@@ -42,7 +43,7 @@ def promote(session: Session, model_row: Model, version: int, *, now: datetime |
     ):
         current.status = "retired"
     target.status = "champion"
-    target.promoted_at = now or datetime.now(UTC)
+    target.promoted_at = now or wall_clock()
     session.flush()
     return target
 
@@ -65,7 +66,7 @@ def rollback(session: Session, model_row: Model, *, now: datetime | None = None)
         raise ValidationError(f"model {model_row.name!r}: no former champion to roll back to")
     current.status = "rolled_back"
     previous.status = "champion"
-    previous.promoted_at = now or datetime.now(UTC)
+    previous.promoted_at = now or wall_clock()
     session.flush()
     return previous, current
 

@@ -25,6 +25,7 @@ from jobs.config import ModelSettings, Settings
 from jobs.reference import load_reference
 from jobs.report_sections import TREND_WEEKS, iso_week
 from storage import repository
+from storage.clock import wall_clock
 from storage.models import (
     DriftColumnResult,
     DriftRun,
@@ -77,7 +78,7 @@ def weekly_report(
     from reports import render_evidently, render_index, render_weekly
 
     model = settings.model(model_name)
-    now = now or datetime.now(UTC)
+    now = now or wall_clock()
     week = week or iso_week(now - timedelta(days=7))
     start, end = week_window(week)
     with session_factory() as session:
@@ -163,7 +164,7 @@ def build_summary(
         "model": model.name,
         "week": week,
         "window": {"start": start.isoformat(), "end": end.isoformat()},
-        "generated_at": datetime.now(UTC).isoformat(),
+        "generated_at": wall_clock().isoformat(),
         "verdict": _verdict(runs),
         "champion": _champion(session, model_row),
         "runs": [

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import traceback
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from jobs.config import ModelSettings, Settings
 from jobs.gate import GateDecision, judge, teacher_samples, train_challenger
 from jobs.retrain_data import BaseData, in_holdout, labelled_samples, window_inputs
 from storage import leases, repository
+from storage.clock import wall_clock
 from storage.models import DriftRun, Label, PredictionLog, RetrainRun
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def plan_retrain(
 ) -> RetrainPlan:
     model = settings.model(model_name)
     policy = model.retrain
-    now = now or datetime.now(UTC)
+    now = now or wall_clock()
     with session_factory() as session:
         model_row = repository.get_model(session, model.name)
         champion = registry.champion(session, model_row)
@@ -171,7 +172,7 @@ def retrain(
 ) -> RetrainOutcome:
     """Plan, and unless ``dry_run`` or the plan says no, retrain, gate, export and promote."""
     model = settings.model(model_name)
-    now = now or datetime.now(UTC)
+    now = now or wall_clock()
     plan = plan_retrain(session_factory, settings, model.name, force=force, now=now)
     if dry_run or not plan.should_run:
         return RetrainOutcome(
@@ -221,7 +222,7 @@ def _run(
                 recent = window_inputs(session, model, repository.get_model(session, model.name), start, now)
             if recent is not None:  # unlabelled only: never the held-out slice, never a human label
                 unlabelled = ~np.isin(recent[0].prediction_id, samples.prediction_id)
-                extra = teacher_samples(model, recent[1][unlabelled])
+                extra = teacher_samples(model, recent[1][unlabelled], now)
         challenger = train_challenger(settings, model, champion_path, version, base, samples.take(~holdout), extra)
         counts = {"n_train_new": int((~holdout).sum()), "n_teacher": len(extra) if extra is not None else 0}
         decision = judge(
@@ -333,4 +334,4 @@ def _finish(
         run.metrics = metrics
         run.export = export
         run.error = error
-        run.finished_at = datetime.now(UTC)
+        run.finished_at = wall_clock()

@@ -7,11 +7,11 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.clock import wall_clock
 from storage.models import JobRun
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class RunRecord:
 def recorded_run(session_factory: sessionmaker[Session], job: str, model: str | None = None) -> Iterator[RunRecord]:
     """Record a run of ``job``: 'running' at the start, then 'succeeded' or 'failed' with the error."""
     with session_factory.begin() as session:
-        row = JobRun(job=job, model=model, started_at=datetime.now(UTC), status="running", counts={})
+        row = JobRun(job=job, model=model, started_at=wall_clock(), status="running", counts={})
         session.add(row)
         session.flush()
         record = RunRecord(id=row.id, job=job, model=model)
@@ -51,7 +51,7 @@ def _finish(session_factory: sessionmaker[Session], record: RunRecord, status: s
             row = session.get(JobRun, record.id)
             if row is not None:
                 row.status = status
-                row.finished_at = datetime.now(UTC)
+                row.finished_at = wall_clock()
                 row.counts = dict(record.counts)
                 row.error = error
     except Exception:  # the job's own error matters more than the bookkeeping's

@@ -16,7 +16,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -35,6 +35,7 @@ from jobs.app import EXIT_ERROR, EXIT_OK
 from jobs.config import Settings
 from jobs.execute import JobOutcome, run_job
 from storage import leases
+from storage.clock import wall_clock
 from storage.models import JobRun
 
 log = logging.getLogger(__name__)
@@ -113,16 +114,24 @@ def build_scheduler(
 ) -> BaseScheduler:
     """The scheduler with one job per (job, model): ``ingest``, ``labels``, ``check:<model>``, ``report:<model>``.
 
-    Nothing is started; ``clock`` (simulated time) gives the ``now`` the jobs see.
+    Nothing is started; ``clock`` (simulated time) gives the ``now`` the jobs see, and the interval
+    triggers count from it: their first run is one interval after ``clock()``. Without a clock they
+    count from the wall clock, as a daemon started now does.
     """
     schedule = settings.schedule
     tz = _timezone(schedule.timezone)
     runner = runner or JobRunner(session_factory, settings, clock)
+    started = clock() if clock is not None else wall_clock()
+
+    def every(minutes: int) -> IntervalTrigger:
+        interval = timedelta(minutes=minutes)
+        return IntervalTrigger(minutes=minutes, start_date=started + interval, timezone=tz)
+
     defaults = {"coalesce": True, "max_instances": 1, "misfire_grace_time": schedule.misfire_grace_seconds}
     scheduler = scheduler_cls(timezone=tz, job_defaults=defaults)
     planned: list[tuple[str, str, str | None, BaseTrigger]] = [
-        ("ingest", "ingest", None, IntervalTrigger(minutes=schedule.ingest_every_minutes, timezone=tz)),
-        ("labels", "labels", None, IntervalTrigger(minutes=schedule.labels_every_minutes, timezone=tz)),
+        ("ingest", "ingest", None, every(schedule.ingest_every_minutes)),
+        ("labels", "labels", None, every(schedule.labels_every_minutes)),
     ]
     for model in settings.models:
         planned.append(
@@ -237,7 +246,10 @@ def _run_daemon(
         except Exception:  # a database hiccup: retry at the next beat, before the lease expires
             log.exception("could not renew the daemon lease")
 
-    scheduler = build_scheduler(session_factory, settings, scheduler_cls=BackgroundScheduler, runner=runner)
+    now = wall_clock()  # the daemon's scheduler runs in real time (the runner's clock is what jobs see)
+    scheduler = build_scheduler(
+        session_factory, settings, scheduler_cls=BackgroundScheduler, clock=lambda: now, runner=runner
+    )
     beat = max(ttl.total_seconds() / 3, 1.0)
     scheduler.add_executor(ThreadPoolExecutor(1), HEARTBEAT_ID)  # never queued behind busy jobs
     scheduler.add_job(
@@ -249,7 +261,7 @@ def _run_daemon(
         coalesce=True,
         max_instances=1,
     )
-    catch_up(scheduler, session_factory, settings, datetime.now(UTC))
+    catch_up(scheduler, session_factory, settings, now)
     scheduler.start()
     for job in scheduler.get_jobs():
         log.info("scheduled %s (%s), next run %s", job.id, job.trigger, job.next_run_time)

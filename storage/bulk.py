@@ -24,6 +24,7 @@ from sqlalchemy import insert as insert_into
 from sqlalchemy.dialects import sqlite
 
 from storage import pgcopy
+from storage.clock import wall_clock
 from storage.codec import FLOAT32, FLOAT64, pack_categories, pack_rows, utf8_encodable
 from storage.models import FlaggedPrediction, Label, PredictionLog, QuarantinedRow
 
@@ -316,7 +317,7 @@ def upsert_labels(
 def insert_rejects(conn: Connection, model_id: int | None, stream: str, source: str, rejects: Sequence[Reject]) -> int:
     if not rejects:
         return 0
-    now = datetime.now(UTC)
+    now = wall_clock()
     conn.execute(
         insert_into(QuarantinedRow),
         [

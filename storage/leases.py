@@ -15,13 +15,14 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from drift.errors import LeaseHeldError
+from storage.clock import wall_clock
 from storage.models import Lease
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def acquire(
     session_factory: sessionmaker[Session], name: str, holder: str, ttl: timedelta, *, now: datetime | None = None
 ) -> bool:
     """Take ``name`` for ``ttl`` if it is free or expired; False if someone else holds it."""
-    now = now or datetime.now(UTC)
+    now = now or wall_clock()
     try:
         with session_factory.begin() as session:
             session.execute(insert(Lease).values(name=name, holder=holder, acquired_at=now, expires_at=now + ttl))
@@ -72,7 +73,7 @@ def holder_is_dead(holder: str) -> bool:
 
 
 def renew(session_factory: sessionmaker[Session], name: str, holder: str, ttl: timedelta) -> bool:
-    now = datetime.now(UTC)
+    now = wall_clock()
     with session_factory.begin() as session:
         done = session.connection().execute(
             update(Lease).where(Lease.name == name, Lease.holder == holder).values(expires_at=now + ttl)
@@ -88,7 +89,7 @@ def release(session_factory: sessionmaker[Session], name: str, holder: str) -> N
 def current_holder(session_factory: sessionmaker[Session], name: str) -> Lease | None:
     with session_factory() as session:
         lease = session.scalar(select(Lease).where(Lease.name == name))
-        if lease is not None and lease.expires_at < datetime.now(UTC):
+        if lease is not None and lease.expires_at < wall_clock():
             return None
         return lease
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from drift.errors import ModelNotFound, ModelVersionNotFound
+from storage.clock import wall_clock
 from storage.models import (
     IngestedFile,
     IngestWatermark,
@@ -26,7 +27,7 @@ def ensure_model(session: Session, name: str, task: str) -> Model:
     """The model row for ``name``, created on first sight."""
     model = session.scalar(select(Model).where(Model.name == name))
     if model is None:
-        model = Model(name=name, task=task, created_at=datetime.now(UTC))
+        model = Model(name=name, task=task, created_at=wall_clock())
         session.add(model)
         session.flush()
     return model
@@ -83,8 +84,8 @@ def register_version(
         parent_version=parent_version,
         metrics=metrics or {},
         lineage=lineage or {},
-        created_at=datetime.now(UTC),
-        promoted_at=datetime.now(UTC) if status == "champion" else None,
+        created_at=wall_clock(),
+        promoted_at=wall_clock() if status == "champion" else None,
     )
     session.add(row)
     session.flush()

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from jobs.ingest import sources
 from jobs.ingest.pipeline import BatchContext, Prepared, prefetched, prepare_batch
 from jobs.progress import Progress
 from storage import bulk, repository
+from storage.clock import wall_clock
 from storage.engine import make_source_engine
 from storage.leases import renewing_lease
 from storage.models import IngestedFile
@@ -199,7 +200,7 @@ class Ingestor:
                     mark.last_ts = sources.encode_key(prepared.last_key[0])
                     mark.last_id = sources.encode_key(prepared.last_key[1])
                     mark.rows_seen += prepared.rows_read
-                    mark.updated_at = datetime.now(UTC)
+                    mark.updated_at = wall_clock()
                     if self.before_commit is not None:
                         self.before_commit(stream, tally.batches)
         finally:
@@ -281,7 +282,7 @@ class Ingestor:
                     session.add(record)
                 self._store(session, stream, str(path), prepared, tally)
                 record.rows_done = prepared.consumed
-                record.updated_at = datetime.now(UTC)
+                record.updated_at = wall_clock()
                 if self.before_commit is not None:
                     self.before_commit(stream, tally.batches)
         with self.session_factory.begin() as session:

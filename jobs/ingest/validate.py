@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,7 @@ from jobs.ingest.fields import (
     unstorable,
 )
 from storage.bulk import PredictionRows, Reject
+from storage.clock import wall_clock
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -210,7 +211,7 @@ def validate_labels(
     if time_name in raw.columns:
         labelled_at = timestamp_column(raw[time_name], time_name, failures)
     else:
-        labelled_at = pd.DatetimeIndex([now or datetime.now(UTC)] * n)
+        labelled_at = pd.DatetimeIndex([now or wall_clock()] * n)
     good = ~failures.bad
     return (
         LabelRows(

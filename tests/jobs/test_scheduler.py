@@ -156,12 +156,13 @@ def test_triggers_fire_at_the_configured_times(timezone: str, check_utc: datetim
 
 
 def test_a_simulated_fortnight_has_fourteen_checks_and_two_reports():
-    jobs = {job.id: job for job in build_scheduler(sessionmaker(), make_settings()).get_jobs()}
+    """A daemon started at MONDAY 00:00: interval jobs first run one interval later."""
+    jobs = {job.id: job for job in build_scheduler(sessionmaker(), make_settings(), clock=lambda: MONDAY).get_jobs()}
     end = MONDAY + timedelta(days=14)
 
     def fires(job_id: str) -> list[datetime]:
         trigger, out, previous, now = jobs[job_id].trigger, [], None, MONDAY
-        while (t := trigger.get_next_fire_time(previous, now)) is not None and t < end:
+        while (t := trigger.get_next_fire_time(previous, now)) is not None and t <= end:
             out.append(t)
             previous, now = t, t + timedelta(seconds=1)
         return out
@@ -169,6 +170,7 @@ def test_a_simulated_fortnight_has_fourteen_checks_and_two_reports():
     assert len(fires("check:digits")) == 14
     assert fires("report:pets") == [MONDAY + timedelta(hours=6), MONDAY + timedelta(days=7, hours=6)]
     assert len(fires("ingest")) == 14 * 24 * 4
+    assert fires("ingest")[0] == MONDAY + timedelta(minutes=15)
 
 
 def test_an_unknown_timezone_is_a_config_error():
