@@ -27,7 +27,7 @@ START = datetime(2026, 11, 2, tzinfo=UTC)
 
 
 def run_checks(url: str, folder: Path) -> tuple[float, float, float]:
-    import jobs.check as check_module
+    import jobs.check.job as check_module
     from jobs.config import Settings
     from storage.engine import make_engine, make_session_factory
 
@@ -51,9 +51,9 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_checks(args.child[0], Path(args.child[1]))))
         return
+    from jobs.check.reference import reference_from_window
     from jobs.config import Settings
     from jobs.ingest.validate import validate_predictions
-    from jobs.reference import reference_from_window
     from storage import bulk, repository
     from storage.engine import make_engine, make_session_factory
     from storage.migrate import upgrade

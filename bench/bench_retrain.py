@@ -35,8 +35,8 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from jobs.demo.digits import CLASS_LABELS, apply_drift, jitter, load_digits_data  # noqa: E402
 from jobs.ml import cnn  # noqa: E402
-from jobs.ml.digits import CLASS_LABELS, apply_drift, jitter, load_digits_data  # noqa: E402
 from jobs.ml.export import export_tflite  # noqa: E402
 from jobs.ml.train import NewSamples, evaluate, retrain  # noqa: E402
 

@@ -20,6 +20,7 @@ from evidently, TensorFlow or SQLAlchemy are translated at the boundary with
     │   ├── ModelVersionNotFound(model, version)
     │   └── ReferenceSetNotFound(model, version)
     ├── StorageError                 the database refused or is unreachable
+    │   └── NoDatabaseError(database)  no driftkeeper schema there yet
     ├── LeaseHeldError(name, holder) another process holds the lock / lease
     ├── TrainingError                the trainer failed
     └── ExportError                  a TFLite export or its verification failed
@@ -122,6 +123,14 @@ class ReferenceSetNotFound(NotFoundError):
 
 class StorageError(DriftkeeperError):
     """The database refused an operation or cannot be reached."""
+
+
+class NoDatabaseError(StorageError):
+    """No driftkeeper schema at ``database`` (a missing SQLite file or an empty database)."""
+
+    def __init__(self, database: str) -> None:
+        self.database = database
+        super().__init__(f"no driftkeeper database at {database}: run `driftkeeper db upgrade`")
 
 
 class LeaseHeldError(DriftkeeperError):

@@ -21,6 +21,7 @@ from drift.errors import ConfigError
 CONFIG_ENV = "DRIFTKEEPER_CONFIG"
 DEFAULT_CONFIG_NAME = "driftkeeper.yaml"
 DEFAULT_DATABASE_URL = "sqlite:///var/driftkeeper.db"
+CONFIG_SEARCH = f"-c PATH, ${CONFIG_ENV}, ./{DEFAULT_CONFIG_NAME}"
 
 FEATURE_TYPES = ("numeric", "categorical")
 TASKS = ("classification", "segmentation")
@@ -146,7 +147,7 @@ class RetrainPolicy(_Strict):
 
 
 class RetrainSettings(_Strict):
-    """When and how a model is retrained, and what a challenger must prove (see jobs.retrain)."""
+    """When and how a model is retrained, and what a challenger must prove (see jobs.retrain.job)."""
 
     min_new_labels: int = Field(200, ge=1, description="labelled production samples needed since the champion")
     cooldown_hours: float = Field(24, ge=0)
@@ -350,8 +351,17 @@ def format_validation_error(source: str, exc: PydanticValidationError, data: dic
         message = err["msg"]
         if err["type"] == "extra_forbidden":
             message = "unknown key"
+        variable = _environment_variable(err["loc"])
+        if variable is not None:  # the key came from the environment, not from the file
+            key = f"{variable} (environment variable, key {key})"
         lines.append(f"  {key}: {message}")
     return "\n".join(lines)
+
+
+def _environment_variable(loc: tuple[Any, ...]) -> str | None:
+    """The ``DRIFTKEEPER__SECTION__KEY`` variable set for this location, if any (names are case-insensitive)."""
+    wanted = ("DRIFTKEEPER__" + "__".join(str(part) for part in loc)).upper()
+    return next((name for name in os.environ if name.upper() == wanted), None)
 
 
 def _dotted(loc: tuple[Any, ...], data: dict[str, Any]) -> str:

@@ -33,6 +33,21 @@ def _parse(url: str | URL, what: str) -> URL:
         raise ConfigError(f"{what} URL {redact_url(url)!r} cannot be parsed: {exc}") from exc
 
 
+def one_line(exc: BaseException) -> str:
+    """An error's first line, without SQLAlchemy's "[SQL: ...]" and "(Background on ...)" tails."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def sqlite_file_exists(url: str | URL) -> bool:
+    """False only for a SQLite URL naming a file that does not exist (other URLs: True)."""
+    parsed = _parse(url, "database")
+    if parsed.get_backend_name() != "sqlite":
+        return True
+    path = _sqlite_file(parsed)
+    return path is None or path.is_file()
+
+
 def _sqlite_file(parsed: URL) -> Path | None:
     """The file of a plain SQLite path URL, ``~`` expanded; None for memory and ``file:`` URIs."""
     database = parsed.database or ""

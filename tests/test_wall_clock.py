@@ -90,7 +90,7 @@ MONDAY = datetime(2026, 11, 30, tzinfo=UTC)
 def fortnight_fires(real_date: datetime) -> dict[str, int]:
     """How many times each job fires over a simulated fortnight from MONDAY, on the given real date."""
     settings = Settings(database={"url": "sqlite://"}, models=[{"name": "digits", "class_labels": ["0", "1"]}])
-    from jobs.scheduler import build_scheduler
+    from jobs.runner.scheduler import build_scheduler
 
     with time_machine.travel(real_date, tick=False):
         scheduler = build_scheduler(sessionmaker(), settings, clock=lambda: MONDAY)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from jobs.config import FileSource, ModelSettings, Settings, SqlSource
 from jobs.ingest import sources
 from jobs.ingest.pipeline import BatchContext, Prepared, prefetched, prepare_batch
-from jobs.progress import Progress
+from jobs.runner.progress import Progress
 from storage import bulk, repository
 from storage.clock import wall_clock
 from storage.engine import make_source_engine

@@ -1,9 +1,9 @@
 """The TensorFlow side of driftkeeper: demo data, the CNN, retraining, TFLite export, simulator.
 
-Importing this package (or :mod:`jobs.ml.digits`, :mod:`jobs.ml.image_features`) never imports
+Importing this package (or :mod:`jobs.demo.digits`, :mod:`jobs.ml.image_features`) never imports
 TensorFlow, so the monitoring side works without the ``ml`` extra. The modules that need it
 (:mod:`jobs.ml.cnn`, :mod:`jobs.ml.train`, :mod:`jobs.ml.export`, and
-:meth:`jobs.ml.simulator.ProductionSimulator.simulate_week`) import it inside their functions.
+:meth:`jobs.demo.simulator.ProductionSimulator.simulate_week`) import it inside their functions.
 
 Modules:
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from drift.errors import TrainingError, ValidationError
-from jobs.ml.digits import CLASS_LABELS, IMAGE_SIZE, DigitsData
+from jobs.demo.digits import CLASS_LABELS, IMAGE_SIZE, DigitsData
 
 if TYPE_CHECKING:
     import keras

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from drift.errors import TrainingError, ValidationError
+from jobs.demo.digits import CLASS_LABELS, DRIFT_TRANSFORMS, DigitsData, apply_drift
 from jobs.ml import cnn
-from jobs.ml.digits import CLASS_LABELS, DRIFT_TRANSFORMS, DigitsData, apply_drift
 from jobs.ml.train import _probabilities
 
 

@@ -1,7 +1,7 @@
 """Issue 5's trainer as a library: retrain a champion, teacher pseudo-labels, custom trainers, evaluation.
 
 The registry, trigger policy and gate live elsewhere; they call these functions with paths and
-arrays. Class labels here are class indices (see :func:`jobs.ml.digits.labels_to_indices`).
+arrays. Class labels here are class indices (see :func:`jobs.demo.digits.labels_to_indices`).
 
 - :func:`retrain` starts from the champion's ``.keras`` file and trains on the champion's
   training set plus newly labelled production samples. ``mode="head"`` freezes the backbone and

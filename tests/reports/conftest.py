@@ -6,7 +6,8 @@ import copy
 from typing import Any
 
 import pytest
-from report_sample import make_summary
+
+from tests.reports.report_sample import make_summary
 
 
 def pytest_configure(config: pytest.Config) -> None:

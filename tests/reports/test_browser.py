@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from report_sample import SCRIPT, SECTION_IDS
 
 from reports import render_evidently, render_index, render_weekly
+from tests.reports.report_sample import SCRIPT, SECTION_IDS
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

@@ -6,12 +6,12 @@ import re
 from pathlib import Path
 
 import pytest
-from htmlcheck import parse
-from report_sample import IMG, SCRIPT
 
 from drift.errors import ValidationError
 from reports import render_index
 from reports.render import CSP
+from tests.reports.htmlcheck import parse
+from tests.reports.report_sample import IMG, SCRIPT
 
 
 def test_index_lists_weeks_newest_first_with_badges(tmp_path: Path) -> None:

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from htmlcheck import parse
-from report_sample import HOSTILE, IMG, MATH, SCRIPT, SECTION_IDS, png_data_uri
 
 from drift.errors import ValidationError
 from reports import WeeklyReportFiles, render_weekly
 from reports.render import CSP
+from tests.reports.htmlcheck import parse
+from tests.reports.report_sample import HOSTILE, IMG, MATH, SCRIPT, SECTION_IDS, png_data_uri
 
 SCHEMA_KEYS = [
     "schema",

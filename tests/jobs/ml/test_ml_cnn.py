@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 
 from drift.errors import TrainingError, ValidationError
-from jobs.ml.digits import DigitsData
+from jobs.demo.digits import DigitsData
 
 
 def test_importing_jobs_ml_does_not_import_tensorflow() -> None:
     code = (
-        "import sys, jobs.ml, jobs.ml.digits, jobs.ml.image_features, jobs.ml.simulator, "
+        "import sys, jobs.ml, jobs.demo.digits, jobs.ml.image_features, jobs.demo.simulator, "
         "jobs.ml.cnn, jobs.ml.train, jobs.ml.export; "
         "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)"
     )

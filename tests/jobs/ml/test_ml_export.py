@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from drift.errors import ValidationError
-from jobs.ml.digits import CLASS_LABELS, DigitsData
+from jobs.demo.digits import CLASS_LABELS, DigitsData
 
 FIELDS = {
     "model_name": "digits",

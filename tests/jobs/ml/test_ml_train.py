@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from drift.errors import TrainingError, ValidationError
-from jobs.ml.digits import DigitsData
+from jobs.demo.digits import DigitsData
 from jobs.ml.train import NewSamples, evaluate, training_set
 
 

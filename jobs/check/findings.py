@@ -1,0 +1,426 @@
+"""Absurd-confidence findings of a window: what drift alone does not say.
+
+* realized performance once labels arrive (with label coverage and a confidence interval);
+* confidently wrong predictions (confidence >= the model's threshold, label disagrees),
+  their rate against the reference's and whether it rose significantly;
+* confident outliers: confident predictions on inputs far from the reference in embedding
+  space (Mahalanobis distance past the reference's own 99th percentile);
+* calibration (reliability curves, ECE) of the reference and of the window;
+* a label-free accuracy estimate from calibrated confidences (calibration fitted on the
+  reference's labelled rows), checked against realized accuracy when labels exist.
+
+Segmentation models log per-image summaries (pixel share per class as ``probabilities``, the
+mean pixel confidence as ``confidence``) and, optionally, the predicted mask's URI; labels may
+carry the true mask's URI. With both masks readable inside ``image_roots``, each labelled image
+gets its IoU, and "confidently wrong" becomes a confident mask (mean pixel confidence >= the
+threshold) with a mean IoU below ``iou_threshold``. Realized accuracy, calibration and the
+accuracy estimate are for classification only; a segmentation window gets its mean IoU instead.
+
+The statistics are in :mod:`drift`; this module gathers the arrays from storage in chunks.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from drift import ReferenceProfile
+from drift.calibration import ConfidenceCalibrator, reliability_curve
+from drift.errors import ValidationError
+from drift.outliers import EmbeddingOutlierDetector
+from drift.performance import check_estimate, confidently_wrong, estimate_accuracy, realized_performance
+from drift.segmentation import confident_mask_errors, iou_per_class
+from jobs.check.frames import embedding_columns, layout
+from jobs.config import ModelSettings
+from jobs.images import read_mask
+from storage.models import Model, ReferenceSet
+from storage.windows import iter_rows
+
+MIN_LABELS = 30
+
+
+@dataclass(frozen=True, kw_only=True)
+class Flagged:
+    """A prediction worth a human look."""
+
+    prediction_id: str
+    kind: str  # "confidently_wrong" | "confident_outlier"
+    confidence: float
+    score: float | None
+    predicted_label: str
+    true_label: str | None
+    input_uri: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prediction_id": self.prediction_id,
+            "kind": self.kind,
+            "confidence": round(self.confidence, 6),
+            "score": None if self.score is None else round(self.score, 6),
+            "predicted_label": self.predicted_label,
+            "true_label": self.true_label,
+            "input_uri": self.input_uri,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Findings:
+    figures: dict[str, Any] = field(default_factory=dict)
+    flagged: tuple[Flagged, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class LabelledArrays:
+    confidence: np.ndarray
+    y_true: np.ndarray
+    y_pred: np.ndarray
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.y_true == self.y_pred
+
+    def __len__(self) -> int:
+        return len(self.confidence)
+
+
+def reference_labels(
+    session: Session, model: ModelSettings, model_row: Model, version: int, reference_row: ReferenceSet
+) -> LabelledArrays | None:
+    """The reference's labelled predictions: stored with it, or (for a production window) the
+    labels that have arrived since for that window."""
+    stored = (reference_row.extras or {}).get("labelled")
+    if stored:
+        return LabelledArrays(
+            confidence=np.asarray(stored["confidence"], dtype=float),
+            y_true=np.asarray(stored["y_true"], dtype=object),
+            y_pred=np.asarray(stored["y_pred"], dtype=object),
+        )
+    window = (reference_row.extras or {}).get("window")
+    if not window:
+        return None
+    start, end = (datetime.fromisoformat(t) for t in window)
+    parts = list(
+        iter_rows(session, model_row.id, layout(model), version=version, start=start, end=end, labelled_only=True)
+    )
+    if not parts:
+        return None
+    return LabelledArrays(
+        confidence=np.concatenate([p.confidence for p in parts]),
+        y_true=np.concatenate([p.label for p in parts if p.label is not None]),
+        y_pred=np.concatenate([p.predicted_label for p in parts]),
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaskScores:
+    """IoU of labelled segmentation rows whose predicted and true masks could both be read."""
+
+    scored: np.ndarray  # bool per row: both masks read and compared
+    iou: np.ndarray  # mean IoU per row over the classes present in either mask (NaN where not scored)
+    per_class: np.ndarray  # (rows, classes) IoU (NaN where a class is absent from both, or not scored)
+    n_with_masks: int  # rows that name both masks
+    skipped: dict[str, int]  # why rows naming both masks were not scored, with counts
+
+    @property
+    def n_scored(self) -> int:
+        return int(self.scored.sum())
+
+
+def score_masks(model: ModelSettings, pred_uris: np.ndarray, true_uris: np.ndarray) -> MaskScores:
+    """IoU per image of predicted vs true masks (see :func:`drift.segmentation.iou_per_class`).
+
+    Rows that do not name both masks are left out; rows whose masks are missing, outside the
+    image roots, unreadable or of different shapes are counted in ``skipped`` and left out.
+    """
+    n, k = len(pred_uris), len(model.class_labels)
+    scored = np.zeros(n, dtype=bool)
+    per_class = np.full((n, k), np.nan)
+    skipped: Counter[str] = Counter()
+    both = [i for i in range(n) if pred_uris[i] is not None and true_uris[i] is not None]
+    for i in both:
+        pred, problem = read_mask(pred_uris[i], model.image_roots, k)
+        if pred is None:
+            skipped[f"predicted mask {problem}"] += 1
+            continue
+        true, problem = read_mask(true_uris[i], model.image_roots, k)
+        if true is None:
+            skipped[f"true mask {problem}"] += 1
+            continue
+        try:
+            per_class[i] = iou_per_class(pred, true, k)
+        except ValidationError:  # e.g. shapes differ
+            skipped["masks differ in shape"] += 1
+            continue
+        scored[i] = True
+    iou = np.full(n, np.nan)
+    if scored.any():  # drift.segmentation.mean_iou: the mean over the classes present in either mask
+        iou[scored] = np.nanmean(per_class[scored], axis=1)
+    return MaskScores(scored=scored, iou=iou, per_class=per_class, n_with_masks=len(both), skipped=dict(skipped))
+
+
+def _mask_verdicts(confidence: np.ndarray, scores: MaskScores, model: ModelSettings) -> tuple[int, int]:
+    """(confident mask errors, confident masks) among the scored rows."""
+    conf = confidence[scores.scored]
+    errors = confident_mask_errors(conf, scores.iou[scores.scored], model.confidence_threshold, model.iou_threshold)
+    return int(errors.sum()), int((conf >= model.confidence_threshold).sum())
+
+
+def _reference_mask_counts(
+    session: Session, model: ModelSettings, model_row: Model, version: int, reference_row: ReferenceSet
+) -> tuple[tuple[int, int] | None, float | None]:
+    """Confident mask errors and mean IoU of a production-window reference's labelled masks."""
+    window = (reference_row.extras or {}).get("window")
+    if not window:
+        return None, None
+    start, end = (datetime.fromisoformat(t) for t in window)
+    errors = confident = scored = 0
+    iou_sum = 0.0
+    for rows in iter_rows(
+        session, model_row.id, layout(model), version=version, start=start, end=end, labelled_only=True
+    ):
+        assert rows.mask_uri is not None and rows.true_mask_uri is not None
+        scores = score_masks(model, rows.mask_uri, rows.true_mask_uri)
+        e, c = _mask_verdicts(rows.confidence, scores, model)
+        errors, confident, scored = errors + e, confident + c, scored + scores.n_scored
+        iou_sum += float(scores.iou[scores.scored].sum())
+    return ((errors, confident) if confident else None), (iou_sum / scored if scored else None)
+
+
+def _segmentation_findings(
+    session: Session,
+    model: ModelSettings,
+    model_row: Model,
+    version: int,
+    reference_row: ReferenceSet,
+    labelled: tuple[np.ndarray, ...] | None,
+    top_k: int,
+) -> tuple[dict[str, Any], list[Flagged]]:
+    """Mean IoU of the window and confident masks with a low IoU, ranked by confidence (lowest IoU next)."""
+    figure: dict[str, Any] = {
+        "iou_threshold": model.iou_threshold,
+        "n_labelled": 0,
+        "n_with_masks": 0,
+        "n_scored": 0,
+        "n_skipped": 0,
+        "skipped": {},
+        "mean_iou": None,
+        "per_class_iou": dict.fromkeys(model.class_labels),
+        "reference_mean_iou": None,
+    }
+    if labelled is None:
+        return {"segmentation": figure}, []
+    conf, y_true, y_pred, ids, uris, pred_masks, true_masks = labelled
+    scores = score_masks(model, pred_masks, true_masks)
+    reference_counts, reference_iou = _reference_mask_counts(session, model, model_row, version, reference_row)
+    figure |= {
+        "n_labelled": len(conf),
+        "n_with_masks": scores.n_with_masks,
+        "n_scored": scores.n_scored,
+        "n_skipped": sum(scores.skipped.values()),
+        "skipped": scores.skipped,
+        "reference_mean_iou": reference_iou,
+    }
+    if not scores.n_scored:
+        return {"segmentation": figure}, []
+    per_class = scores.per_class[scores.scored]
+    present = ~np.isnan(per_class)
+    figure["mean_iou"] = float(scores.iou[scores.scored].mean())
+    figure["per_class_iou"] = {
+        label: float(np.nanmean(per_class[:, j])) if present[:, j].any() else None
+        for j, label in enumerate(model.class_labels)
+    }
+    index = np.flatnonzero(scores.scored)
+    iou = scores.iou[index]
+    # an image is right when its mask reaches the IoU threshold: the model claims every mask is
+    # right, so "label disagrees" becomes "IoU below the threshold"
+    stats = confidently_wrong(
+        conf[index],
+        iou >= model.iou_threshold,
+        np.ones(len(index), dtype=bool),
+        model.confidence_threshold,
+        reference_counts,
+    )
+    wrong = stats.to_dict() | {"iou_threshold": model.iou_threshold, "kind": "mask"}
+    errors = index[confident_mask_errors(conf[index], iou, model.confidence_threshold, model.iou_threshold)]
+    ranked = sorted(errors, key=lambda i: (-conf[i], scores.iou[i]))[:top_k]
+    flagged = [
+        Flagged(
+            prediction_id=str(ids[i]),
+            kind="confidently_wrong",
+            confidence=float(conf[i]),
+            score=float(scores.iou[i]),
+            predicted_label=str(y_pred[i]),
+            true_label=str(y_true[i]),
+            input_uri=uris[i],
+        )
+        for i in ranked
+    ]
+    return {"segmentation": figure, "confidently_wrong": wrong}, flagged
+
+
+def _outlier_detector(model: ModelSettings, reference: ReferenceProfile) -> EmbeddingOutlierDetector | None:
+    names = list(embedding_columns(model))
+    sample = reference.stats.sample.rows
+    if not names or len(sample) < 2 * len(names) or not set(names) <= set(sample.columns):
+        return None
+    return EmbeddingOutlierDetector(kind="mahalanobis").fit(sample[names].to_numpy(np.float64))
+
+
+def compute_findings(
+    session: Session,
+    model: ModelSettings,
+    model_row: Model,
+    version: int,
+    reference: ReferenceProfile,
+    reference_row: ReferenceSet,
+    start: datetime,
+    end: datetime,
+    *,
+    top_k: int = 20,
+) -> Findings:
+    """All figures of the window [start, end) of ``version``, reading its rows in chunks."""
+    threshold = model.confidence_threshold
+    detector = _outlier_detector(model, reference)
+    confidences: list[np.ndarray] = []
+    labelled_parts: list[tuple[np.ndarray, ...]] = []
+    outlier_heap: list[tuple[float, str, Flagged]] = []
+    n_rows = n_outliers = 0
+    for rows in iter_rows(
+        session, model_row.id, layout(model), version=version, start=start, end=end, with_labels=True
+    ):
+        n_rows += len(rows)
+        confidences.append(rows.confidence)
+        assert rows.label is not None
+        has_label = np.array([v is not None for v in rows.label], dtype=bool)
+        if has_label.any():
+            labelled_parts.append(
+                (
+                    rows.confidence[has_label],
+                    rows.label[has_label],
+                    rows.predicted_label[has_label],
+                    rows.prediction_id[has_label],
+                    rows.input_uri[has_label],
+                    _or_none(rows.mask_uri, len(rows))[has_label],
+                    _or_none(rows.true_mask_uri, len(rows))[has_label],
+                )
+            )
+        if detector is not None and rows.embedding is not None:
+            scores = detector.score(rows.embedding)
+            mask = (rows.confidence >= threshold) & (scores > detector.threshold_)
+            n_outliers += int(mask.sum())
+            for i in np.flatnonzero(mask):
+                item = Flagged(
+                    prediction_id=str(rows.prediction_id[i]),
+                    kind="confident_outlier",
+                    confidence=float(rows.confidence[i]),
+                    score=float(scores[i]),
+                    predicted_label=str(rows.predicted_label[i]),
+                    true_label=None if rows.label[i] is None else str(rows.label[i]),
+                    input_uri=rows.input_uri[i],
+                )
+                ranked = (float(scores[i]), item.prediction_id, item)
+                if len(outlier_heap) < top_k:
+                    heapq.heappush(outlier_heap, ranked)
+                else:
+                    heapq.heappushpop(outlier_heap, ranked)
+    figures: dict[str, Any] = {"n_rows": n_rows}
+    flagged: list[Flagged] = []
+    if n_rows == 0:
+        return Findings(figures=figures)
+    all_confidence = np.concatenate(confidences)
+    if detector is not None:
+        figures["confident_outliers"] = {
+            "count": n_outliers,
+            "rate": n_outliers / n_rows,
+            "threshold": float(detector.threshold_),
+            "min_confidence": threshold,
+            "method": "mahalanobis",
+        }
+        flagged += [entry[2] for entry in sorted(outlier_heap, reverse=True)]
+    if model.task == "segmentation":
+        labelled = tuple(np.concatenate(c) for c in zip(*labelled_parts, strict=True)) if labelled_parts else None
+        more, wrong_masks = _segmentation_findings(session, model, model_row, version, reference_row, labelled, top_k)
+        return Findings(figures=figures | more, flagged=tuple(flagged + wrong_masks))
+    ref = reference_labels(session, model, model_row, version, reference_row)
+    current = None
+    if labelled_parts:
+        conf, y_true, y_pred, ids, uris, _, _ = (np.concatenate(c) for c in zip(*labelled_parts, strict=True))
+        current = LabelledArrays(confidence=conf, y_true=y_true, y_pred=y_pred)
+        realized = realized_performance(y_true, y_pred, model.class_labels, n_predictions=n_rows)
+        figures["realized_performance"] = realized.to_dict() | {
+            "reference_accuracy": float(ref.correct.mean()) if ref is not None and len(ref) >= MIN_LABELS else None
+        }
+        reference_counts = _confident_counts(ref, threshold) if ref is not None else None
+        wrong = confidently_wrong(conf, y_true, y_pred, threshold, reference_counts)
+        figures["confidently_wrong"] = wrong.to_dict()
+        order = np.argsort(-conf, kind="stable")
+        errors = [i for i in order if conf[i] >= threshold and y_true[i] != y_pred[i]][:top_k]
+        flagged += [
+            Flagged(
+                prediction_id=str(ids[i]),
+                kind="confidently_wrong",
+                confidence=float(conf[i]),
+                score=None,
+                predicted_label=str(y_pred[i]),
+                true_label=str(y_true[i]),
+                input_uri=uris[i],
+            )
+            for i in errors
+        ]
+    figures["calibration"] = {
+        "reference": _curve(ref),
+        "current": _curve(current),
+    }
+    if ref is not None and len(ref) >= MIN_LABELS:
+        calibrator = ConfidenceCalibrator().fit(ref.confidence, ref.correct)
+        estimate = estimate_accuracy(calibrator, all_confidence)
+        sample = reference.stats.sample.rows
+        reference_estimate = (
+            estimate_accuracy(calibrator, sample["confidence"].to_numpy()).estimate
+            if "confidence" in sample.columns and len(sample)
+            else float(ref.correct.mean())
+        )
+        entry: dict[str, Any] = estimate.to_dict() | {
+            "accuracy": estimate.estimate,
+            # the same estimator on the reference's own inputs, so that a drop compares like with like
+            "reference_accuracy": reference_estimate,
+            "reference_realized_accuracy": float(ref.correct.mean()),
+            "trustworthy": True,
+            "warning": None,
+        }
+        if current is not None and len(current) >= MIN_LABELS:
+            on_labelled = estimate_accuracy(calibrator, current.confidence)
+            verdict = check_estimate(on_labelled, float(current.correct.mean()), len(current))
+            entry["check"] = verdict.to_dict()
+            entry["trustworthy"] = verdict.trustworthy
+            if not verdict.trustworthy:
+                entry["warning"] = (
+                    "the calibration fitted on the reference no longer holds (realized "
+                    f"{verdict.realized:.1%} vs estimated {verdict.estimated:.1%}); do not trust the estimate"
+                )
+        figures["estimated_performance"] = entry
+    return Findings(figures=figures, flagged=tuple(flagged))
+
+
+def _or_none(values: np.ndarray | None, n: int) -> np.ndarray:
+    return values if values is not None else np.full(n, None, dtype=object)
+
+
+def _confident_counts(labels: LabelledArrays, threshold: float) -> tuple[int, int] | None:
+    confident = labels.confidence >= threshold
+    if not confident.any():
+        return None
+    return int((confident & ~labels.correct).sum()), int(confident.sum())
+
+
+def _curve(labels: LabelledArrays | None) -> dict[str, Any] | None:
+    if labels is None or len(labels) < MIN_LABELS:
+        return None
+    curve = reliability_curve(labels.confidence, labels.correct, n_bins=min(10, max(2, len(labels) // 20)))
+    return curve.to_dict()

@@ -1,0 +1,225 @@
+"""The check job: compare a window of each model version's logs with that version's reference.
+
+The window's profile comes from :mod:`jobs.check.windows` (daily profiles, merged). All of it
+is computed in a read-only session; the day profiles, the drift run and its flagged predictions
+are then written in one short transaction, so that on SQLite a check never holds the write lock
+that ingestion needs while it computes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from drift import DriftResult, compare_profiles
+from drift.errors import ReferenceSetNotFound
+from jobs.check.findings import Flagged, compute_findings
+from jobs.check.policy import retrain_decision
+from jobs.check.reference import load_reference
+from jobs.check.windows import DayProfile, store_days, window_profile
+from jobs.config import Settings
+from storage import repository
+from storage.clock import wall_clock
+from storage.models import DriftColumnResult, DriftRun, FlaggedPrediction, PredictionLog
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckReport:
+    """One version's window compared with its reference, as stored in ``drift_runs``."""
+
+    model: str
+    version: int
+    run_id: int | None
+    window_start: datetime
+    window_end: datetime
+    n_rows: int
+    drifted: bool
+    outputs_drifted: bool | None
+    embedding_drifted: bool | None
+    retrain_worthy: bool
+    reasons: tuple[str, ...]
+    result: DriftResult | None
+    figures: dict[str, Any] = field(default_factory=dict)
+    flagged: tuple[Flagged, ...] = ()
+    skipped: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "run_id": self.run_id,
+            "window_start": self.window_start.isoformat(),
+            "window_end": self.window_end.isoformat(),
+            "n_rows": self.n_rows,
+            "drifted": self.drifted,
+            "outputs_drifted": self.outputs_drifted,
+            "embedding_drifted": self.embedding_drifted,
+            "retrain_worthy": self.retrain_worthy,
+            "reasons": list(self.reasons),
+            "skipped": self.skipped,
+            "figures": self.figures,
+            "flagged": [f.to_dict() for f in self.flagged],
+            "result": self.result.to_dict() if self.result is not None else None,
+        }
+
+
+def versions_in_window(session: Session, model_id: int, start: datetime, end: datetime) -> list[int]:
+    p = PredictionLog
+    stmt = select(p.model_version).distinct().where(p.model_id == model_id, p.ts >= start, p.ts < end)
+    return sorted(session.scalars(stmt))
+
+
+def check(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    model_name: str,
+    *,
+    window_days: float | None = None,
+    end: datetime | None = None,
+    now: datetime | None = None,
+    min_rows: int = 30,
+) -> list[CheckReport]:
+    """Check the window ending at ``end`` (default: now) for every version that logged in it."""
+    model = settings.model(model_name)
+    now = now or wall_clock()
+    end = end or now
+    start = end - timedelta(days=window_days if window_days is not None else model.drift.window_days)
+    reports: list[CheckReport] = []
+    days: list[DayProfile] = []
+    # Everything is computed in a read-only session: on SQLite no write lock is held while the
+    # window is profiled and the findings gathered, so ingestion goes on meanwhile.
+    with session_factory() as session:
+        model_row = repository.get_model(session, model.name)
+        model_id = model_row.id
+        versions = versions_in_window(session, model_id, start, end)
+        missing: list[int] = []
+        for version in versions:
+            try:
+                reference, reference_row = load_reference(session, model_row, version)
+            except ReferenceSetNotFound:
+                missing.append(version)
+                log.warning("%s version %d has no reference set; its rows are not checked", model.name, version)
+                continue
+            profiles = window_profile(session, model, model_row, version, reference, start, end, now)
+            days += profiles.to_store
+            window = profiles.profile
+            n_rows = window.n_rows if window is not None else 0
+            if window is None or n_rows < min_rows:
+                reports.append(_skipped(model.name, version, start, end, n_rows, f"only {n_rows} rows (< {min_rows})"))
+                continue
+            result = compare_profiles(reference, window)
+            findings = compute_findings(session, model, model_row, version, reference, reference_row, start, end)
+            decision = retrain_decision(model.retrain_when, result, findings.figures)
+            reports.append(
+                CheckReport(
+                    model=model.name,
+                    version=version,
+                    run_id=None,  # set once stored, below
+                    window_start=start,
+                    window_end=end,
+                    n_rows=n_rows,
+                    drifted=result.drifted,
+                    outputs_drifted=result.outputs_drifted,
+                    embedding_drifted=result.embedding_drifted,
+                    retrain_worthy=decision.retrain_worthy,
+                    reasons=decision.reasons,
+                    result=result,
+                    figures=findings.figures,
+                    flagged=findings.flagged,
+                )
+            )
+        if not versions:
+            reports.append(_skipped(model.name, 0, start, end, 0, "no predictions in the window"))
+        elif missing and not reports:
+            raise ReferenceSetNotFound(model.name, missing[0])
+    with session_factory.begin() as session:  # one short write transaction for all of it
+        store_days(session, tuple(days))
+        for i, report in enumerate(reports):
+            if report.result is None:
+                continue
+            run = _store_run(session, model_id, report)
+            session.add_all(FlaggedPrediction(run_id=run.id, model_id=model_id, **f.to_dict()) for f in report.flagged)
+            reports[i] = replace(report, run_id=run.id)
+    for report in reports:
+        if report.result is not None:
+            log.info(
+                "check %s v%d %s..%s: %d rows, drifted=%s, retrain-worthy=%s%s",
+                model.name,
+                report.version,
+                f"{start:%Y-%m-%d}",
+                f"{end:%Y-%m-%d}",
+                report.n_rows,
+                report.drifted,
+                report.retrain_worthy,
+                f" ({'; '.join(report.reasons)})" if report.reasons else "",
+            )
+    return reports
+
+
+def _skipped(model: str, version: int, start: datetime, end: datetime, n_rows: int, why: str) -> CheckReport:
+    log.info("check %s%s skipped: %s", model, f" v{version}" if version else "", why)
+    return CheckReport(
+        model=model,
+        version=version,
+        run_id=None,
+        window_start=start,
+        window_end=end,
+        n_rows=n_rows,
+        drifted=False,
+        outputs_drifted=None,
+        embedding_drifted=None,
+        retrain_worthy=False,
+        reasons=(),
+        result=None,
+        skipped=why,
+    )
+
+
+def _store_run(session: Session, model_id: int, report: CheckReport) -> DriftRun:
+    result = report.result
+    assert result is not None
+    run = DriftRun(
+        model_id=model_id,
+        version=report.version,
+        window_start=report.window_start,
+        window_end=report.window_end,
+        n_rows=result.n_current,
+        drifted=result.drifted,
+        outputs_drifted=result.outputs_drifted,
+        embedding_drifted=result.embedding_drifted,
+        retrain_worthy=report.retrain_worthy,
+        reasons=list(report.reasons),
+        result=result.to_dict(),
+        figures=report.figures,
+        engine=result.engine,
+        created_at=wall_clock(),
+    )
+    session.add(run)
+    session.flush()
+    session.add_all(
+        DriftColumnResult(
+            run_id=run.id,
+            column=c.column,
+            kind=c.kind,
+            method=c.method,
+            score=_finite(c.score),
+            p_value=_finite(c.p_value),
+            threshold=_finite(c.threshold),
+            drifted=c.drifted,
+        )
+        for c in result.columns
+    )
+    return run
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None or value != value or value in (float("inf"), float("-inf")):
+        return None
+    return float(value)

@@ -1,0 +1,270 @@
+"""Training a challenger, judging it against the champion, and what a promotion installs.
+
+TensorFlow is imported here only inside the functions (the ``ml`` extra).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.orm import Session, sessionmaker
+
+from drift import ReferenceProfile
+from jobs.check.frames import model_frame
+from jobs.check.reference import build_reference
+from jobs.config import ModelSettings, Settings
+from jobs.retrain.data import BaseData, Samples, window_inputs
+from storage import repository
+
+
+@dataclass(frozen=True, kw_only=True)
+class GateDecision:
+    promote: bool
+    reasons: tuple[str, ...]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    export: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def version_dir(settings: Settings, model: ModelSettings, version: int) -> Path:
+    return settings.paths.models_dir / model.name / f"v{version}"
+
+
+def teacher_samples(model: ModelSettings, images: np.ndarray, now: datetime) -> Samples | None:
+    """Unlabelled recent images the teacher labels with at least ``teacher_min_confidence``, stamped ``now``."""
+    policy = model.retrain
+    if policy.teacher_path is None or len(images) == 0:
+        return None
+    from jobs.ml.teacher import pseudo_label
+
+    labelled = pseudo_label(policy.teacher_path, images, policy.teacher_min_confidence)
+    n = len(labelled.labels)
+    return Samples(
+        prediction_id=np.array([f"teacher-{i}" for i in labelled.indices], dtype=object),
+        images=labelled.images,
+        y=np.asarray(labelled.labels, dtype=np.int64),
+        predicted=np.asarray(labelled.labels, dtype=np.int64),
+        confidence=np.zeros(n),
+        ts=pd.DatetimeIndex([pd.Timestamp(now)] * n),
+    )
+
+
+def train_challenger(
+    settings: Settings,
+    model: ModelSettings,
+    champion_path: str,
+    version: int,
+    base: BaseData,
+    train: Samples,
+    extra: Samples | None = None,
+) -> Path:
+    """Train version ``version`` from the champion's file; returns the challenger's ``.keras`` path.
+
+    ``extra``: teacher-labelled samples, added with the lowest weight and never counted as
+    confidently wrong.
+    """
+    out_path = version_dir(settings, model, version) / "model.keras"
+    policy = model.retrain
+    weights = train.recency_weights()
+    wrong = train.confidently_wrong(model.confidence_threshold)
+    if extra is not None and len(extra):
+        train = Samples(
+            prediction_id=np.concatenate([train.prediction_id, extra.prediction_id]),
+            images=np.concatenate([train.images, extra.images]),
+            y=np.concatenate([train.y, extra.y]),
+            predicted=np.concatenate([train.predicted, extra.predicted]),
+            confidence=np.concatenate([train.confidence, extra.confidence]),
+            ts=train.ts.append(extra.ts),
+        )
+        weights = np.concatenate([weights, np.ones(len(extra))])
+        wrong = np.concatenate([wrong, np.zeros(len(extra), dtype=bool)])
+    if policy.custom_command:
+        from jobs.ml.train import run_custom_trainer
+
+        samples_path = out_path.parent / "new_samples.npz"
+        samples_path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            samples_path,
+            images=train.images,
+            labels=train.y,
+            weights=train.recency_weights(),
+            confidently_wrong=train.confidently_wrong(model.confidence_threshold),
+        )
+        spec = {
+            "model": model.name,
+            "version": version,
+            "champion_path": champion_path,
+            "base_training_data": str(policy.training_data),
+            "new_samples": str(samples_path),
+            "class_labels": list(model.class_labels),
+            "mode": policy.mode,
+            "epochs": policy.epochs,
+            "seed": policy.seed,
+            "output_path": str(out_path),
+        }
+        return run_custom_trainer(list(policy.custom_command), spec, out_path.parent)
+    from jobs.ml.train import NewSamples, retrain
+
+    retrain(
+        Path(champion_path),
+        (base.x_train, base.y_train),
+        NewSamples(
+            images=train.images,
+            labels=train.y,
+            weights=train.recency_weights(),
+            confidently_wrong=train.confidently_wrong(model.confidence_threshold),
+        ),
+        mode=policy.mode,
+        epochs=policy.epochs,
+        seed=policy.seed,
+        out_path=out_path,
+    )
+    return out_path
+
+
+def judge(
+    settings: Settings,
+    model: ModelSettings,
+    champion_path: str,
+    challenger: Path,
+    version: int,
+    plan: Any,
+    base: BaseData,
+    holdout: Samples,
+    window: tuple[datetime, datetime],
+) -> GateDecision:
+    """The gate: recent-data gain, original-test tolerance, confidently-wrong rate, then the export."""
+    from jobs.ml.train import evaluate
+
+    policy = model.retrain
+    threshold = model.confidence_threshold
+    data = {"window": [t.isoformat() for t in window], "n_holdout": len(holdout)}
+    if len(holdout) < policy.min_holdout:
+        reason = f"only {len(holdout)} held-out recent samples to judge on (< {policy.min_holdout})"
+        return GateDecision(promote=False, reasons=(reason,), data=data)
+    champ_test = evaluate(champion_path, base.x_test, base.y_test, threshold)
+    chal_test = evaluate(challenger, base.x_test, base.y_test, threshold)
+    champ_recent = evaluate(champion_path, holdout.images, holdout.y, threshold)
+    chal_recent = evaluate(challenger, holdout.images, holdout.y, threshold)
+    metrics = {
+        "test_accuracy": chal_test.accuracy,
+        "recent_accuracy": chal_recent.accuracy,
+        "recent_confidently_wrong_rate": chal_recent.confidently_wrong_rate,
+        "champion_test_accuracy": champ_test.accuracy,
+        "champion_recent_accuracy": champ_recent.accuracy,
+        "champion_recent_confidently_wrong_rate": champ_recent.confidently_wrong_rate,
+        "n_holdout": len(holdout),
+    }
+    gain = chal_recent.accuracy - champ_recent.accuracy
+    drop = champ_test.accuracy - chal_test.accuracy
+    failures = []
+    if gain < policy.min_accuracy_gain:
+        failures.append(
+            f"recent accuracy {chal_recent.accuracy:.1%} vs champion {champ_recent.accuracy:.1%}: "
+            f"gain {gain:+.1%} < {policy.min_accuracy_gain:.1%}"
+        )
+    if drop > policy.max_test_accuracy_drop:
+        failures.append(f"original test accuracy dropped {drop:.1%} (> {policy.max_test_accuracy_drop:.1%})")
+    if chal_recent.confidently_wrong_rate > champ_recent.confidently_wrong_rate:
+        failures.append(
+            f"confidently-wrong rate {chal_recent.confidently_wrong_rate:.1%} worse than the champion's "
+            f"{champ_recent.confidently_wrong_rate:.1%}"
+        )
+    passed = [
+        f"recent accuracy {champ_recent.accuracy:.1%} -> {chal_recent.accuracy:.1%}",
+        f"test accuracy {champ_test.accuracy:.1%} -> {chal_test.accuracy:.1%}",
+    ]
+    if failures:
+        return GateDecision(promote=False, reasons=tuple(failures), metrics=metrics, data=data)
+    export = _export(settings, model, challenger, version, plan, base, holdout, window)
+    if not export["passed"]:
+        return GateDecision(promote=False, reasons=tuple(export["reasons"]), metrics=metrics, export=export, data=data)
+    return GateDecision(
+        promote=True, reasons=(*passed, "TFLite export verified"), metrics=metrics, export=export, data=data
+    )
+
+
+def _export(
+    settings: Settings,
+    model: ModelSettings,
+    challenger: Path,
+    version: int,
+    plan: Any,
+    base: BaseData,
+    holdout: Samples,
+    window: tuple[datetime, datetime],
+) -> dict[str, Any]:
+    from jobs.ml.export import export_tflite
+
+    representative = np.concatenate([base.x_train[:300], holdout.images[:100]])
+    report = export_tflite(
+        challenger,
+        version_dir(settings, model, version) / "export",
+        representative,
+        base.x_test,
+        list(model.class_labels),
+        {
+            "model_name": model.name,
+            "version": version,
+            "parent_version": plan.champion,
+            "training_data_window": [t.isoformat() for t in window],
+            "drift_run_id": plan.drift_run_id,
+        },
+        model.retrain.size_budget_bytes,
+    )
+    return {
+        "passed": report.passed,
+        "out_dir": str(report.out_dir),
+        "reasons": list(report.reasons),
+        "sizes": {v.path.name: v.size_bytes for v in report.variants},
+        "agreement": {v.path.name: v.agreement for v in report.variants},
+        "seconds": round(report.seconds, 2),
+    }
+
+
+def challenger_reference(
+    session_factory: sessionmaker[Session],
+    model: ModelSettings,
+    challenger: Path,
+    holdout: Samples,
+    window: tuple[datetime, datetime],
+) -> tuple[ReferenceProfile, dict[str, Any]] | None:
+    """The new version's reference: the latest window's inputs as the challenger sees them, and its
+    predictions on the held-out labelled slice (for calibration and the confidently-wrong baseline)."""
+    from jobs.ml.cnn import predict
+
+    end = window[1]
+    start = max(window[0], end - timedelta(days=model.drift.window_days))
+    with session_factory() as session:
+        model_row = repository.get_model(session, model.name)
+        found = window_inputs(session, model, model_row, start, end)
+        if found is None:  # a quiet last week: the whole recent window
+            start = window[0]
+            found = window_inputs(session, model, model_row, start, end)
+    if found is None:
+        return None
+    rows, images = found
+    predictions = predict(challenger, images)
+    frame = model_frame(
+        model,
+        probabilities=predictions.probabilities,
+        numeric=rows.numeric,
+        categorical=rows.categorical,
+        embedding=predictions.embeddings,
+    )
+    held = predict(challenger, holdout.images)
+    labels = np.asarray(model.class_labels, dtype=object)
+    extras = {
+        "window": [start.isoformat(), end.isoformat()],
+        "labelled": {
+            "confidence": held.probabilities.max(axis=1).astype(float).tolist(),
+            "y_true": labels[holdout.y].tolist(),
+            "y_pred": labels[held.probabilities.argmax(axis=1)].tolist(),
+        },
+    }
+    return build_reference(model, frame), extras

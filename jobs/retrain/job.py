@@ -1,0 +1,337 @@
+"""The retrain job: trigger policy, training, the champion/challenger gate, TFLite export,
+registration and promotion.
+
+A retrain starts when the latest check of the champion is retrain-worthy, enough labelled
+production samples arrived since the champion was deployed, the cooldown has passed and no
+other process holds the model's retrain lease (``--force`` skips the first three, never the
+lease). The challenger learns from the champion's training set plus the labelled production
+samples (recent ones weighted up, confidently-wrong ones always in), and is judged on data it
+never saw: the original test set and a held-out slice of the recent labelled samples. It is
+promoted only if it beats the champion on the recent slice by the configured margin, loses no
+more than the tolerance on the original test set, is not more often confidently wrong, and its
+TFLite export passes its checks. Every decision is stored with its figures and reasons; a
+failing trainer leaves the champion untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from drift.errors import DriftkeeperError, TrainingError
+from jobs.config import ModelSettings, Settings
+from jobs.retrain import registry
+from jobs.retrain.data import BaseData, in_holdout, labelled_samples, window_inputs
+from jobs.retrain.gate import GateDecision, judge, teacher_samples, train_challenger
+from storage import leases, repository
+from storage.clock import wall_clock
+from storage.models import DriftRun, Label, PredictionLog, RetrainRun
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrainPlan:
+    """Whether a retrain should start now, and why (or why not)."""
+
+    model: str
+    should_run: bool
+    reasons: tuple[str, ...]
+    champion: int | None
+    drift_run_id: int | None
+    new_labels: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "should_run": self.should_run,
+            "reasons": list(self.reasons),
+            "champion": self.champion,
+            "drift_run_id": self.drift_run_id,
+            "new_labels": self.new_labels,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrainOutcome:
+    model: str
+    decision: str  # "promoted" | "rejected" | "failed" | "skipped"
+    plan: RetrainPlan
+    run_id: int | None = None
+    version: int | None = None
+    parent: int | None = None
+    reasons: tuple[str, ...] = ()
+    metrics: dict[str, Any] = field(default_factory=dict)
+    export: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "decision": self.decision,
+            "run_id": self.run_id,
+            "version": self.version,
+            "parent": self.parent,
+            "reasons": list(self.reasons),
+            "metrics": self.metrics,
+            "export": self.export,
+            "plan": self.plan.to_dict(),
+        }
+
+
+def plan_retrain(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    model_name: str,
+    *,
+    force: bool = False,
+    now: datetime | None = None,
+) -> RetrainPlan:
+    model = settings.model(model_name)
+    policy = model.retrain
+    now = now or wall_clock()
+    with session_factory() as session:
+        model_row = repository.get_model(session, model.name)
+        champion = registry.champion(session, model_row)
+        latest = session.scalar(
+            select(DriftRun)
+            .where(DriftRun.model_id == model_row.id, DriftRun.version == champion.version)
+            .order_by(DriftRun.window_end.desc(), DriftRun.id.desc())
+            .limit(1)
+        )
+        last = session.scalar(
+            select(RetrainRun.started_at)
+            .where(RetrainRun.model_id == model_row.id, RetrainRun.decision != "skipped")
+            .order_by(RetrainRun.started_at.desc())
+            .limit(1)
+        )
+        # labels that arrived since the last retrain attempt, for predictions the champion made
+        labelled = (
+            select(func.count())
+            .select_from(PredictionLog)
+            .join(
+                Label, (Label.model_id == PredictionLog.model_id) & (Label.prediction_id == PredictionLog.prediction_id)
+            )
+            .where(PredictionLog.model_id == model_row.id, PredictionLog.model_version == champion.version)
+        )
+        if last is not None:
+            labelled = labelled.where(Label.labelled_at > last)
+        new_labels = session.scalar(labelled) or 0
+    blockers: list[str] = []
+    reasons: list[str] = []
+    if latest is not None and latest.retrain_worthy:
+        reasons.append(
+            f"check {latest.id} ({latest.window_end:%Y-%m-%d}) is retrain-worthy: " + "; ".join(latest.reasons)
+        )
+    else:
+        blockers.append(
+            "the latest check of the champion is not retrain-worthy" if latest else "the champion was never checked"
+        )
+    if new_labels >= policy.min_new_labels:
+        reasons.append(f"{new_labels} new labelled samples for version {champion.version}")
+    else:
+        blockers.append(
+            f"only {new_labels} new labelled samples for version {champion.version} (< {policy.min_new_labels})"
+        )
+    if last is not None and now - last < timedelta(hours=policy.cooldown_hours):
+        blockers.append(f"cooldown: last retrain started {last:%Y-%m-%d %H:%M}, cooldown {policy.cooldown_hours:g} h")
+    holder = leases.current_holder(session_factory, lease_name(model.name))
+    in_flight = f"a retrain is already in flight ({holder.holder})" if holder is not None else None
+    should = in_flight is None and (force or not blockers)
+    explained = tuple(
+        reasons + (["forced"] if force and blockers else []) + blockers + ([in_flight] if in_flight else [])
+    )
+    return RetrainPlan(
+        model=model.name,
+        should_run=should,
+        reasons=explained,
+        champion=champion.version,
+        drift_run_id=latest.id if latest is not None else None,
+        new_labels=int(new_labels),
+    )
+
+
+def lease_name(model: str) -> str:
+    return f"retrain:{model}"
+
+
+def retrain(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    model_name: str,
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> RetrainOutcome:
+    """Plan, and unless ``dry_run`` or the plan says no, retrain, gate, export and promote."""
+    model = settings.model(model_name)
+    now = now or wall_clock()
+    plan = plan_retrain(session_factory, settings, model.name, force=force, now=now)
+    if dry_run or not plan.should_run:
+        return RetrainOutcome(
+            model=model.name, decision="skipped", plan=plan, reasons=plan.reasons, parent=plan.champion
+        )
+    ttl = timedelta(minutes=model.retrain.lease_minutes)
+    with leases.renewing_lease(session_factory, lease_name(model.name), ttl):  # renewed: training may be long
+        return _run(session_factory, settings, model, plan, now)
+
+
+def _run(
+    session_factory: sessionmaker[Session], settings: Settings, model: ModelSettings, plan: RetrainPlan, now: datetime
+) -> RetrainOutcome:
+    with session_factory.begin() as session:
+        model_row = repository.get_model(session, model.name)
+        champion = registry.champion(session, model_row)
+        version = registry.next_version(session, model_row)
+        run = RetrainRun(
+            model_id=model_row.id,
+            started_at=now,
+            trigger="forced" if "forced" in plan.reasons else "policy",
+            drift_run_id=plan.drift_run_id,
+            parent_version=champion.version,
+            version=version,
+            decision="running",
+            reasons=list(plan.reasons),
+        )
+        session.add(run)
+        session.flush()
+        run_id, champion_path = run.id, champion.artifact_path
+    log.info(
+        "retrain %s: version %d from champion %d (%s)", model.name, version, plan.champion, "; ".join(plan.reasons)
+    )
+    try:
+        if not champion_path:
+            raise TrainingError(f"champion version {plan.champion} has no model file (artifact_path)")
+        start = now - timedelta(days=model.retrain.recent_days)
+        with session_factory() as session:
+            samples = labelled_samples(session, model, repository.get_model(session, model.name), start, now)
+        if len(samples) == 0:
+            raise TrainingError("no labelled production samples with readable images (check image_roots)")
+        holdout = in_holdout(samples.prediction_id, model.retrain.holdout_share)
+        base = BaseData.load(model.retrain.training_data)
+        extra = None
+        if model.retrain.teacher_path is not None:
+            with session_factory() as session:
+                recent = window_inputs(session, model, repository.get_model(session, model.name), start, now)
+            if recent is not None:  # unlabelled only: never the held-out slice, never a human label
+                unlabelled = ~np.isin(recent[0].prediction_id, samples.prediction_id)
+                extra = teacher_samples(model, recent[1][unlabelled], now)
+        challenger = train_challenger(settings, model, champion_path, version, base, samples.take(~holdout), extra)
+        counts = {"n_train_new": int((~holdout).sum()), "n_teacher": len(extra) if extra is not None else 0}
+        decision = judge(
+            settings, model, champion_path, challenger, version, plan, base, samples.take(holdout), (start, now)
+        )
+        decision = replace(decision, data=decision.data | counts, metrics=decision.metrics | counts)
+    except Exception as exc:
+        _finish(session_factory, run_id, "failed", [f"{type(exc).__name__}: {exc}"], {}, {}, traceback.format_exc())
+        if isinstance(exc, DriftkeeperError):
+            raise
+        raise TrainingError(f"retrain of {model.name} failed: {exc}") from exc
+    try:
+        return _register(
+            session_factory,
+            settings,
+            model,
+            plan,
+            run_id,
+            version,
+            challenger,
+            decision,
+            samples.take(holdout),
+            (start, now),
+        )
+    except Exception as exc:  # the run must not stay 'running' (it would count for the cooldown forever)
+        _finish(session_factory, run_id, "failed", [f"{type(exc).__name__}: {exc}"], {}, {}, traceback.format_exc())
+        raise
+
+
+def _register(
+    session_factory: sessionmaker[Session],
+    settings: Settings,
+    model: ModelSettings,
+    plan: RetrainPlan,
+    run_id: int,
+    version: int,
+    challenger: Any,
+    decision: GateDecision,
+    holdout: Any,
+    window: tuple[datetime, datetime],
+) -> RetrainOutcome:
+    from jobs.retrain.gate import challenger_reference
+
+    reference = challenger_reference(session_factory, model, challenger, holdout, window) if decision.promote else None
+    if decision.promote and reference is None:
+        decision = GateDecision(
+            promote=False,
+            reasons=("no recent inputs with readable images to build the new reference from",),
+            metrics=decision.metrics,
+            export=decision.export,
+            data=decision.data,
+        )
+    with session_factory.begin() as session:
+        model_row = repository.get_model(session, model.name)
+        row = repository.register_version(
+            session,
+            model_row,
+            version,
+            artifact_path=str(challenger),
+            status="challenger",
+            parent_version=plan.champion,
+            metrics=decision.metrics,
+            lineage={
+                "trigger": plan.reasons,
+                "drift_run_id": plan.drift_run_id,
+                "retrain_run_id": run_id,
+                "data": decision.data,
+            },
+        )
+        row.export_dir = decision.export.get("out_dir")
+        if decision.promote and reference is not None:
+            from jobs.check.reference import save_reference
+
+            profile, extras = reference
+            save_reference(session, model_row, version, profile, source="retrain", extras=extras)
+            registry.promote(session, model_row, version)
+        else:
+            row.status = "rejected"
+    outcome = "promoted" if decision.promote else "rejected"
+    _finish(session_factory, run_id, outcome, list(decision.reasons), decision.metrics, decision.export, None)
+    log.info("retrain %s: version %d %s (%s)", model.name, version, outcome, "; ".join(decision.reasons))
+    return RetrainOutcome(
+        model=model.name,
+        decision=outcome,
+        plan=plan,
+        run_id=run_id,
+        version=version,
+        parent=plan.champion,
+        reasons=decision.reasons,
+        metrics=decision.metrics,
+        export=decision.export,
+    )
+
+
+def _finish(
+    session_factory: sessionmaker[Session],
+    run_id: int,
+    decision: str,
+    reasons: list[str],
+    metrics: dict[str, Any],
+    export: dict[str, Any],
+    error: str | None,
+) -> None:
+    with session_factory.begin() as session:
+        run = session.get(RetrainRun, run_id)
+        assert run is not None
+        run.decision = decision
+        run.reasons = list(run.reasons or []) + reasons
+        run.metrics = metrics
+        run.export = export
+        run.error = error
+        run.finished_at = wall_clock()

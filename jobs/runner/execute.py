@@ -1,0 +1,204 @@
+"""The one entry every job run goes through: the daemon, ``driftkeeper run`` and tests alike.
+
+:func:`run_job` takes the job's lease ``job:<name>:<model or all>`` so that the same job never
+runs twice at once (a daemon and a cron job included), records the run in the job-run history,
+and turns any error into a failed :class:`JobOutcome` (exit code 1) with the traceback logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from drift.errors import DriftkeeperError, LeaseHeldError, TrainingError
+from jobs.config import Settings
+from jobs.runner.exit_codes import EXIT_DRIFT, EXIT_ERROR, EXIT_OK
+from jobs.runner.progress import Progress
+from jobs.runner.runs import recorded_run
+from storage.leases import renewing_lease
+
+log = logging.getLogger(__name__)
+
+JOB_NAMES = ("ingest", "labels", "check", "report", "retrain")
+MODEL_JOBS = ("check", "report", "retrain")  # these need --model
+_OPTIONS = {
+    "ingest": ("streams", "progress"),
+    "labels": ("progress",),
+    "check": ("window_days", "end"),
+    "report": ("week", "evidently"),
+    "retrain": ("force", "dry_run"),
+}
+
+Factory = sessionmaker[Session]
+Streams = tuple[str, ...] | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobOutcome:
+    """How one run of a job ended; ``status`` is what the job-run history records."""
+
+    job: str
+    model: str | None
+    status: str  # "succeeded" | "failed"
+    exit_code: int
+    data: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Done:
+    data: dict[str, Any]
+    counts: dict[str, Any]
+    drifted: bool = False
+    failure: str | None = None  # the job ran but reports a failure (a retrain whose trainer failed)
+
+
+def job_lease_name(name: str, model: str | None) -> str:
+    return f"job:{name}:{model or 'all'}"
+
+
+def run_job(
+    name: str,
+    session_factory: Factory,
+    settings: Settings,
+    model: str | None = None,
+    *,
+    now: datetime | None = None,
+    fail_on_drift: bool = False,
+    **options: Any,
+) -> JobOutcome:
+    """Run job ``name`` once under its lease, recorded; never raises for the job's own errors.
+
+    Exit codes: 0 done, 1 error (including "already running"), 3 drift when ``fail_on_drift``.
+    Unknown job names, options, or a model job without a model are programming errors (ValueError).
+    """
+    if name not in _OPTIONS:
+        raise ValueError(f"unknown job {name!r}; known: {', '.join(JOB_NAMES)}")
+    unknown = sorted(set(options) - set(_OPTIONS[name]))
+    if unknown:
+        allowed = ", ".join(sorted(_OPTIONS[name])) or "none"
+        raise ValueError(f"job {name!r} takes no option {', '.join(unknown)}; allowed: {allowed}")
+    if name in MODEL_JOBS and model is None:
+        raise ValueError(f"job {name!r} needs a model")
+    what = f"{name} ({model or 'all models'})"
+    lease = job_lease_name(name, model)
+    ttl = timedelta(seconds=settings.schedule.daemon_lease_seconds)
+    done: _Done | None = None
+    busy = False
+    try:
+        with recorded_run(session_factory, name, model) as record:
+            try:
+                with renewing_lease(session_factory, lease, ttl):
+                    done = _RUNNERS[name](session_factory, settings, model, now, **options)
+            except LeaseHeldError as exc:
+                if exc.name != lease:
+                    raise
+                busy = True
+                raise DriftkeeperError(f"{what} is already running: {exc}") from exc
+            record.counts = done.counts
+            if done.failure is not None:
+                raise TrainingError(done.failure)
+    except DriftkeeperError as exc:
+        if busy:
+            log.warning("%s", exc)
+        else:
+            log.error("%s failed: %s", what, exc, exc_info=exc)
+        data = done.data if done is not None else {}
+        return JobOutcome(job=name, model=model, status="failed", exit_code=EXIT_ERROR, data=data, error=str(exc))
+    except Exception as exc:
+        log.error("%s failed", what, exc_info=exc)
+        error = f"{type(exc).__name__}: {exc}"
+        return JobOutcome(job=name, model=model, status="failed", exit_code=EXIT_ERROR, error=error)
+    exit_code = EXIT_DRIFT if fail_on_drift and done.drifted else EXIT_OK
+    log.info("%s succeeded%s", what, f" {done.counts}" if done.counts else "")
+    return JobOutcome(job=name, model=model, status="succeeded", exit_code=exit_code, data=done.data)
+
+
+# -- the jobs, each a thin adapter over its module (imported lazily: --help stays fast) ----------
+
+
+def _ingest(
+    sf: Factory,
+    settings: Settings,
+    model: str | None,
+    now: datetime | None,
+    streams: Streams = None,
+    progress: Progress | None = None,
+) -> _Done:
+    from jobs.ingest.run import ingest
+
+    # predictions only: labels are their own job, so the two never contend for a stream's lease
+    reports = ingest(sf, settings, model, streams=streams or ("predictions",), progress=progress)
+    counts = {k: sum(getattr(r, k) for r in reports) for k in ("inserted", "quarantined", "duplicates")}
+    return _Done(data={"runs": [r.to_dict() for r in reports]}, counts=counts)
+
+
+def _labels(
+    sf: Factory, settings: Settings, model: str | None, now: datetime | None, progress: Progress | None = None
+) -> _Done:
+    return _ingest(sf, settings, model, now, streams=("labels",), progress=progress)
+
+
+def _check(
+    sf: Factory,
+    settings: Settings,
+    model: str,
+    now: datetime | None,
+    window_days: float | None = None,
+    end: datetime | None = None,
+) -> _Done:
+    from jobs.check.job import check
+
+    reports = check(sf, settings, model, window_days=window_days, end=end, now=now)
+    drifted = any(r.drifted for r in reports)
+    worthy = any(r.retrain_worthy for r in reports)
+    data = {"model": model, "drifted": drifted, "retrain_worthy": worthy, "runs": [r.to_dict() for r in reports]}
+    counts = {"runs": sum(r.run_id is not None for r in reports), "drifted": sum(r.drifted for r in reports)}
+    return _Done(data=data, counts=counts, drifted=drifted)
+
+
+def _report(
+    sf: Factory,
+    settings: Settings,
+    model: str,
+    now: datetime | None,
+    week: str | None = None,
+    evidently: bool = True,
+) -> _Done:
+    from jobs.report.job import weekly_report
+
+    data = weekly_report(sf, settings, model, week=week, now=now, evidently=evidently).to_dict()
+    return _Done(data=data, counts={"week": data.get("week"), "status": data.get("status")})
+
+
+def _retrain(
+    sf: Factory, settings: Settings, model: str, now: datetime | None, force: bool = False, dry_run: bool = False
+) -> _Done:
+    from jobs.retrain.job import retrain
+
+    outcome = retrain(sf, settings, model, force=force, dry_run=dry_run, now=now)
+    failure = None
+    if outcome.decision == "failed":
+        failure = f"retrain of {model} failed: " + ("; ".join(outcome.reasons) or "see the retrain run")
+    counts = {"decision": outcome.decision, "version": outcome.version}
+    return _Done(data=outcome.to_dict(), counts=counts, failure=failure)
+
+
+_RUNNERS: dict[str, Callable[..., _Done]] = {
+    "ingest": _ingest,
+    "labels": _labels,
+    "check": _check,
+    "report": _report,
+    "retrain": _retrain,
+}
+
+
+# -- the daemon ---------------------------------------------------------------------------------
