@@ -31,7 +31,7 @@ import os
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -59,6 +59,24 @@ EMB = [f"emb_{i}" for i in range(32)]
 def make_frame(n: int, shift: float, seed: int) -> pd.DataFrame:
     """Seeded rows; ``shift`` moves num_0..4, cat_0, the class-0 logit and the embedding."""
     rng = np.random.default_rng(seed)
+    cols = feature_columns(rng, n, shift)
+    logits = rng.normal(0.0, 1.5, (n, len(PROBS)))
+    logits[:, 0] += 2 * shift
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    cols.update({name: probs[:, i] for i, name in enumerate(PROBS)})
+    emb = rng.normal(shift / 4, 1.0, (n, len(EMB)))
+    cols.update({name: emb[:, i] for i, name in enumerate(EMB)})
+    return pd.DataFrame(cols)
+
+
+def make_features(n: int, shift: float, seed: int) -> pd.DataFrame:
+    """The 20 numeric and 5 categorical feature columns of :func:`make_frame` alone."""
+    return pd.DataFrame(feature_columns(np.random.default_rng(seed), n, shift))
+
+
+def feature_columns(rng: np.random.Generator, n: int, shift: float) -> dict[str, Any]:
+    """NUMERIC and CATEGORICAL columns drawn from ``rng``; ``shift`` moves num_0..4 and cat_0."""
     cols: dict[str, Any] = {}
     for i, name in enumerate(NUMERIC):
         s = shift if i < 5 else 0.0
@@ -77,21 +95,17 @@ def make_frame(n: int, shift: float, seed: int) -> pd.DataFrame:
         if i == 0:
             p[0] *= 1.0 + 2 * shift
         cols[name] = rng.choice([f"v{j}" for j in range(k)], n, p=p / p.sum())
-    logits = rng.normal(0.0, 1.5, (n, len(PROBS)))
-    logits[:, 0] += 2 * shift
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
-    cols.update({name: probs[:, i] for i, name in enumerate(PROBS)})
-    emb = rng.normal(shift / 4, 1.0, (n, len(EMB)))
-    cols.update({name: emb[:, i] for i, name in enumerate(EMB)})
-    return pd.DataFrame(cols)
+    return cols
 
 
-def spec_for(frame: pd.DataFrame) -> DriftSpec:
+def spec_for(
+    frame: pd.DataFrame, outputs: Sequence[str] = tuple(PROBS), embedding: Sequence[str] | None = tuple(EMB)
+) -> DriftSpec:
+    """evidently's default methods per column, no correction, evidently's dataset rule."""
     return DriftSpec.infer(
         frame,
-        outputs=PROBS,
-        embedding=EMB,
+        outputs=outputs,
+        embedding=embedding,
         method_rule="evidently",
         correction="none",
         policy=DriftPolicy.evidently(),

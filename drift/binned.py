@@ -5,8 +5,10 @@ A numeric column is described on *cells* laid out around sorted edges ``e_0 < ..
 alternating open intervals and single points ("atoms"). Each side stores its count and the
 sum of its values per cell.
 
-* On raw rows (``engine="fast"``) the edges are every distinct value of both samples, so
-  all mass sits on atoms and every method is exact (KS, Wasserstein, chi-square, JS, PSI
+* On raw rows (``engine="fast"``) a column keeps its values (:class:`NumericValues`): KS
+  reads them directly (:mod:`drift.ks`, exact without a full sort); the other methods read
+  cells whose edges are every distinct value of both samples, built on first use, so all
+  mass sits on atoms and every method is exact (KS, Wasserstein, chi-square, JS, PSI
   equal scipy's / evidently's numbers).
 * On profiles the edges come from the reference (its distinct values when it has few, else
   fine quantiles). KS is then evaluated at every cell boundary, which is exact whenever
@@ -141,16 +143,19 @@ class NumericBins:
     @classmethod
     def from_values(cls, ref: FloatArray, cur: FloatArray) -> NumericBins:
         """Exact representation: the edges are every distinct value of both samples."""
-        edges, inverse = np.unique(np.concatenate([ref, cur]), return_inverse=True)
+        r_vals, r_n = _runs(np.sort(ref))
+        c_vals, c_n = _runs(np.sort(cur))
+        # both are sorted: a stable sort of the two runs is a merge
+        merged = np.sort(np.concatenate([r_vals, c_vals]), kind="stable")
+        edges, _ = _runs(merged)
         n_cells = 2 * edges.size + 1
         ref_counts = np.zeros(n_cells, dtype=np.int64)
         cur_counts = np.zeros(n_cells, dtype=np.int64)
-        ref_counts[1::2] = np.bincount(inverse[: ref.size], minlength=edges.size)
-        cur_counts[1::2] = np.bincount(inverse[ref.size :], minlength=edges.size)
-        zeros = np.zeros(n_cells)
-        ref_sums = zeros.copy()
+        ref_counts[1 + 2 * np.searchsorted(edges, r_vals)] = r_n
+        cur_counts[1 + 2 * np.searchsorted(edges, c_vals)] = c_n
+        ref_sums = np.zeros(n_cells)
         ref_sums[1::2] = ref_counts[1::2] * edges
-        cur_sums = zeros
+        cur_sums = np.zeros(n_cells)
         cur_sums[1::2] = cur_counts[1::2] * edges
         return cls(
             edges=edges,
@@ -159,9 +164,54 @@ class NumericBins:
             ref_sums=ref_sums,
             cur_sums=cur_sums,
             ref_std=float(np.std(ref)) if ref.size else 0.0,
-            ref_unique=int(np.count_nonzero(ref_counts)),
+            ref_unique=int(r_vals.size),
             exact=True,
         )
+
+
+def _runs(sorted_values: FloatArray) -> tuple[FloatArray, IntArray]:
+    """The distinct values of a sorted array and how often each occurs."""
+    n = sorted_values.size
+    if n == 0:
+        return sorted_values, np.zeros(0, dtype=np.int64)
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(sorted_values[1:], sorted_values[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    return sorted_values[starts], np.diff(starts, append=n).astype(np.int64)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class NumericValues:
+    """The finite values of one numeric column on each side, as read from rows (exact).
+
+    Methods that need cells read :attr:`bins` (built on first use: every distinct value
+    an edge); KS reads the values themselves (:func:`drift.ks.ks_statistic`, no sort).
+    The arrays may be read-only views of the caller's frame: never modify them.
+    """
+
+    ref: FloatArray
+    cur: FloatArray
+
+    @property
+    def n_ref(self) -> int:
+        return int(self.ref.size)
+
+    @property
+    def n_cur(self) -> int:
+        return int(self.cur.size)
+
+    @cached_property
+    def bins(self) -> NumericBins:
+        return NumericBins.from_values(self.ref, self.cur)
+
+    def count_distinct(self, at_most: int) -> int:
+        """Distinct values over both sides, or ``at_most + 1`` when there are more."""
+        probe = np.concatenate([self.ref[:256], self.cur[:256]])
+        if np.unique(probe).size > at_most:
+            return at_most + 1
+        # few distinct values so far: hashing all of them is fast
+        return min(int(pd.unique(np.concatenate([self.ref, self.cur])).size), at_most + 1)
 
 
 def _sort_key(value: Any) -> tuple[str, str]:
@@ -236,15 +286,24 @@ class ColumnData:
 
     name: str
     type: str
-    numeric: NumericBins | None = None
+    #: cells (from a profile) or raw values (from rows; their exact cells are built on demand)
+    numeric: NumericBins | NumericValues | None = None
     categorical: CategoryCounts | None = None
+
+    @property
+    def bins(self) -> NumericBins | None:
+        """The numeric cells, ``None`` for a categorical column."""
+        if isinstance(self.numeric, NumericValues):
+            return self.numeric.bins
+        return self.numeric
 
     @cached_property
     def categories(self) -> CategoryCounts:
         if self.categorical is not None:
             return self.categorical
-        assert self.numeric is not None
-        return CategoryCounts.from_bins(self.numeric)
+        bins = self.bins
+        assert bins is not None
+        return CategoryCounts.from_bins(bins)
 
     @property
     def n_ref(self) -> int:
@@ -257,21 +316,36 @@ class ColumnData:
     @cached_property
     def n_unique(self) -> int:
         """Distinct non-missing values over both sides (as evidently's ``nunique`` of the union)."""
-        if self.numeric is not None:
-            return int(np.count_nonzero(self.numeric.ref_counts + self.numeric.cur_counts))
+        bins = self.bins
+        if bins is not None:
+            return int(np.count_nonzero(bins.ref_counts + bins.cur_counts))
         return len(self.categories.keys)
+
+    def count_distinct(self, at_most: int) -> int:
+        """:attr:`n_unique`, or ``at_most + 1`` when larger (cheap on raw values)."""
+        if isinstance(self.numeric, NumericValues):
+            return self.numeric.count_distinct(at_most)
+        return min(self.n_unique, at_most + 1)
 
     @classmethod
     def from_series(cls, name: str, kind: str, ref: pd.Series, cur: pd.Series) -> ColumnData:
         """Exact representation from raw values; NaN and infinities are dropped (as evidently)."""
         if kind == "numeric":
-            r = finite_values(ref)
-            c = finite_values(cur)
-            return cls(name=name, type=kind, numeric=NumericBins.from_values(r, c))
+            return cls(name=name, type=kind, numeric=NumericValues(ref=finite_values(ref), cur=finite_values(cur)))
         return cls(name=name, type=kind, categorical=CategoryCounts.from_values(ref, cur))
 
 
 def finite_values(series: pd.Series) -> FloatArray:
-    """The finite values of a numeric column as float64 (NaN, None and infinities dropped)."""
-    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return values[np.isfinite(values)]
+    """The finite values of a numeric column as float64 (NaN, None and infinities dropped).
+
+    A float64 column without missing or infinite values comes back as a read-only view
+    of the frame's data (no copy).
+    """
+    if series.dtype == np.float64:
+        values = series.to_numpy()
+    else:
+        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    finite = np.isfinite(values)
+    out = values.view() if finite.all() else values[finite]
+    out.flags.writeable = False
+    return out

@@ -19,7 +19,8 @@ from scipy import stats
 
 from drift.calibration import ConfidenceCalibrator
 from drift.errors import InsufficientDataError, ValidationError
-from drift.performance import _as_confidence, _z
+from drift.inputs import as_confidence
+from drift.intervals import z_value
 
 __all__ = ["AccuracyEstimate", "EstimateCheck", "check_estimate", "estimate_accuracy"]
 
@@ -69,8 +70,8 @@ def estimate_accuracy(
     calibrator: ConfidenceCalibrator, confidences: ArrayLike, *, confidence_level: float = 0.95
 ) -> AccuracyEstimate:
     """Estimated accuracy of a window from its confidences and a reference-fitted calibrator."""
-    z = _z(confidence_level)
-    conf = _as_confidence(confidences, "confidences")
+    z = z_value(confidence_level)
+    conf = as_confidence(confidences, "confidences")
     if conf.size == 0:
         raise InsufficientDataError("estimate_accuracy needs at least one prediction, got 0")
     p = calibrator.predict(conf)
@@ -182,7 +183,7 @@ def check_estimate(
             p_value=None,
             tolerance=tolerance,
         )
-    z_crit = _z(estimated.confidence_level)
+    z_crit = z_value(estimated.confidence_level)
     e_var = min(max(est, 0.01), 0.99)
     se = math.sqrt(estimated.std_error_calibration**2 + e_var * (1.0 - e_var) / n_labelled)
     z = diff / se

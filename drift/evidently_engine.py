@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from drift.binned import CategoryCounts, ColumnData
-from drift.comparison import Engine, TestedColumn, assemble, embedding_from_rows
+from drift.engine_base import Engine, TestedColumn, assemble, embedding_from_rows
 from drift.errors import DriftkeeperError
 from drift.methods import ChiSquare2s, DriftMethod, Score, default_method
 from drift.result import DriftResult

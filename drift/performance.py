@@ -27,6 +27,9 @@ from scipy import stats
 
 from drift.calibration import ConfidenceCalibrator
 from drift.errors import InsufficientDataError, ValidationError
+from drift.estimate import AccuracyEstimate, EstimateCheck, check_estimate, estimate_accuracy
+from drift.inputs import as_1d, as_confidence
+from drift.intervals import check_level, wilson_interval
 
 __all__ = [
     "AccuracyEstimate",
@@ -41,50 +44,6 @@ __all__ = [
     "top_k_confident",
     "wilson_interval",
 ]
-
-
-def _check_level(name: str, value: float) -> None:
-    if not 0.0 < value < 1.0:
-        raise ValidationError(f"{name} must lie strictly between 0 and 1, got {value!r}")
-
-
-def _z(confidence_level: float) -> float:
-    _check_level("confidence_level", confidence_level)
-    return float(stats.norm.ppf(0.5 + confidence_level / 2.0))
-
-
-def wilson_interval(successes: int, n: int, confidence_level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion ``successes / n``.
-
-    >>> [round(v, 4) for v in wilson_interval(4, 6)]
-    [0.3, 0.9032]
-    """
-    if n < 1 or not 0 <= successes <= n:
-        raise ValidationError(f"need 0 <= successes <= n and n >= 1, got successes={successes}, n={n}")
-    z = _z(confidence_level)
-    p = successes / n
-    denom = 1.0 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    low = 0.0 if successes == 0 else max(0.0, centre - half)
-    high = 1.0 if successes == n else min(1.0, centre + half)
-    return low, high
-
-
-def _as_1d(values: ArrayLike, name: str, n: int | None = None) -> NDArray[Any]:
-    arr = np.asarray(values)
-    if arr.ndim != 1:
-        raise ValidationError(f"{name} must be 1-D, got shape {arr.shape}")
-    if n is not None and arr.shape[0] != n:
-        raise ValidationError(f"{name} must have {n} entries (one per prediction), got {arr.shape[0]}")
-    return arr
-
-
-def _as_confidence(values: ArrayLike, name: str = "confidence", n: int | None = None) -> NDArray[np.float64]:
-    arr = _as_1d(values, name, n).astype(np.float64)
-    if not np.all(np.isfinite(arr)) or (arr.size and (arr.min() < 0.0 or arr.max() > 1.0)):
-        raise ValidationError(f"{name} must be finite and lie in [0, 1]")
-    return arr
 
 
 def _label_codes(values: NDArray[Any], labels: pd.Index, name: str) -> NDArray[np.intp]:
@@ -178,8 +137,8 @@ def realized_performance(
     index = pd.Index(list(labels))
     if len(index) < 1 or not index.is_unique:
         raise ValidationError(f"labels must be non-empty and unique, got {list(labels)}")
-    true_arr = _as_1d(y_true, "y_true")
-    pred_arr = _as_1d(y_pred, "y_pred", true_arr.shape[0])
+    true_arr = as_1d(y_true, "y_true")
+    pred_arr = as_1d(y_pred, "y_pred", true_arr.shape[0])
     n = int(true_arr.shape[0])
     if n == 0:
         raise InsufficientDataError("realized_performance needs at least one labelled prediction, got 0")
@@ -268,9 +227,9 @@ def _confident_errors(
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_]]:
     if not 0.0 <= threshold <= 1.0:
         raise ValidationError(f"threshold must lie in [0, 1], got {threshold!r}")
-    conf = _as_confidence(confidence)
-    true_arr = _as_1d(y_true, "y_true", conf.shape[0])
-    pred_arr = _as_1d(y_pred, "y_pred", conf.shape[0])
+    conf = as_confidence(confidence)
+    true_arr = as_1d(y_true, "y_true", conf.shape[0])
+    pred_arr = as_1d(y_pred, "y_pred", conf.shape[0])
     if pd.isna(true_arr).any():
         raise ValidationError("y_true has missing values; drop unlabelled rows first")
     numeric = [a.dtype.kind in "biuf" for a in (true_arr, pred_arr) if a.dtype.kind != "O"]
@@ -302,7 +261,7 @@ def confidently_wrong(
             :class:`ConfidentErrorStats`.
         alpha: significance level of the one-sided Fisher exact test.
     """
-    _check_level("alpha", alpha)
+    check_level("alpha", alpha)
     _, confident, wrong = _confident_errors(confidence, y_true, y_pred, threshold)
     n_conf = int(confident.sum())
     n_err = int((confident & wrong).sum())
@@ -355,9 +314,5 @@ def top_k_confident(
     order = candidates[np.argsort(-conf[candidates], kind="stable")][:k]
     if ids is None:
         return order
-    id_arr = _as_1d(ids, "ids", conf.shape[0])
+    id_arr = as_1d(ids, "ids", conf.shape[0])
     return id_arr[order]
-
-
-# the label-free estimate lives in drift.estimate; re-exported here for existing callers
-from drift.estimate import AccuracyEstimate, EstimateCheck, check_estimate, estimate_accuracy  # noqa: E402

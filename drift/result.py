@@ -1,14 +1,24 @@
 """Result types of a drift comparison: one :class:`ColumnDrift` per tested column and
-a :class:`DriftResult` for the dataset. Frozen values; JSON comes from ``to_dict()``.
+a :class:`DriftResult` for the dataset. Frozen values; JSON comes from ``to_dict()`` and
+goes back through ``from_dict()``.
+
+JSON has no NaN or infinity, so ``to_dict`` writes ``None`` for them; ``from_dict`` reads
+``None`` back as NaN for the float field ``score`` and as ``None`` for the optional ones.
+Hence ``from_dict(d).to_dict() == d`` for every ``d`` that ``to_dict`` wrote, and
+``from_dict(r.to_dict()) == r`` for every result whose numbers are finite (or ``None``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast, get_args
+
+from drift.errors import BadInputError
 
 ColumnKind = Literal["feature", "output", "embedding"]
+_KINDS: tuple[str, ...] = get_args(ColumnKind)
 
 
 def _num(value: float | None) -> float | None:
@@ -18,6 +28,23 @@ def _num(value: float | None) -> float | None:
         return None
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def _field(data: Mapping[str, Any], key: str, where: str) -> Any:
+    try:
+        return data[key]
+    except KeyError:
+        raise BadInputError(where, "missing key", field=key) from None
+    except TypeError as exc:
+        raise BadInputError(where, f"expected a mapping, got {type(data).__name__}") from exc
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _opt_bool(value: Any) -> bool | None:
+    return None if value is None else bool(value)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +91,27 @@ class ColumnDrift:
             "drifted": bool(self.drifted),
             "approximate": bool(self.approximate),
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ColumnDrift:
+        """The inverse of :meth:`to_dict` (a ``None`` score is read as NaN)."""
+        where = "ColumnDrift"
+        kind = _field(data, "kind", where)
+        if kind not in _KINDS:
+            raise BadInputError(where, f"kind {kind!r}; allowed: {', '.join(_KINDS)}", field="kind")
+        score = _field(data, "score", where)
+        return cls(
+            column=str(_field(data, "column", where)),
+            kind=cast(ColumnKind, kind),
+            method=str(_field(data, "method", where)),
+            score=math.nan if score is None else float(score),
+            p_value=_opt_float(_field(data, "p_value", where)),
+            p_adjusted=_opt_float(data.get("p_adjusted")),
+            effect=_opt_float(data.get("effect")),
+            threshold=float(_field(data, "threshold", where)),
+            drifted=bool(_field(data, "drifted", where)),
+            approximate=bool(data.get("approximate", False)),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,3 +168,21 @@ class DriftResult:
             "n_reference": int(self.n_reference),
             "n_current": int(self.n_current),
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DriftResult:
+        """The inverse of :meth:`to_dict`, also after a trip through JSON."""
+        where = "DriftResult"
+        return cls(
+            drifted=bool(_field(data, "drifted", where)),
+            columns=tuple(ColumnDrift.from_dict(c) for c in _field(data, "columns", where)),
+            share_drifted=float(_field(data, "share_drifted", where)),
+            outputs_drifted=_opt_bool(_field(data, "outputs_drifted", where)),
+            embedding_drifted=_opt_bool(_field(data, "embedding_drifted", where)),
+            engine=str(_field(data, "engine", where)),
+            policy=str(_field(data, "policy", where)),
+            policy_config=dict(data.get("policy_config", {})),
+            correction=str(data.get("correction", "none")),
+            n_reference=int(_field(data, "n_reference", where)),
+            n_current=int(_field(data, "n_current", where)),
+        )

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["drift.comparison", "drift.embedding", "drift.spec", "drift.verdict"]
+MODULES = ["drift.comparison", "drift.embedding", "drift.intervals", "drift.ks", "drift.spec", "drift.verdict"]
 
 
 @pytest.mark.parametrize("name", MODULES)

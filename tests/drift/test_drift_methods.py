@@ -227,4 +227,4 @@ def test_category_counts_from_bins_uses_values() -> None:
     cats = data.categories
     assert cats.keys == (1.0, 2.0, 3.0)
     assert cats.ref_counts.tolist() == [1, 2, 0] and cats.cur_counts.tolist() == [0, 1, 1]
-    assert isinstance(CategoryCounts.from_bins(data.numeric), CategoryCounts)  # type: ignore[arg-type]
+    assert isinstance(CategoryCounts.from_bins(data.bins), CategoryCounts)  # type: ignore[arg-type]
