@@ -88,7 +88,7 @@ def db_prune(
     as_json: JsonOption = False,
 ) -> None:
     """Delete unlabelled raw prediction rows older than the retention period."""
-    from storage import bulk, repository
+    from storage.retention import prune_models
 
     state = app_context(ctx)
     keep = days if days is not None else state.settings.ingest.retention_days
@@ -100,11 +100,8 @@ def db_prune(
         )
         return
     cutoff = wall_clock() - timedelta(days=keep)
-    pruned: dict[str, int] = {}
-    with state.ready_session_factory().begin() as session:
-        for m in state.settings.select_models(model):
-            row = repository.ensure_model(session, m.name, m.task)
-            pruned[m.name] = bulk.prune_predictions(session.connection(), row.id, cutoff)
+    factory = state.ready_session_factory()
+    pruned = prune_models(factory, [(m.name, m.task) for m in state.settings.select_models(model)], cutoff)
     emit(
         {"pruned": pruned, "cutoff": cutoff.isoformat()},
         as_json,

@@ -22,7 +22,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from drift.errors import DriftkeeperError, TrainingError
@@ -30,9 +29,8 @@ from jobs.config import ModelSettings, Settings
 from jobs.retrain import registry
 from jobs.retrain.data import BaseData, in_holdout, labelled_samples, window_inputs
 from jobs.retrain.gate import GateDecision, judge, teacher_samples, train_challenger
-from storage import leases, repository
+from storage import leases, repository, retrains
 from storage.clock import wall_clock
-from storage.models import DriftRun, Label, PredictionLog, RetrainRun
 
 log = logging.getLogger(__name__)
 
@@ -99,30 +97,10 @@ def plan_retrain(
     with session_factory() as session:
         model_row = repository.get_model(session, model.name)
         champion = registry.champion(session, model_row)
-        latest = session.scalar(
-            select(DriftRun)
-            .where(DriftRun.model_id == model_row.id, DriftRun.version == champion.version)
-            .order_by(DriftRun.window_end.desc(), DriftRun.id.desc())
-            .limit(1)
-        )
-        last = session.scalar(
-            select(RetrainRun.started_at)
-            .where(RetrainRun.model_id == model_row.id, RetrainRun.decision != "skipped")
-            .order_by(RetrainRun.started_at.desc())
-            .limit(1)
-        )
+        latest = retrains.latest_check(session, model_row.id, champion.version)
+        last = retrains.last_retrain_start(session, model_row.id)
         # labels that arrived since the last retrain attempt, for predictions the champion made
-        labelled = (
-            select(func.count())
-            .select_from(PredictionLog)
-            .join(
-                Label, (Label.model_id == PredictionLog.model_id) & (Label.prediction_id == PredictionLog.prediction_id)
-            )
-            .where(PredictionLog.model_id == model_row.id, PredictionLog.model_version == champion.version)
-        )
-        if last is not None:
-            labelled = labelled.where(Label.labelled_at > last)
-        new_labels = session.scalar(labelled) or 0
+        new_labels = retrains.new_label_count(session, model_row.id, champion.version, since=last)
     blockers: list[str] = []
     reasons: list[str] = []
     if latest is not None and latest.retrain_worthy:
@@ -153,7 +131,7 @@ def plan_retrain(
         reasons=explained,
         champion=champion.version,
         drift_run_id=latest.id if latest is not None else None,
-        new_labels=int(new_labels),
+        new_labels=new_labels,
     )
 
 
@@ -190,18 +168,16 @@ def _run(
         model_row = repository.get_model(session, model.name)
         champion = registry.champion(session, model_row)
         version = registry.next_version(session, model_row)
-        run = RetrainRun(
-            model_id=model_row.id,
+        run = retrains.start_retrain_run(
+            session,
+            model_row.id,
             started_at=now,
             trigger="forced" if "forced" in plan.reasons else "policy",
             drift_run_id=plan.drift_run_id,
             parent_version=champion.version,
             version=version,
-            decision="running",
             reasons=list(plan.reasons),
         )
-        session.add(run)
-        session.flush()
         run_id, champion_path = run.id, champion.artifact_path
     log.info(
         "retrain %s: version %d from champion %d (%s)", model.name, version, plan.champion, "; ".join(plan.reasons)
@@ -327,11 +303,13 @@ def _finish(
     error: str | None,
 ) -> None:
     with session_factory.begin() as session:
-        run = session.get(RetrainRun, run_id)
-        assert run is not None
-        run.decision = decision
-        run.reasons = list(run.reasons or []) + reasons
-        run.metrics = metrics
-        run.export = export
-        run.error = error
-        run.finished_at = wall_clock()
+        retrains.finish_retrain_run(
+            session,
+            run_id,
+            decision=decision,
+            reasons=reasons,
+            metrics=metrics,
+            export=export,
+            error=error,
+            finished_at=wall_clock(),
+        )

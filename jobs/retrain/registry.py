@@ -10,22 +10,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drift.errors import NotFoundError, ReferenceSetNotFound, ValidationError
-from storage import repository
+from storage import repository, versions
 from storage.clock import wall_clock
-from storage.models import Model, ModelVersion, ReferenceSet
+from storage.models import Model, ModelVersion
 
 
 def champion(session: Session, model_row: Model) -> ModelVersion:
-    row = session.scalar(
-        select(ModelVersion).where(ModelVersion.model_id == model_row.id, ModelVersion.status == "champion")
-    )
-    if row is None:
+    rows = versions.champions(session, model_row.id)
+    if not rows:
         raise NotFoundError(f"model {model_row.name!r} has no champion")
-    return row
+    return rows[0]
 
 
 def promote(session: Session, model_row: Model, version: int, *, now: datetime | None = None) -> ModelVersion:
@@ -33,14 +30,9 @@ def promote(session: Session, model_row: Model, version: int, *, now: datetime |
     target = repository.get_version(session, model_row, version)
     if target.status == "champion":
         return target
-    has_reference = session.scalar(
-        select(ReferenceSet.id).where(ReferenceSet.model_id == model_row.id, ReferenceSet.version == version)
-    )
-    if has_reference is None:
+    if not versions.has_reference_set(session, model_row.id, version):
         raise ReferenceSetNotFound(model_row.name, version)
-    for current in session.scalars(
-        select(ModelVersion).where(ModelVersion.model_id == model_row.id, ModelVersion.status == "champion")
-    ):
+    for current in versions.champions(session, model_row.id):
         current.status = "retired"
     target.status = "champion"
     target.promoted_at = now or wall_clock()
@@ -51,17 +43,7 @@ def promote(session: Session, model_row: Model, version: int, *, now: datetime |
 def rollback(session: Session, model_row: Model, *, now: datetime | None = None) -> tuple[ModelVersion, ModelVersion]:
     """Restore the previous champion; returns (restored, rolled back)."""
     current = champion(session, model_row)
-    previous = session.scalar(
-        select(ModelVersion)
-        .where(
-            ModelVersion.model_id == model_row.id,
-            ModelVersion.status == "retired",
-            ModelVersion.promoted_at.is_not(None),
-            ModelVersion.version != current.version,
-        )
-        .order_by(ModelVersion.promoted_at.desc(), ModelVersion.version.desc())
-        .limit(1)
-    )
+    previous = versions.previous_champion(session, model_row.id, current.version)
     if previous is None:
         raise ValidationError(f"model {model_row.name!r}: no former champion to roll back to")
     current.status = "rolled_back"
@@ -72,5 +54,4 @@ def rollback(session: Session, model_row: Model, *, now: datetime | None = None)
 
 
 def next_version(session: Session, model_row: Model) -> int:
-    versions = [v.version for v in model_row.versions]
-    return max(versions, default=0) + 1
+    return max((v.version for v in model_row.versions), default=0) + 1

@@ -2,7 +2,9 @@
 
 :func:`run_job` takes the job's lease ``job:<name>:<model or all>`` so that the same job never
 runs twice at once (a daemon and a cron job included), records the run in the job-run history,
-and turns any error into a failed :class:`JobOutcome` (exit code 1) with the traceback logged.
+and turns any error into a failed :class:`JobOutcome` (exit code 1) with the traceback logged. A
+database error becomes a :class:`~drift.errors.StorageError`, whose one line (the database named,
+its password masked) is the outcome's and the record's error.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from jobs.config import Settings
 from jobs.runner.exit_codes import EXIT_DRIFT, EXIT_ERROR, EXIT_OK
 from jobs.runner.progress import Progress
 from jobs.runner.runs import recorded_run
+from storage.errors import translate
 from storage.leases import renewing_lease
 
 log = logging.getLogger(__name__)
@@ -94,9 +97,10 @@ def run_job(
     done: _Done | None = None
     busy = False
     try:
-        with recorded_run(session_factory, name, model) as record:
+        # a database error, of the job or of its record, ends as StorageError's one line (password masked)
+        with translate(session_factory), recorded_run(session_factory, name, model) as record:
             try:
-                with renewing_lease(session_factory, lease, ttl):
+                with translate(session_factory), renewing_lease(session_factory, lease, ttl):
                     done = _RUNNERS[name](session_factory, settings, model, now, **options)
             except LeaseHeldError as exc:
                 if exc.name != lease:

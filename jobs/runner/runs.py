@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage import job_runs
 from storage.clock import wall_clock
-from storage.models import JobRun
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +31,7 @@ class RunRecord:
 def recorded_run(session_factory: sessionmaker[Session], job: str, model: str | None = None) -> Iterator[RunRecord]:
     """Record a run of ``job``: 'running' at the start, then 'succeeded' or 'failed' with the error."""
     with session_factory.begin() as session:
-        row = JobRun(job=job, model=model, started_at=wall_clock(), status="running", counts={})
-        session.add(row)
-        session.flush()
+        row = job_runs.start_job_run(session, job, model, wall_clock())
         record = RunRecord(id=row.id, job=job, model=model)
     try:
         yield record
@@ -48,11 +46,8 @@ def recorded_run(session_factory: sessionmaker[Session], job: str, model: str | 
 def _finish(session_factory: sessionmaker[Session], record: RunRecord, status: str, error: str | None) -> None:
     try:
         with session_factory.begin() as session:
-            row = session.get(JobRun, record.id)
-            if row is not None:
-                row.status = status
-                row.finished_at = wall_clock()
-                row.counts = dict(record.counts)
-                row.error = error
+            job_runs.finish_job_run(
+                session, record.id, status=status, counts=record.counts, error=error, finished_at=wall_clock()
+            )
     except Exception:  # the job's own error matters more than the bookkeeping's
         log.exception("could not record the end of job run %s", record.id)

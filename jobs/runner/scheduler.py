@@ -27,16 +27,14 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from drift.errors import ConfigError, LeaseHeldError
 from jobs.config import Settings
 from jobs.runner.execute import JobOutcome, run_job
 from jobs.runner.exit_codes import EXIT_ERROR, EXIT_OK
-from storage import leases
+from storage import job_runs, leases
 from storage.clock import wall_clock
-from storage.models import JobRun
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +173,7 @@ def catch_up(scheduler: BaseScheduler, session_factory: Factory, settings: Setti
             if missed is None:
                 continue
             name, model = job.args
-            last = session.scalar(
-                select(func.max(JobRun.started_at)).where(
-                    JobRun.job == name, JobRun.model.is_(None) if model is None else JobRun.model == model
-                )
-            )
+            last = job_runs.last_started(session, name, model)
             if last is None or last < missed:
                 job.modify(next_run_time=now)
                 due.append(job.id)

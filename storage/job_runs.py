@@ -1,0 +1,46 @@
+"""The job-run history: one row per run of a job, whoever started it. Every function takes a Session."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from storage.errors import translated
+from storage.models import JobRun
+
+
+@translated
+def start_job_run(session: Session, job: str, model: str | None, started_at: datetime) -> JobRun:
+    """A new 'running' row for ``job`` (of ``model``, or of all models), flushed so it has its id."""
+    row = JobRun(job=job, model=model, started_at=started_at, status="running", counts={})
+    session.add(row)
+    session.flush()
+    return row
+
+
+@translated
+def finish_job_run(
+    session: Session, run_id: int, *, status: str, counts: dict[str, Any], error: str | None, finished_at: datetime
+) -> bool:
+    """Store how run ``run_id`` ended; False if there is no such run."""
+    row = session.get(JobRun, run_id)
+    if row is None:
+        return False
+    row.status = status
+    row.finished_at = finished_at
+    row.counts = dict(counts)
+    row.error = error
+    return True
+
+
+@translated
+def last_started(session: Session, job: str, model: str | None) -> datetime | None:
+    """When the latest run of ``job`` started; ``model`` None means the runs of all models at once."""
+    return session.scalar(
+        select(func.max(JobRun.started_at)).where(
+            JobRun.job == job, JobRun.model.is_(None) if model is None else JobRun.model == model
+        )
+    )

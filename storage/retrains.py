@@ -1,0 +1,103 @@
+"""Retrain runs, and what the retrain policy reads: the latest check of a version and the labels
+that arrived since the last attempt. Every function takes a Session."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from drift.errors import NotFoundError
+from storage.errors import translated
+from storage.models import DriftRun, Label, PredictionLog, RetrainRun
+
+
+@translated
+def latest_check(session: Session, model_id: int, version: int) -> DriftRun | None:
+    """The drift run of ``version`` with the latest window end (the latest stored, on a tie)."""
+    return session.scalar(
+        select(DriftRun)
+        .where(DriftRun.model_id == model_id, DriftRun.version == version)
+        .order_by(DriftRun.window_end.desc(), DriftRun.id.desc())
+        .limit(1)
+    )
+
+
+@translated
+def last_retrain_start(session: Session, model_id: int) -> datetime | None:
+    """When the latest retrain attempt of the model started; skipped plans do not count."""
+    return session.scalar(
+        select(RetrainRun.started_at)
+        .where(RetrainRun.model_id == model_id, RetrainRun.decision != "skipped")
+        .order_by(RetrainRun.started_at.desc())
+        .limit(1)
+    )
+
+
+@translated
+def new_label_count(session: Session, model_id: int, version: int, since: datetime | None) -> int:
+    """Labels of predictions ``version`` made, labelled after ``since`` (None: all of them)."""
+    labelled = (
+        select(func.count())
+        .select_from(PredictionLog)
+        .join(Label, (Label.model_id == PredictionLog.model_id) & (Label.prediction_id == PredictionLog.prediction_id))
+        .where(PredictionLog.model_id == model_id, PredictionLog.model_version == version)
+    )
+    if since is not None:
+        labelled = labelled.where(Label.labelled_at > since)
+    return int(session.scalar(labelled) or 0)
+
+
+@translated
+def start_retrain_run(
+    session: Session,
+    model_id: int,
+    *,
+    started_at: datetime,
+    trigger: str,
+    drift_run_id: int | None,
+    parent_version: int,
+    version: int,
+    reasons: list[str],
+) -> RetrainRun:
+    """A new 'running' retrain run, flushed so it has its id."""
+    run = RetrainRun(
+        model_id=model_id,
+        started_at=started_at,
+        trigger=trigger,
+        drift_run_id=drift_run_id,
+        parent_version=parent_version,
+        version=version,
+        decision="running",
+        reasons=list(reasons),
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+@translated
+def finish_retrain_run(
+    session: Session,
+    run_id: int,
+    *,
+    decision: str,
+    reasons: list[str],
+    metrics: dict[str, Any],
+    export: dict[str, Any],
+    error: str | None,
+    finished_at: datetime,
+) -> RetrainRun:
+    """Store the decision of retrain run ``run_id``; ``reasons`` are added to those it started with."""
+    run = session.get(RetrainRun, run_id)
+    if run is None:
+        raise NotFoundError(f"retrain run {run_id} does not exist")
+    run.decision = decision
+    run.reasons = list(run.reasons or []) + reasons
+    run.metrics = metrics
+    run.export = export
+    run.error = error
+    run.finished_at = finished_at
+    return run
