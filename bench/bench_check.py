@@ -26,7 +26,24 @@ import bench_ingest as data
 START = datetime(2026, 11, 2, tzinfo=UTC)
 
 
-def run_checks(url: str, folder: Path) -> tuple[float, float, float]:
+def _timed(call, profile: bool) -> float:  # type: ignore[no-untyped-def]
+    """Seconds ``call()`` took; with ``profile``, its top functions by cumulative time on stderr."""
+    if not profile:
+        t0 = time.perf_counter()
+        call()
+        return time.perf_counter() - t0
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    t0 = time.perf_counter()
+    profiler.runcall(call)
+    seconds = time.perf_counter() - t0
+    pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(25)
+    return seconds
+
+
+def run_checks(url: str, folder: Path, profile: bool = False) -> tuple[float, float, float]:
     import jobs.check.job as check_module
     from jobs.config import Settings
     from storage.engine import make_engine, make_session_factory
@@ -34,22 +51,23 @@ def run_checks(url: str, folder: Path) -> tuple[float, float, float]:
     settings = Settings(**data.settings_dict(url, folder))
     factory = make_session_factory(make_engine(url))
     end = START + timedelta(days=8)
-    t0 = time.perf_counter()
-    check_module.check(factory, settings, "bench", window_days=7, end=end, now=end + timedelta(hours=1))
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    check_module.check(factory, settings, "bench", window_days=7, end=end, now=end + timedelta(hours=1))
-    second = time.perf_counter() - t0
+
+    def weekly() -> None:
+        check_module.check(factory, settings, "bench", window_days=7, end=end, now=end + timedelta(hours=1))
+
+    first = _timed(weekly, profile)
+    second = _timed(weekly, profile)
     return first, second, data.peak_rss_mb()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="100000,1000000")
+    parser.add_argument("--profile", action="store_true", help="cProfile each check (top functions on stderr)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_checks(args.child[0], Path(args.child[1]))))
+        print(json.dumps(run_checks(args.child[0], Path(args.child[1]), args.profile)))
         return
     from jobs.check.reference import reference_from_window
     from jobs.config import Settings
@@ -90,9 +108,12 @@ def main() -> None:
             write = time.perf_counter() - started
             reference_from_window(factory, model, 1, START, START + timedelta(days=1))
             engine.dispose()
+            child = [sys.executable, __file__, "--child", url, str(folder), *(["--profile"] if args.profile else [])]
             out = subprocess.run(  # the checks in a fresh process: its peak RSS is the check's own
-                [sys.executable, __file__, "--child", url, str(folder)], check=True, capture_output=True, text=True
+                child, check=True, capture_output=True, text=True
             )
+            if args.profile:
+                print(out.stderr, file=sys.stderr)
             first, second, peak = json.loads(out.stdout.strip().splitlines()[-1])
             rate = n * 7 / 8 / first
             print(f"{n:>9,} {write:>8.1f} {first:>14.1f} {second:>13.2f} {rate:>13,.0f} {peak:>12,.0f}", flush=True)

@@ -66,18 +66,72 @@ class AccuracyEstimate:
         }
 
 
+@dataclass(frozen=True, kw_only=True)
+class CalibratedSums:
+    """What :func:`estimate_accuracy` needs of a window, as mergeable sums.
+
+    ``sum_p`` and ``sum_pq`` add the calibrated probability of being right ``p`` and
+    ``p * (1 - p)`` over the window's predictions; ``sum_confidence`` their confidences. Sums of
+    two windows (two days) are the sums of their union, so a week's estimate comes from seven
+    stored days without reading a row.
+    """
+
+    n: int = 0
+    sum_p: float = 0.0
+    sum_pq: float = 0.0
+    sum_confidence: float = 0.0
+
+    @classmethod
+    def of(cls, calibrator: ConfidenceCalibrator, confidences: ArrayLike) -> CalibratedSums:
+        conf = as_confidence(confidences, "confidences")
+        p = calibrator.predict(conf) if conf.size else np.empty(0)
+        return cls(
+            n=int(conf.size),
+            sum_p=float(p.sum()),
+            sum_pq=float(np.sum(p * (1.0 - p))),
+            sum_confidence=float(conf.sum()),
+        )
+
+    def merge(self, other: CalibratedSums) -> CalibratedSums:
+        return CalibratedSums(
+            n=self.n + other.n,
+            sum_p=self.sum_p + other.sum_p,
+            sum_pq=self.sum_pq + other.sum_pq,
+            sum_confidence=self.sum_confidence + other.sum_confidence,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "sum_p": self.sum_p, "sum_pq": self.sum_pq, "sum_confidence": self.sum_confidence}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CalibratedSums:
+        return cls(
+            n=int(data["n"]),
+            sum_p=float(data["sum_p"]),
+            sum_pq=float(data["sum_pq"]),
+            sum_confidence=float(data["sum_confidence"]),
+        )
+
+
 def estimate_accuracy(
     calibrator: ConfidenceCalibrator, confidences: ArrayLike, *, confidence_level: float = 0.95
 ) -> AccuracyEstimate:
     """Estimated accuracy of a window from its confidences and a reference-fitted calibrator."""
+    return estimate_from_sums(
+        calibrator, CalibratedSums.of(calibrator, confidences), confidence_level=confidence_level
+    )
+
+
+def estimate_from_sums(
+    calibrator: ConfidenceCalibrator, sums: CalibratedSums, *, confidence_level: float = 0.95
+) -> AccuracyEstimate:
+    """:func:`estimate_accuracy` from a window's :class:`CalibratedSums` (made with the same calibrator)."""
     z = z_value(confidence_level)
-    conf = as_confidence(confidences, "confidences")
-    if conf.size == 0:
+    if sums.n == 0:
         raise InsufficientDataError("estimate_accuracy needs at least one prediction, got 0")
-    p = calibrator.predict(conf)
-    n = int(conf.size)
-    est = float(p.mean())
-    se_sampling = math.sqrt(float(np.sum(p * (1.0 - p)))) / n
+    n = sums.n
+    est = sums.sum_p / n
+    se_sampling = math.sqrt(max(sums.sum_pq, 0.0)) / n
     se_calibration = math.sqrt(est * (1.0 - est) / calibrator.n_reference_)
     se = math.hypot(se_sampling, se_calibration)
     return AccuracyEstimate(
@@ -89,7 +143,7 @@ def estimate_accuracy(
         std_error_calibration=se_calibration,
         n=n,
         n_reference=calibrator.n_reference_,
-        mean_confidence=float(conf.mean()),
+        mean_confidence=sums.sum_confidence / n,
         confidence_level=confidence_level,
     )
 

@@ -127,6 +127,18 @@ def _json_value(value: Any) -> Any:
 
 
 def _dtype_of(values: list[Any]) -> Any:
+    """int64 for all-int columns, float64 for numbers (None as NaN), else object."""
+    if values:
+        try:
+            kind = np.asarray(values).dtype.kind  # at C speed: the common all-int / all-float columns
+        except (ValueError, TypeError, OverflowError):
+            kind = "O"
+        if kind == "i":
+            return np.int64
+        if kind == "f":
+            return np.float64
+        if kind != "O":  # strings, bools: as before, objects
+            return object
     present = [v for v in values if v is not None]
     if present and len(present) == len(values) and all(type(v) is int for v in present):
         return np.int64

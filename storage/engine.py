@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.engine import URL
 from sqlalchemy.orm import Session, sessionmaker
@@ -71,10 +73,23 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
-    engine = create_engine(parsed, **kwargs)
+    engine = create_engine(parsed, json_deserializer=read_json, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def read_json(text: str | bytes) -> Any:
+    """JSON columns read with orjson (profiles are large: ~5x faster than the standard parser).
+
+    The standard parser takes over where orjson refuses what the standard writer wrote (NaN,
+    Infinity). orjson would read an integer past 64 bits as a float; driftkeeper writes none
+    into its JSON columns (hash keys are stored as hex text, counts stay far below).
+    """
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def make_source_engine(url: str | URL) -> Engine:

@@ -251,6 +251,8 @@ class WindowProfileRow(Base):
     n_rows: Mapped[int] = mapped_column(BigInteger)
     last_row_id: Mapped[int] = mapped_column(BigInteger)
     profile: Mapped[dict[str, Any]] = mapped_column()
+    # the day's label-free findings state (jobs.check.state.DayFindings); None: computed before it existed
+    findings: Mapped[dict[str, Any] | None] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

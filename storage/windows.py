@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Select, and_, select
+from sqlalchemy import Select, String, and_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from storage.codec import FLOAT32, FLOAT64, unpack_categories, unpack_rows
-from storage.models import Label, PredictionLog
+from storage.models import Label, PredictionLog, WindowProfileRow
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,7 +67,7 @@ def iter_rows(
     columns = [
         p.id,
         p.prediction_id,
-        p.ts,
+        type_coerce(p.ts, String),  # raw: SQLite's text parsed for the whole chunk below, not per row
         p.model_version,
         p.predicted_label,
         p.confidence,
@@ -102,6 +102,13 @@ def iter_rows(
             return
 
 
+def _timestamps(values: Sequence[Any]) -> pd.DatetimeIndex:
+    """UTC timestamps from SQLite's stored text or PostgreSQL's datetimes, a chunk at a time."""
+    if values and isinstance(values[0], str):
+        return pd.DatetimeIndex(pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601"))
+    return pd.DatetimeIndex(pd.to_datetime(list(values), utc=True))
+
+
 def _decode(fetched: Sequence[Any], layout: Layout, with_labels: bool) -> LoggedRows:
     cols = list(zip(*fetched, strict=True))
     categorical = (
@@ -112,7 +119,7 @@ def _decode(fetched: Sequence[Any], layout: Layout, with_labels: bool) -> Logged
     return LoggedRows(
         row_id=np.asarray(cols[0], dtype=np.int64),
         prediction_id=np.asarray(cols[1], dtype=object),
-        ts=pd.DatetimeIndex(pd.to_datetime(list(cols[2]), utc=True)),
+        ts=_timestamps(cols[2]),
         model_version=np.asarray(cols[3], dtype=np.int64),
         predicted_label=np.asarray(cols[4], dtype=object),
         confidence=np.asarray(cols[5], dtype=np.float64),
@@ -140,3 +147,24 @@ def has_rows_after(
         .limit(1)
     )
     return session.scalar(stmt) is not None
+
+
+def versions_in_window(session: Session, model_id: int, start: datetime, end: datetime) -> list[int]:
+    """The model versions that logged predictions with ``start <= ts < end``, in order."""
+    p = PredictionLog
+    stmt = select(p.model_version).distinct().where(p.model_id == model_id, p.ts >= start, p.ts < end)
+    return sorted(session.scalars(stmt))
+
+
+def stored_day(
+    session: Session, model_id: int, version: int, day: datetime, fingerprint: str
+) -> WindowProfileRow | None:
+    """The stored profile of one day of a version's rows, binned on the reference ``fingerprint``."""
+    return session.scalar(
+        select(WindowProfileRow).where(
+            WindowProfileRow.model_id == model_id,
+            WindowProfileRow.version == version,
+            WindowProfileRow.day == day,
+            WindowProfileRow.fingerprint == fingerprint,
+        )
+    )

@@ -21,9 +21,8 @@ The statistics are in :mod:`drift`; this module gathers the arrays from storage 
 
 from __future__ import annotations
 
-import heapq
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -31,42 +30,22 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from drift import ReferenceProfile
-from drift.calibration import ConfidenceCalibrator, reliability_curve
+from drift.calibration import reliability_curve
 from drift.errors import ValidationError
+from drift.estimate import estimate_from_sums
 from drift.outliers import EmbeddingOutlierDetector
 from drift.performance import check_estimate, confidently_wrong, estimate_accuracy, realized_performance
 from drift.segmentation import confident_mask_errors, iou_per_class
+from jobs.check.flagged import Flagged, FlagKind
 from jobs.check.frames import embedding_columns, layout
+from jobs.check.state import TOP_K, Calibration, DayFindings
+from jobs.check.windows import FindingsInputs
 from jobs.config import ModelSettings
 from jobs.images import read_mask
 from storage.models import Model, ReferenceSet
 from storage.windows import iter_rows
 
 MIN_LABELS = 30
-
-
-@dataclass(frozen=True, kw_only=True)
-class Flagged:
-    """A prediction worth a human look."""
-
-    prediction_id: str
-    kind: str  # "confidently_wrong" | "confident_outlier"
-    confidence: float
-    score: float | None
-    predicted_label: str
-    true_label: str | None
-    input_uri: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "prediction_id": self.prediction_id,
-            "kind": self.kind,
-            "confidence": round(self.confidence, 6),
-            "score": None if self.score is None else round(self.score, 6),
-            "predicted_label": self.predicted_label,
-            "true_label": self.true_label,
-            "input_uri": self.input_uri,
-        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -252,7 +231,7 @@ def _segmentation_findings(
     flagged = [
         Flagged(
             prediction_id=str(ids[i]),
-            kind="confidently_wrong",
+            kind=FlagKind.CONFIDENTLY_WRONG,
             confidence=float(conf[i]),
             score=float(scores.iou[i]),
             predicted_label=str(y_pred[i]),
@@ -272,6 +251,30 @@ def _outlier_detector(model: ModelSettings, reference: ReferenceProfile) -> Embe
     return EmbeddingOutlierDetector(kind="mahalanobis").fit(sample[names].to_numpy(np.float64))
 
 
+def findings_inputs(
+    session: Session,
+    model: ModelSettings,
+    model_row: Model,
+    version: int,
+    reference: ReferenceProfile,
+    reference_row: ReferenceSet,
+    *,
+    top_k: int = TOP_K,
+) -> tuple[FindingsInputs, LabelledArrays | None]:
+    """What a pass over the window's rows needs for the label-free findings, and the reference's labels."""
+    ref = reference_labels(session, model, model_row, version, reference_row) if model.task != "segmentation" else None
+    calibration = (
+        Calibration.fit(ref.confidence, ref.correct) if ref is not None and len(ref) >= MIN_LABELS else None
+    )
+    inputs = FindingsInputs(
+        detector=_outlier_detector(model, reference),
+        calibration=calibration,
+        min_confidence=model.confidence_threshold,
+        top_k=top_k,
+    )
+    return inputs, ref
+
+
 def compute_findings(
     session: Session,
     model: ModelSettings,
@@ -282,75 +285,54 @@ def compute_findings(
     start: datetime,
     end: datetime,
     *,
-    top_k: int = 20,
+    state: DayFindings,
+    inputs: FindingsInputs,
+    reference_labelled: LabelledArrays | None,
 ) -> Findings:
-    """All figures of the window [start, end) of ``version``, reading its rows in chunks."""
+    """All figures of the window [start, end) of ``version``.
+
+    The label-free parts come from ``state`` (the window's merged per-day state, made with
+    ``inputs``); the label-dependent ones read the window's labelled rows, and only those.
+    """
     threshold = model.confidence_threshold
-    detector = _outlier_detector(model, reference)
-    confidences: list[np.ndarray] = []
-    labelled_parts: list[tuple[np.ndarray, ...]] = []
-    outlier_heap: list[tuple[float, str, Flagged]] = []
-    n_rows = n_outliers = 0
-    for rows in iter_rows(
-        session, model_row.id, layout(model), version=version, start=start, end=end, with_labels=True
-    ):
-        n_rows += len(rows)
-        confidences.append(rows.confidence)
-        assert rows.label is not None
-        has_label = np.array([v is not None for v in rows.label], dtype=bool)
-        if has_label.any():
-            labelled_parts.append(
-                (
-                    rows.confidence[has_label],
-                    rows.label[has_label],
-                    rows.predicted_label[has_label],
-                    rows.prediction_id[has_label],
-                    rows.input_uri[has_label],
-                    _or_none(rows.mask_uri, len(rows))[has_label],
-                    _or_none(rows.true_mask_uri, len(rows))[has_label],
-                )
-            )
-        if detector is not None and rows.embedding is not None:
-            scores = detector.score(rows.embedding)
-            mask = (rows.confidence >= threshold) & (scores > detector.threshold_)
-            n_outliers += int(mask.sum())
-            for i in np.flatnonzero(mask):
-                item = Flagged(
-                    prediction_id=str(rows.prediction_id[i]),
-                    kind="confident_outlier",
-                    confidence=float(rows.confidence[i]),
-                    score=float(scores[i]),
-                    predicted_label=str(rows.predicted_label[i]),
-                    true_label=None if rows.label[i] is None else str(rows.label[i]),
-                    input_uri=rows.input_uri[i],
-                )
-                ranked = (float(scores[i]), item.prediction_id, item)
-                if len(outlier_heap) < top_k:
-                    heapq.heappush(outlier_heap, ranked)
-                else:
-                    heapq.heappushpop(outlier_heap, ranked)
+    n_rows = state.n_rows
     figures: dict[str, Any] = {"n_rows": n_rows}
     flagged: list[Flagged] = []
     if n_rows == 0:
         return Findings(figures=figures)
-    all_confidence = np.concatenate(confidences)
-    if detector is not None:
+    labelled_parts: list[tuple[np.ndarray, ...]] = [
+        (
+            rows.confidence,
+            _or_none(rows.label, len(rows)),
+            rows.predicted_label,
+            rows.prediction_id,
+            rows.input_uri,
+            _or_none(rows.mask_uri, len(rows)),
+            _or_none(rows.true_mask_uri, len(rows)),
+        )
+        for rows in iter_rows(
+            session, model_row.id, layout(model), version=version, start=start, end=end, labelled_only=True
+        )
+    ]
+    labelled = tuple(np.concatenate(c) for c in zip(*labelled_parts, strict=True)) if labelled_parts else None
+    if inputs.detector is not None:
         figures["confident_outliers"] = {
-            "count": n_outliers,
-            "rate": n_outliers / n_rows,
-            "threshold": float(detector.threshold_),
+            "count": state.n_outliers,
+            "rate": state.n_outliers / n_rows,
+            "threshold": float(inputs.detector.threshold_),
             "min_confidence": threshold,
             "method": "mahalanobis",
         }
-        flagged += [entry[2] for entry in sorted(outlier_heap, reverse=True)]
+        flagged += _with_true_labels(state.outliers[: inputs.top_k], labelled)
     if model.task == "segmentation":
-        labelled = tuple(np.concatenate(c) for c in zip(*labelled_parts, strict=True)) if labelled_parts else None
-        more, wrong_masks = _segmentation_findings(session, model, model_row, version, reference_row, labelled, top_k)
+        more, wrong_masks = _segmentation_findings(
+            session, model, model_row, version, reference_row, labelled, inputs.top_k
+        )
         return Findings(figures=figures | more, flagged=tuple(flagged + wrong_masks))
-    ref = reference_labels(session, model, model_row, version, reference_row)
+    ref = reference_labelled
     current = None
-    if labelled_parts:
-        conf, y_true, y_pred, ids, uris, _, _ = (np.concatenate(c) for c in zip(*labelled_parts, strict=True))
+    if labelled is not None:
+        conf, y_true, y_pred, ids, uris, _, _ = labelled
         current = LabelledArrays(confidence=conf, y_true=y_true, y_pred=y_pred)
         realized = realized_performance(y_true, y_pred, model.class_labels, n_predictions=n_rows)
         figures["realized_performance"] = realized.to_dict() | {
@@ -360,11 +342,11 @@ def compute_findings(
         wrong = confidently_wrong(conf, y_true, y_pred, threshold, reference_counts)
         figures["confidently_wrong"] = wrong.to_dict()
         order = np.argsort(-conf, kind="stable")
-        errors = [i for i in order if conf[i] >= threshold and y_true[i] != y_pred[i]][:top_k]
+        errors = [i for i in order if conf[i] >= threshold and y_true[i] != y_pred[i]][: inputs.top_k]
         flagged += [
             Flagged(
                 prediction_id=str(ids[i]),
-                kind="confidently_wrong",
+                kind=FlagKind.CONFIDENTLY_WRONG,
                 confidence=float(conf[i]),
                 score=None,
                 predicted_label=str(y_pred[i]),
@@ -377,9 +359,9 @@ def compute_findings(
         "reference": _curve(ref),
         "current": _curve(current),
     }
-    if ref is not None and len(ref) >= MIN_LABELS:
-        calibrator = ConfidenceCalibrator().fit(ref.confidence, ref.correct)
-        estimate = estimate_accuracy(calibrator, all_confidence)
+    if ref is not None and inputs.calibration is not None and state.estimate is not None:
+        calibrator = inputs.calibration.calibrator
+        estimate = estimate_from_sums(calibrator, state.estimate)
         sample = reference.stats.sample.rows
         reference_estimate = (
             estimate_accuracy(calibrator, sample["confidence"].to_numpy()).estimate
@@ -406,6 +388,14 @@ def compute_findings(
                 )
         figures["estimated_performance"] = entry
     return Findings(figures=figures, flagged=tuple(flagged))
+
+
+def _with_true_labels(outliers: tuple[Flagged, ...], labelled: tuple[np.ndarray, ...] | None) -> list[Flagged]:
+    """The outliers with the labels that have arrived for them (labels come late: not in the stored state)."""
+    if labelled is None:
+        return list(outliers)
+    truth = dict(zip(labelled[3].tolist(), labelled[1].tolist(), strict=True))
+    return [replace(f, true_label=str(truth[f.prediction_id])) if f.prediction_id in truth else f for f in outliers]
 
 
 def _or_none(values: np.ndarray | None, n: int) -> np.ndarray:

@@ -13,19 +13,20 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from drift import DriftResult, compare_profiles
 from drift.errors import ReferenceSetNotFound
-from jobs.check.findings import Flagged, compute_findings
+from jobs.check.findings import compute_findings, findings_inputs
+from jobs.check.flagged import Flagged
 from jobs.check.policy import retrain_decision
 from jobs.check.reference import load_reference
 from jobs.check.windows import DayProfile, store_days, window_profile
 from jobs.config import Settings
 from storage import repository
 from storage.clock import wall_clock
-from storage.models import DriftColumnResult, DriftRun, FlaggedPrediction, PredictionLog
+from storage.models import DriftColumnResult, DriftRun, FlaggedPrediction
+from storage.windows import versions_in_window
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +71,6 @@ class CheckReport:
         }
 
 
-def versions_in_window(session: Session, model_id: int, start: datetime, end: datetime) -> list[int]:
-    p = PredictionLog
-    stmt = select(p.model_version).distinct().where(p.model_id == model_id, p.ts >= start, p.ts < end)
-    return sorted(session.scalars(stmt))
-
-
 def check(
     session_factory: sessionmaker[Session],
     settings: Settings,
@@ -107,7 +102,8 @@ def check(
                 missing.append(version)
                 log.warning("%s version %d has no reference set; its rows are not checked", model.name, version)
                 continue
-            profiles = window_profile(session, model, model_row, version, reference, start, end, now)
+            inputs, reference_labelled = findings_inputs(session, model, model_row, version, reference, reference_row)
+            profiles = window_profile(session, model, model_row, version, reference, start, end, now, inputs)
             days += profiles.to_store
             window = profiles.profile
             n_rows = window.n_rows if window is not None else 0
@@ -115,7 +111,19 @@ def check(
                 reports.append(_skipped(model.name, version, start, end, n_rows, f"only {n_rows} rows (< {min_rows})"))
                 continue
             result = compare_profiles(reference, window)
-            findings = compute_findings(session, model, model_row, version, reference, reference_row, start, end)
+            findings = compute_findings(
+                session,
+                model,
+                model_row,
+                version,
+                reference,
+                reference_row,
+                start,
+                end,
+                state=profiles.findings,
+                inputs=inputs,
+                reference_labelled=reference_labelled,
+            )
             decision = retrain_decision(model.retrain_when, result, findings.figures)
             reports.append(
                 CheckReport(

@@ -5,6 +5,9 @@ recomputed only when rows for that day arrived after it was profiled. Nothing he
 :func:`window_profile` returns the days to store as :class:`DayProfile` values, and the check
 writes them in its one short transaction at the end (on SQLite a long check must never hold
 the write lock that ingestion needs).
+
+The same pass feeds each day's label-free findings state (:class:`~jobs.check.state.DayFindings`),
+stored beside its profile and merged the same way.
 """
 
 from __future__ import annotations
@@ -13,15 +16,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from drift import ReferenceProfile, WindowProfile
+from drift.outliers import EmbeddingOutlierDetector
 from jobs.check.frames import frame_from_rows, layout
+from jobs.check.state import TOP_K, Calibration, DayFindings
 from jobs.config import ModelSettings
 from storage.clock import wall_clock
 from storage.models import Model, WindowProfileRow
-from storage.windows import has_rows_after, iter_rows
+from storage.windows import has_rows_after, iter_rows, stored_day
 
 DAY = timedelta(days=1)
 
@@ -37,13 +41,25 @@ class DayProfile:
     n_rows: int
     last_row_id: int
     profile: dict[str, Any]
+    findings: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FindingsInputs:
+    """What the label-free findings of a pass over rows need (see :mod:`jobs.check.state`)."""
+
+    detector: EmbeddingOutlierDetector | None
+    calibration: Calibration | None
+    min_confidence: float
+    top_k: int = TOP_K
 
 
 @dataclass(frozen=True, kw_only=True)
 class WindowOfProfiles:
-    """A window's merged profile (None: no rows) and the day profiles computed for it."""
+    """A window's merged profile (None: no rows), its findings state, and the days computed for it."""
 
     profile: WindowProfile | None
+    findings: DayFindings
     to_store: tuple[DayProfile, ...] = ()
 
 
@@ -63,23 +79,46 @@ def segments(start: datetime, end: datetime) -> list[tuple[datetime, datetime, b
     return out
 
 
-def _profile_rows(
+@dataclass(frozen=True, kw_only=True)
+class _Scan:
+    profile: WindowProfile | None
+    findings: DayFindings
+    last_id: int
+
+
+def _scan(
     session: Session,
     model: ModelSettings,
     model_id: int,
     version: int,
     reference: ReferenceProfile,
+    inputs: FindingsInputs,
     start: datetime,
     end: datetime,
     after_id: int = -1,
-) -> tuple[WindowProfile | None, int]:
+) -> _Scan:
+    """One pass over the rows: the profile and the findings state, chunk by chunk."""
     profile: WindowProfile | None = None
+    findings = DayFindings()
     last_id = after_id
     for rows in iter_rows(session, model_id, layout(model), version=version, start=start, end=end, after_id=after_id):
         part = reference.profile(frame_from_rows(model, rows))
         profile = part if profile is None else profile.merge(part)
+        findings = findings.merge(
+            DayFindings.of_rows(
+                prediction_id=rows.prediction_id,
+                confidence=rows.confidence,
+                predicted_label=rows.predicted_label,
+                input_uri=rows.input_uri,
+                embedding=rows.embedding,
+                detector=inputs.detector,
+                min_confidence=inputs.min_confidence,
+                calibration=inputs.calibration,
+                top_k=inputs.top_k,
+            )
+        )
         last_id = max(last_id, int(rows.row_id.max()))
-    return profile, last_id
+    return _Scan(profile=profile, findings=findings, last_id=last_id)
 
 
 def window_profile(
@@ -91,44 +130,64 @@ def window_profile(
     start: datetime,
     end: datetime,
     now: datetime,
+    inputs: FindingsInputs | None = None,
 ) -> WindowOfProfiles:
-    """The merged profile of [start, end), from stored daily profiles where they are current.
+    """The merged profile and findings state of [start, end), from stored days where they are current.
 
     Only reads; the days it (re)computed come back in ``to_store`` for :func:`store_days`.
+    Without ``inputs`` only the profile is wanted (the report): stored days are used whatever
+    their findings were made with, and the findings state only counts rows.
     """
-    parts: list[WindowProfile] = []
+    profile_only = inputs is None
+    inputs = inputs or FindingsInputs(detector=None, calibration=None, min_confidence=1.0)
+    profiles: list[WindowProfile] = []
+    states: list[DayFindings] = []
     to_store: list[DayProfile] = []
     for seg_start, seg_end, full_day in segments(start, end):
         if not (full_day and seg_end <= now):
-            profile, _ = _profile_rows(session, model, model_row.id, version, reference, seg_start, seg_end)
-            if profile is not None:
-                parts.append(profile)
+            scan = _scan(session, model, model_row.id, version, reference, inputs, seg_start, seg_end)
+            if scan.profile is not None:
+                profiles.append(scan.profile)
+                states.append(scan.findings)
             continue
-        stored = session.scalar(
-            select(WindowProfileRow).where(
-                WindowProfileRow.model_id == model_row.id,
-                WindowProfileRow.version == version,
-                WindowProfileRow.day == seg_start,
-                WindowProfileRow.fingerprint == reference.fingerprint,
-            )
+        stored = stored_day(session, model_row.id, version, seg_start, reference.fingerprint)
+        kept_findings = (
+            DayFindings.from_dict(stored.findings) if stored is not None and stored.findings is not None else None
         )
-        if stored is not None and not has_rows_after(
+        if profile_only and stored is not None and kept_findings is None:
+            kept_findings = DayFindings(n_rows=stored.n_rows)
+        findings_current = kept_findings is not None and (
+            profile_only or kept_findings.made_with(inputs.min_confidence, inputs.calibration, inputs.top_k)
+        )
+        late_rows = stored is not None and has_rows_after(
             session, model_row.id, version, seg_start, seg_end, stored.last_row_id
-        ):
+        )
+        if stored is not None and not late_rows and findings_current:
+            assert kept_findings is not None
             if stored.n_rows:
-                parts.append(WindowProfile.from_dict(stored.profile))
+                profiles.append(WindowProfile.from_dict(stored.profile))
+                states.append(kept_findings)
             continue
-        if stored is not None:
+        if stored is not None and findings_current:
+            assert kept_findings is not None
             # late rows for a day already profiled: profile just them and merge (the day's older
             # rows may have been pruned since, so recomputing from the rows would lose them)
-            late, last_id = _profile_rows(
-                session, model, model_row.id, version, reference, seg_start, seg_end, after_id=stored.last_row_id
+            late = _scan(
+                session, model, model_row.id, version, reference, inputs, seg_start, seg_end, stored.last_row_id
             )
             kept = WindowProfile.from_dict(stored.profile) if stored.n_rows else None
-            profile = kept.merge(late) if kept is not None and late is not None else (kept or late)
-            last_id = max(last_id, stored.last_row_id or -1)
+            profile = (
+                kept.merge(late.profile) if kept is not None and late.profile is not None else (kept or late.profile)
+            )
+            findings = kept_findings.merge(late.findings)
+            last_id = max(late.last_id, stored.last_row_id or -1)
         else:
-            profile, last_id = _profile_rows(session, model, model_row.id, version, reference, seg_start, seg_end)
+            # a new day, or one whose findings were made with other settings (a new calibration,
+            # threshold or reference): one pass over its rows
+            scan = _scan(session, model, model_row.id, version, reference, inputs, seg_start, seg_end)
+            profile, findings, last_id = scan.profile, scan.findings, scan.last_id
+            if stored is not None and not late_rows and stored.n_rows > (profile.n_rows if profile else 0):
+                profile = WindowProfile.from_dict(stored.profile)  # rows were pruned: the stored profile has more
         to_store.append(
             DayProfile(
                 model_id=model_row.id,
@@ -138,24 +197,23 @@ def window_profile(
                 n_rows=profile.n_rows if profile is not None else 0,
                 last_row_id=last_id,
                 profile=profile.to_dict() if profile is not None else {},
+                findings=findings.to_dict(),
             )
         )
         if profile is not None:
-            parts.append(profile)
-    return WindowOfProfiles(profile=WindowProfile.merge_all(parts) if parts else None, to_store=tuple(to_store))
+            profiles.append(profile)
+            states.append(findings)
+    return WindowOfProfiles(
+        profile=WindowProfile.merge_all(profiles) if profiles else None,
+        findings=DayFindings.merge_all(states),
+        to_store=tuple(to_store),
+    )
 
 
 def store_days(session: Session, days: tuple[DayProfile, ...]) -> None:
     """Insert or replace the given day profiles (inside the caller's write transaction)."""
     for day in days:
-        stored = session.scalar(
-            select(WindowProfileRow).where(
-                WindowProfileRow.model_id == day.model_id,
-                WindowProfileRow.version == day.version,
-                WindowProfileRow.day == day.day,
-                WindowProfileRow.fingerprint == day.fingerprint,
-            )
-        )
+        stored = stored_day(session, day.model_id, day.version, day.day, day.fingerprint)
         if stored is None:
             stored = WindowProfileRow(
                 model_id=day.model_id, version=day.version, day=day.day, fingerprint=day.fingerprint
@@ -166,4 +224,5 @@ def store_days(session: Session, days: tuple[DayProfile, ...]) -> None:
         stored.n_rows = day.n_rows
         stored.last_row_id = day.last_row_id
         stored.profile = day.profile
+        stored.findings = day.findings
         stored.updated_at = wall_clock()

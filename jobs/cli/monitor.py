@@ -170,24 +170,18 @@ def errors_command(
     as_json: JsonOption = False,
 ) -> None:
     """The most confidently wrong predictions (labelled) and confident outliers (unlabelled too)."""
-    from jobs.check.findings import compute_findings
-    from jobs.check.job import versions_in_window
-    from jobs.check.reference import load_reference
-    from storage import repository
+    from jobs.check.errors import flagged_in_window
 
     state = app_context(ctx)
     settings = state.settings.model(model)
     finish = parse_time(end, "--end") or wall_clock()
     start = finish - timedelta(days=parse_window(window) if window else settings.drift.window_days)
-    flagged = []
-    with state.ready_session_factory(read_only=True)() as session:
-        model_row = repository.get_model(session, model)
-        for version in versions_in_window(session, model_row.id, start, finish):
-            reference, reference_row = load_reference(session, model_row, version)
-            findings = compute_findings(
-                session, settings, model_row, version, reference, reference_row, start, finish, top_k=top
-            )
-            flagged += [f.to_dict() | {"model_version": version} for f in findings.flagged]
+    factory = state.ready_session_factory(read_only=True)
+    flagged = [
+        f.to_dict() | {"model_version": found.version}
+        for found in flagged_in_window(factory, state.settings, model, start, finish, top_k=top)
+        for f in found.flagged
+    ]
 
     def render(console: Console) -> None:
         table = Table("kind", "prediction", "confidence", "predicted", "true", "input")

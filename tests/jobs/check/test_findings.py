@@ -145,3 +145,34 @@ def test_errors_and_check_commands_on_a_config_file(database, tmp_path):
     assert checked.exit_code == 0, checked.output  # --fail-on-drift: exit 3 on drift only
     verdict = json.loads(checked.stdout)
     assert verdict["drifted"] is False and verdict["retrain_worthy"] is True  # absurdly wrong, not drifted
+
+
+def test_the_next_check_reads_only_labelled_rows_and_late_labels_count(database, tmp_path, monkeypatch):
+    """Label-free findings come from the stored days; labels arriving later change the realized figures."""
+    import jobs.check.findings as findings_module
+    import jobs.check.windows as windows_module
+
+    rows = _week_rows()
+    rng = np.random.default_rng(5)
+    first_labels = _labels(rows[:300], rng)
+    settings = _setup(database, tmp_path, rows, first_labels)
+    first = check(database.session_factory, settings, "pets", end=WEEK_END, now=WEEK_END)[0]
+    assert first.figures["realized_performance"]["n_labelled"] == 300
+
+    reads: list[bool] = []
+    for module in (findings_module, windows_module):
+        real = module.iter_rows
+
+        def counting(*args, _real=real, **kwargs):
+            reads.append(bool(kwargs.get("labelled_only")))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, "iter_rows", counting)
+    write_jsonl(tmp_path / "labels" / "late.jsonl", _labels(rows[300:900], rng))
+    ingest(database.session_factory, settings, streams=("labels",))
+    second = check(database.session_factory, settings, "pets", end=WEEK_END, now=WEEK_END)[0]
+    assert reads and all(reads), "the next check read unlabelled rows again"
+    assert second.figures["realized_performance"]["n_labelled"] == 900
+    assert second.figures["n_rows"] == first.figures["n_rows"] == 1400
+    assert second.figures["estimated_performance"]["estimate"] == first.figures["estimated_performance"]["estimate"]
+    assert second.figures.get("confident_outliers") == first.figures.get("confident_outliers")

@@ -1,0 +1,26 @@
+"""per-day findings state beside each daily profile
+
+The check's label-free findings of a day (row count, confident outliers, the accuracy
+estimate's sums) are kept with the day's profile and merged like it.
+
+Revision ID: 0007
+Revises: 0006
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0007"
+down_revision = "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("window_profiles", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("findings", sa.JSON(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("window_profiles", schema=None) as batch_op:
+        batch_op.drop_column("findings")
