@@ -18,10 +18,11 @@ from markupsafe import Markup
 
 from drift.errors import ValidationError
 from reports import charts
+from storage.statuses import RetrainDecision, WeekStatus
 
 SCHEMA = 1
-STATUSES = ("ok", "drift", "retrain", "no-data")
-DECISIONS = ("promoted", "rejected", "failed")
+STATUSES = (WeekStatus.OK, WeekStatus.DRIFT, WeekStatus.RETRAIN, WeekStatus.NO_DATA)
+DECISIONS = tuple(RetrainDecision.finished())
 PNG_DATA_PREFIX = "data:image/png;base64,"
 MAX_THUMBNAIL_CHARS = 48_000
 """A thumbnail longer than this (as a data URI) is not embedded."""

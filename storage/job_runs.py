@@ -10,12 +10,13 @@ from sqlalchemy.orm import Session
 
 from storage.errors import translated
 from storage.models import JobRun
+from storage.statuses import JobStatus
 
 
 @translated
 def start_job_run(session: Session, job: str, model: str | None, started_at: datetime) -> JobRun:
     """A new 'running' row for ``job`` (of ``model``, or of all models), flushed so it has its id."""
-    row = JobRun(job=job, model=model, started_at=started_at, status="running", counts={})
+    row = JobRun(job=job, model=model, started_at=started_at, status=JobStatus.RUNNING, counts={})
     session.add(row)
     session.flush()
     return row

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from drift.errors import NotFoundError
 from storage.errors import translated
 from storage.models import DriftRun, Label, PredictionLog, RetrainRun
+from storage.statuses import RetrainDecision
 
 
 @translated
@@ -30,7 +31,7 @@ def last_retrain_start(session: Session, model_id: int) -> datetime | None:
     """When the latest retrain attempt of the model started; skipped plans do not count."""
     return session.scalar(
         select(RetrainRun.started_at)
-        .where(RetrainRun.model_id == model_id, RetrainRun.decision != "skipped")
+        .where(RetrainRun.model_id == model_id, RetrainRun.decision != RetrainDecision.SKIPPED)
         .order_by(RetrainRun.started_at.desc())
         .limit(1)
     )
@@ -70,7 +71,7 @@ def start_retrain_run(
         drift_run_id=drift_run_id,
         parent_version=parent_version,
         version=version,
-        decision="running",
+        decision=RetrainDecision.RUNNING,
         reasons=list(reasons),
     )
     session.add(run)

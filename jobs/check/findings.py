@@ -22,7 +22,7 @@ The statistics are in :mod:`drift`; this module gathers the arrays from storage 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ from drift.estimate import estimate_from_sums
 from drift.outliers import EmbeddingOutlierDetector
 from drift.performance import check_estimate, confidently_wrong, estimate_accuracy, realized_performance
 from drift.segmentation import confident_mask_errors, iou_per_class
+from jobs.check.figures import MIN_LABELS, CheckFigures
 from jobs.check.flagged import Flagged, FlagKind
 from jobs.check.frames import embedding_columns, layout
 from jobs.check.state import TOP_K, Calibration, DayFindings
@@ -45,12 +46,10 @@ from jobs.images import read_mask
 from storage.models import Model, ReferenceSet
 from storage.windows import iter_rows
 
-MIN_LABELS = 30
-
 
 @dataclass(frozen=True, kw_only=True)
 class Findings:
-    figures: dict[str, Any] = field(default_factory=dict)
+    figures: CheckFigures
     flagged: tuple[Flagged, ...] = ()
 
 
@@ -299,7 +298,7 @@ def compute_findings(
     figures: dict[str, Any] = {"n_rows": n_rows}
     flagged: list[Flagged] = []
     if n_rows == 0:
-        return Findings(figures=figures)
+        return Findings(figures=CheckFigures(n_rows=0))
     labelled_parts: list[tuple[np.ndarray, ...]] = [
         (
             rows.confidence,
@@ -328,7 +327,7 @@ def compute_findings(
         more, wrong_masks = _segmentation_findings(
             session, model, model_row, version, reference_row, labelled, inputs.top_k
         )
-        return Findings(figures=figures | more, flagged=tuple(flagged + wrong_masks))
+        return Findings(figures=CheckFigures.from_dict(figures | more), flagged=tuple(flagged + wrong_masks))
     ref = reference_labelled
     current = None
     if labelled is not None:
@@ -387,7 +386,7 @@ def compute_findings(
                     f"{verdict.realized:.1%} vs estimated {verdict.estimated:.1%}); do not trust the estimate"
                 )
         figures["estimated_performance"] = entry
-    return Findings(figures=figures, flagged=tuple(flagged))
+    return Findings(figures=CheckFigures.from_dict(figures), flagged=tuple(flagged))
 
 
 def _with_true_labels(outliers: tuple[Flagged, ...], labelled: tuple[np.ndarray, ...] | None) -> list[Flagged]:

@@ -9,7 +9,7 @@ that ingestion needs while it computes.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from drift import DriftResult, compare_profiles
 from drift.errors import ReferenceSetNotFound
+from jobs.check.figures import CheckFigures
 from jobs.check.findings import compute_findings, findings_inputs
 from jobs.check.flagged import Flagged
 from jobs.check.policy import retrain_decision
@@ -47,7 +48,7 @@ class CheckReport:
     retrain_worthy: bool
     reasons: tuple[str, ...]
     result: DriftResult | None
-    figures: dict[str, Any] = field(default_factory=dict)
+    figures: CheckFigures | None = None
     flagged: tuple[Flagged, ...] = ()
     skipped: str | None = None
 
@@ -65,7 +66,7 @@ class CheckReport:
             "retrain_worthy": self.retrain_worthy,
             "reasons": list(self.reasons),
             "skipped": self.skipped,
-            "figures": self.figures,
+            "figures": self.figures.to_dict() if self.figures is not None else {},
             "flagged": [f.to_dict() for f in self.flagged],
             "result": self.result.to_dict() if self.result is not None else None,
         }
@@ -205,7 +206,7 @@ def _store_run(session: Session, model_id: int, report: CheckReport) -> DriftRun
         retrain_worthy=report.retrain_worthy,
         reasons=list(report.reasons),
         result=result.to_dict(),
-        figures=report.figures,
+        figures=report.figures.to_dict() if report.figures is not None else {},
         engine=result.engine,
         created_at=wall_clock(),
     )

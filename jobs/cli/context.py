@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from jobs.runner.execute import JobOutcome
 from storage.engine import make_engine, make_session_factory, one_line, redact_url, sqlite_file_exists
 from storage.migrate import current_revision, head_revision, upgrade
+from storage.statuses import JobStatus
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -129,7 +130,7 @@ def run_job_or_exit(
 
     state = app_context(ctx)
     outcome = run_job(name, state.ready_session_factory(read_only=read_only), state.settings, model, **options)
-    if outcome.status != "succeeded":
+    if outcome.status != JobStatus.SUCCEEDED:
         _print_error(outcome.error or f"{name} failed")
         raise typer.Exit(outcome.exit_code or EXIT_ERROR)
     return outcome

@@ -16,6 +16,7 @@ from rich.text import Text
 from drift.errors import BadInputError
 from jobs.cli.context import app_context, cells, emit, handle_errors, run_job_or_exit
 from jobs.cli.options import JsonOption, RequiredModelOption
+from jobs.report.weeks import is_iso_week
 from jobs.runner.exit_codes import EXIT_DRIFT
 from storage.clock import wall_clock
 
@@ -230,7 +231,7 @@ def report_command(
     as_json: JsonOption = False,
 ) -> None:
     """Write the weekly HTML report (and summary.json) of a model, and its index."""
-    if week is not None and not re.fullmatch(r"\d{4}-W\d{2}", week):
+    if week is not None and not is_iso_week(week):
         raise typer.BadParameter("use an ISO week like 2026-W38", param_hint="--week")
     data = run_job_or_exit(ctx, "report", model, read_only=True, week=week, evidently=evidently).data
     emit(

@@ -6,7 +6,6 @@ Exit codes: 0 done, 1 error (also "already running"), 2 usage, 3 drift (only wit
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 import typer
@@ -17,7 +16,9 @@ from rich.text import Text
 from jobs.cli.context import app_context, emit, handle_errors
 from jobs.cli.monitor import parse_time, parse_window
 from jobs.cli.options import JsonOption, ModelOption
+from jobs.report.weeks import is_iso_week
 from jobs.runner.exit_codes import EXIT_ERROR
+from storage.statuses import JobStatus
 
 RequiredModel = Annotated[str, typer.Option("--model", "-m", help="The model.")]
 
@@ -26,7 +27,6 @@ run_app = typer.Typer(
     no_args_is_help=True,
 )
 
-_WEEK = re.compile(r"^\d{4}-W(0[1-9]|[1-4]\d|5[0-3])$")
 
 
 def _run(ctx: typer.Context, name: str, model: str | None, as_json: bool, **options: Any) -> None:
@@ -38,7 +38,7 @@ def _run(ctx: typer.Context, name: str, model: str | None, as_json: bool, **opti
 
     def render(console: Console) -> None:
         line = Text(f"{name} {model or '(all models)'}: {outcome.status}")
-        if outcome.status == "succeeded" and outcome.data.get("drifted"):
+        if outcome.status == JobStatus.SUCCEEDED and outcome.data.get("drifted"):
             line.append(" DRIFT", style="bold red")
         console.print(line)
 
@@ -89,7 +89,7 @@ def run_report(
     as_json: JsonOption = False,
 ) -> None:
     """Write the weekly HTML report and summary.json of a model."""
-    if week is not None and not _WEEK.match(week):
+    if week is not None and not is_iso_week(week):
         raise typer.BadParameter("use an ISO week like 2026-W38", param_hint="--week")
     _run(ctx, "report", model, as_json, week=week)
 

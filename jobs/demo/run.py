@@ -32,6 +32,7 @@ from jobs.retrain.data import BaseData
 from storage import repository
 from storage.engine import make_engine, make_session_factory
 from storage.migrate import upgrade
+from storage.statuses import JobStatus
 
 log = logging.getLogger(__name__)
 DEMO_START = datetime(2026, 9, 7, tzinfo=UTC)  # a Monday
@@ -251,7 +252,7 @@ def _simulate_week(
             reference_from_window(factory, model, 1, start, end)
             continue
         for outcome in runner.fire(name, model_name):
-            if outcome.status != "succeeded":
+            if outcome.status != JobStatus.SUCCEEDED:
                 raise DriftkeeperError(f"demo: {outcome.job} failed: {outcome.error}")
             if outcome.job in ("ingest", "labels"):
                 for r in outcome.data["runs"]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,14 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs.check.figures import CheckFigures, stored_figures
 from jobs.check.job import check
 from jobs.check.reference import load_reference
 from jobs.check.windows import window_profile
 from jobs.config import ModelSettings, Settings
 from jobs.report import sections
-from jobs.report.sections import TREND_WEEKS, iso_week
+from jobs.report.sections import TREND_WEEKS
+from jobs.report.weeks import iso_week, week_window
 from jobs.retrain import registry
 from storage import repository
 from storage.clock import wall_clock
@@ -32,6 +34,7 @@ from storage.models import (
     DriftRun,
     Model,
 )
+from storage.statuses import WeekStatus
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +61,6 @@ class ReportResult:
             "index": str(self.index),
             "evidently": str(self.evidently) if self.evidently else None,
         }
-
-
-def week_window(week: str) -> tuple[datetime, datetime]:
-    """Monday 00:00 UTC of ``YYYY-Www`` and the Monday after."""
-    start = datetime.strptime(week + "-1", "%G-W%V-%u").replace(tzinfo=UTC)
-    return start, start + timedelta(days=7)
 
 
 def weekly_report(
@@ -213,21 +210,22 @@ def build_summary(
             }
         distribution, confidence, samples = _output_shapes(session, model, model_row, main.version, start, end, now)
         summary["outputs"] = {"columns": outputs, "class_distribution": distribution, "confidence": confidence}
-        figures = main.figures or {}
-        summary["calibration"] = sections.calibration(figures.get("calibration"))
-        summary["segmentation"] = figures.get("segmentation")  # segmentation models only
+        figures = stored_figures(main.figures) or CheckFigures(n_rows=main.n_rows)
+        summary["calibration"] = sections.calibration(figures.calibration)
+        # segmentation models only
+        summary["segmentation"] = figures.segmentation.to_dict() if figures.segmentation is not None else None
         summary["confidently_wrong"] = sections.flagged(
-            session, model, main, "confidently_wrong", figures.get("confidently_wrong")
+            session, model, main, "confidently_wrong", figures.confidently_wrong
         )
         summary["confident_outliers"] = sections.flagged(
-            session, model, main, "confident_outlier", figures.get("confident_outliers")
+            session, model, main, "confident_outlier", figures.confident_outliers
         )
     return summary, samples
 
 
 def _verdict(runs: list[DriftRun]) -> dict[str, Any]:
     if not runs:
-        return {"status": "no-data", "headline": "no checked predictions this week", "reasons": []}
+        return {"status": WeekStatus.NO_DATA, "headline": "no checked predictions this week", "reasons": []}
     reasons = [r for run in runs for r in run.reasons]
     if any(r.retrain_worthy for r in runs):
         return {
@@ -243,7 +241,7 @@ def _verdict(runs: list[DriftRun]) -> dict[str, Any]:
             "reasons": reasons,
         }
     total = sum(r.n_rows for r in runs)
-    return {"status": "ok", "headline": f"no drift in {total:,} predictions", "reasons": reasons}
+    return {"status": WeekStatus.OK, "headline": f"no drift in {total:,} predictions", "reasons": reasons}
 
 
 def _champion(session: Session, model_row: Model) -> dict[str, Any] | None:

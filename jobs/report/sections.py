@@ -9,38 +9,46 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from drift.performance import wilson_interval
+from jobs.check.figures import (
+    CalibrationFigure,
+    ConfidentlyWrongFigure,
+    CurveFigure,
+    OutlierFigure,
+    stored_figures,
+)
 from jobs.config import ModelSettings
 from jobs.images import thumbnail_data_uri
+from jobs.report.weeks import iso_week
 from storage.models import DriftRun, FlaggedPrediction, Label, Model, PredictionLog, QuarantinedRow, RetrainRun
+from storage.statuses import RetrainDecision
 
 TREND_WEEKS = 8
 EXAMPLES = 24
 
 
-def iso_week(t: datetime) -> str:
-    year, week, _ = t.isocalendar()
-    return f"{year}-W{week:02d}"
-
-
-def calibration(figure: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not figure:
+def calibration(figure: CalibrationFigure | None) -> dict[str, Any] | None:
+    if figure is None:
         return None
 
-    def curve(data: dict[str, Any] | None) -> dict[str, Any] | None:
-        if not data:
+    def curve(data: CurveFigure | None) -> dict[str, Any] | None:
+        if data is None:
             return None
         bins = [
             {"confidence": c, "accuracy": a, "count": int(n)}
-            for c, a, n in zip(data["bin_confidence"], data["bin_accuracy"], data["bin_count"], strict=True)
+            for c, a, n in zip(data.bin_confidence, data.bin_accuracy, data.bin_count, strict=True)
             if c is not None and a is not None
         ]
-        return {"ece": data["ece"], "bins": bins}
+        return {"ece": data.ece, "bins": bins}
 
-    return {"reference": curve(figure.get("reference")), "current": curve(figure.get("current"))}
+    return {"reference": curve(figure.reference), "current": curve(figure.current)}
 
 
 def flagged(
-    session: Session, model: ModelSettings, run: DriftRun, kind: str, figure: dict[str, Any] | None
+    session: Session,
+    model: ModelSettings,
+    run: DriftRun,
+    kind: str,
+    figure: ConfidentlyWrongFigure | OutlierFigure | None,
 ) -> dict[str, Any] | None:
     rows = session.scalars(
         select(FlaggedPrediction)
@@ -49,7 +57,6 @@ def flagged(
     ).all()
     if figure is None and not rows:
         return None
-    figure = figure or {}
     examples = []
     for f in rows:
         example = {
@@ -63,15 +70,19 @@ def flagged(
         if kind == "confident_outlier":
             example["score"] = f.score if f.score is not None else 0.0
         examples.append(example)
-    if kind == "confidently_wrong":
+    if isinstance(figure, ConfidentlyWrongFigure) or (figure is None and kind == "confidently_wrong"):
         return {
-            "count": int(figure.get("n_errors") or 0),
-            "rate": figure.get("rate"),
-            "reference_rate": figure.get("reference_rate"),
-            "rose_significantly": bool(figure.get("rose_significantly")),
+            "count": figure.n_errors if figure is not None else 0,
+            "rate": figure.rate if figure is not None else None,
+            "reference_rate": figure.reference_rate if figure is not None else None,
+            "rose_significantly": figure.rose_significantly if figure is not None else False,
             "examples": examples,
         }
-    return {"count": int(figure.get("count") or 0), "rate": figure.get("rate"), "examples": examples}
+    return {
+        "count": figure.count if figure is not None else 0,
+        "rate": figure.rate if figure is not None else None,
+        "examples": examples,
+    }
 
 
 def performance(session: Session, model_row: Model, end: datetime, main: DriftRun | None) -> dict[str, Any] | None:
@@ -94,14 +105,15 @@ def performance(session: Session, model_row: Model, end: datetime, main: DriftRu
         if n == 0:
             continue
         run = runs.get(week_end)
-        estimate = ((run.figures or {}) if run is not None else {}).get("estimated_performance") or {}
+        figures = stored_figures(run.figures) if run is not None else None
+        estimate = figures.estimated_performance if figures is not None else None
         low, high = wilson_interval(correct, labelled) if labelled else (None, None)
         weeks.append(
             {
                 "week": iso_week(week_end - timedelta(days=1)),
-                "estimated_accuracy": estimate.get("accuracy"),
-                "estimate_low": estimate.get("ci_low"),
-                "estimate_high": estimate.get("ci_high"),
+                "estimated_accuracy": estimate.accuracy if estimate is not None else None,
+                "estimate_low": estimate.ci[0] if estimate is not None else None,
+                "estimate_high": estimate.ci[1] if estimate is not None else None,
                 "realized_accuracy": correct / labelled if labelled else None,
                 "realized_low": low,
                 "realized_high": high,
@@ -111,8 +123,13 @@ def performance(session: Session, model_row: Model, end: datetime, main: DriftRu
         )
     if not weeks:
         return None
-    latest = ((main.figures or {}) if main else {}).get("estimated_performance") or {}
-    return {"weeks": weeks, "trustworthy": bool(latest.get("trustworthy", True)), "warning": latest.get("warning")}
+    main_figures = stored_figures(main.figures) if main is not None else None
+    latest = main_figures.estimated_performance if main_figures is not None else None
+    return {
+        "weeks": weeks,
+        "trustworthy": latest.trustworthy if latest is not None else True,
+        "warning": latest.warning if latest is not None else None,
+    }
 
 
 def realized(session: Session, model_row: Model, start: datetime, end: datetime) -> tuple[int, int, int]:
@@ -137,7 +154,7 @@ def retrains(session: Session, model_row: Model, start: datetime, end: datetime)
             RetrainRun.model_id == model_row.id,
             RetrainRun.started_at >= start,
             RetrainRun.started_at < end,
-            RetrainRun.decision.in_(("promoted", "rejected", "failed")),
+            RetrainRun.decision.in_(RetrainDecision.finished()),
         )
         .order_by(RetrainRun.started_at)
     ).all()

@@ -31,6 +31,7 @@ from jobs.retrain.data import BaseData, in_holdout, labelled_samples, window_inp
 from jobs.retrain.gate import GateDecision, judge, teacher_samples, train_challenger
 from storage import leases, repository, retrains
 from storage.clock import wall_clock
+from storage.statuses import RetrainDecision
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class RetrainPlan:
 @dataclass(frozen=True, kw_only=True)
 class RetrainOutcome:
     model: str
-    decision: str  # "promoted" | "rejected" | "failed" | "skipped"
+    decision: RetrainDecision
     plan: RetrainPlan
     run_id: int | None = None
     version: int | None = None
@@ -154,7 +155,7 @@ def retrain(
     plan = plan_retrain(session_factory, settings, model.name, force=force, now=now)
     if dry_run or not plan.should_run:
         return RetrainOutcome(
-            model=model.name, decision="skipped", plan=plan, reasons=plan.reasons, parent=plan.champion
+            model=model.name, decision=RetrainDecision.SKIPPED, plan=plan, reasons=plan.reasons, parent=plan.champion
         )
     ttl = timedelta(minutes=model.retrain.lease_minutes)
     with leases.renewing_lease(session_factory, lease_name(model.name), ttl):  # renewed: training may be long
@@ -206,7 +207,15 @@ def _run(
         )
         decision = replace(decision, data=decision.data | counts, metrics=decision.metrics | counts)
     except Exception as exc:
-        _finish(session_factory, run_id, "failed", [f"{type(exc).__name__}: {exc}"], {}, {}, traceback.format_exc())
+        _finish(
+            session_factory,
+            run_id,
+            RetrainDecision.FAILED,
+            [f"{type(exc).__name__}: {exc}"],
+            {},
+            {},
+            traceback.format_exc(),
+        )
         if isinstance(exc, DriftkeeperError):
             raise
         raise TrainingError(f"retrain of {model.name} failed: {exc}") from exc
@@ -224,7 +233,15 @@ def _run(
             (start, now),
         )
     except Exception as exc:  # the run must not stay 'running' (it would count for the cooldown forever)
-        _finish(session_factory, run_id, "failed", [f"{type(exc).__name__}: {exc}"], {}, {}, traceback.format_exc())
+        _finish(
+            session_factory,
+            run_id,
+            RetrainDecision.FAILED,
+            [f"{type(exc).__name__}: {exc}"],
+            {},
+            {},
+            traceback.format_exc(),
+        )
         raise
 
 
@@ -277,7 +294,7 @@ def _register(
             registry.promote(session, model_row, version)
         else:
             row.status = "rejected"
-    outcome = "promoted" if decision.promote else "rejected"
+    outcome = RetrainDecision.PROMOTED if decision.promote else RetrainDecision.REJECTED
     _finish(session_factory, run_id, outcome, list(decision.reasons), decision.metrics, decision.export, None)
     log.info("retrain %s: version %d %s (%s)", model.name, version, outcome, "; ".join(decision.reasons))
     return RetrainOutcome(

@@ -24,6 +24,7 @@ from jobs.runner.progress import Progress
 from jobs.runner.runs import recorded_run
 from storage.errors import translate
 from storage.leases import renewing_lease
+from storage.statuses import JobStatus, RetrainDecision
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class JobOutcome:
 
     job: str
     model: str | None
-    status: str  # "succeeded" | "failed"
+    status: JobStatus
     exit_code: int
     data: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
@@ -116,14 +117,16 @@ def run_job(
         else:
             log.error("%s failed: %s", what, exc, exc_info=exc)
         data = done.data if done is not None else {}
-        return JobOutcome(job=name, model=model, status="failed", exit_code=EXIT_ERROR, data=data, error=str(exc))
+        return JobOutcome(
+            job=name, model=model, status=JobStatus.FAILED, exit_code=EXIT_ERROR, data=data, error=str(exc)
+        )
     except Exception as exc:
         log.error("%s failed", what, exc_info=exc)
         error = f"{type(exc).__name__}: {exc}"
-        return JobOutcome(job=name, model=model, status="failed", exit_code=EXIT_ERROR, error=error)
+        return JobOutcome(job=name, model=model, status=JobStatus.FAILED, exit_code=EXIT_ERROR, error=error)
     exit_code = EXIT_DRIFT if fail_on_drift and done.drifted else EXIT_OK
     log.info("%s succeeded%s", what, f" {done.counts}" if done.counts else "")
-    return JobOutcome(job=name, model=model, status="succeeded", exit_code=exit_code, data=done.data)
+    return JobOutcome(job=name, model=model, status=JobStatus.SUCCEEDED, exit_code=exit_code, data=done.data)
 
 
 # -- the jobs, each a thin adapter over its module (imported lazily: --help stays fast) ----------
@@ -190,7 +193,7 @@ def _retrain(
 
     outcome = retrain(sf, settings, model, force=force, dry_run=dry_run, now=now)
     failure = None
-    if outcome.decision == "failed":
+    if outcome.decision == RetrainDecision.FAILED:
         failure = f"retrain of {model} failed: " + ("; ".join(outcome.reasons) or "see the retrain run")
     counts = {"decision": outcome.decision, "version": outcome.version}
     return _Done(data=outcome.to_dict(), counts=counts, failure=failure)

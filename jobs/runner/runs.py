@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from storage import job_runs
 from storage.clock import wall_clock
+from storage.statuses import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,11 @@ def recorded_run(session_factory: sessionmaker[Session], job: str, model: str | 
     try:
         yield record
     except BaseException as exc:
-        status = "interrupted" if isinstance(exc, KeyboardInterrupt | SystemExit) else "failed"
+        status = JobStatus.INTERRUPTED if isinstance(exc, KeyboardInterrupt | SystemExit) else JobStatus.FAILED
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         _finish(session_factory, record, status, error)
         raise
-    _finish(session_factory, record, "succeeded", None)
+    _finish(session_factory, record, JobStatus.SUCCEEDED, None)
 
 
 def _finish(session_factory: sessionmaker[Session], record: RunRecord, status: str, error: str | None) -> None:

@@ -35,6 +35,7 @@ from jobs.runner.execute import JobOutcome, run_job
 from jobs.runner.exit_codes import EXIT_ERROR, EXIT_OK
 from storage import job_runs, leases
 from storage.clock import wall_clock
+from storage.statuses import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class JobRunner:
             checked = outcomes[-1]
             if (
                 name == "check"
-                and checked.status == "succeeded"
+                and checked.status == JobStatus.SUCCEEDED
                 and checked.data.get("retrain_worthy")
                 and self.settings.schedule.retrain_after_check
                 and not self.stopping.is_set()
@@ -213,7 +214,7 @@ def serve(
             runner = JobRunner(session_factory, settings, clock, stopping=stop)
             if once:
                 outcomes = runner.once()
-                return EXIT_ERROR if any(o.status == "failed" for o in outcomes) else EXIT_OK
+                return EXIT_ERROR if any(o.status == JobStatus.FAILED for o in outcomes) else EXIT_OK
             return _run_daemon(session_factory, settings, runner, holder, ttl, stop)
         finally:
             try:

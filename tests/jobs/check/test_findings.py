@@ -70,8 +70,8 @@ def test_injected_confident_errors_are_all_found_and_ranked_first(database, tmp_
     ][:20]
     assert [f.prediction_id for f in wrong] == expected
     assert {rows[i]["prediction_id"] for i in injected[:20]} <= set(expected)
-    figure = report.figures["confidently_wrong"]
-    assert figure["n_errors"] >= len(injected) and figure["rose_significantly"] is True
+    figure = report.figures.confidently_wrong
+    assert figure.n_errors >= len(injected) and figure.rose_significantly is True
     assert report.retrain_worthy and any("confidently-wrong rate rose" in r for r in report.reasons)
     with database.session_factory() as s:
         stored = s.scalars(select(FlaggedPrediction).where(FlaggedPrediction.run_id == report.run_id)).all()
@@ -88,8 +88,8 @@ def test_confident_inputs_unlike_the_reference_are_flagged_as_outliers(database,
     outliers = [f for f in report.flagged if f.kind == "confident_outlier"]
     far_ids = {rows[i]["prediction_id"] for i in far}
     assert {f.prediction_id for f in outliers[: len(far)]} == far_ids
-    assert report.figures["confident_outliers"]["count"] >= len(far)
-    assert report.figures["confident_outliers"]["rate"] < 0.05  # the rest looks like the reference
+    assert report.figures.confident_outliers.count >= len(far)
+    assert report.figures.confident_outliers.rate < 0.05  # the rest looks like the reference
 
 
 def test_estimate_is_trusted_when_calibration_holds_and_flagged_when_concepts_shift(database, tmp_path):
@@ -97,11 +97,11 @@ def test_estimate_is_trusted_when_calibration_holds_and_flagged_when_concepts_sh
     honest = _labels(rows, np.random.default_rng(9))
     settings = _setup(database, tmp_path, rows, honest)
     [report] = check(database.session_factory, settings, "pets", end=WEEK_END, now=WEEK_END)
-    estimate = report.figures["estimated_performance"]
-    realized = report.figures["realized_performance"]
-    assert estimate["trustworthy"] is True and estimate["warning"] is None
-    assert abs(estimate["accuracy"] - realized["accuracy"]) < 0.05
-    assert realized["label_coverage"] == 1.0
+    estimate = report.figures.estimated_performance
+    realized = report.figures.realized_performance
+    assert estimate.trustworthy is True and estimate.warning is None
+    assert abs(estimate.accuracy - realized.accuracy) < 0.05
+    assert realized.label_coverage == 1.0
 
 
 def test_concept_shift_makes_the_estimate_untrustworthy(database, tmp_path):
@@ -109,8 +109,8 @@ def test_concept_shift_makes_the_estimate_untrustworthy(database, tmp_path):
     shifted = _labels(rows, np.random.default_rng(9), flip_share=0.4)  # same inputs, labels changed meaning
     settings = _setup(database, tmp_path, rows, shifted)
     [report] = check(database.session_factory, settings, "pets", end=WEEK_END, now=WEEK_END)
-    estimate = report.figures["estimated_performance"]
-    assert estimate["trustworthy"] is False and "no longer holds" in estimate["warning"]
+    estimate = report.figures.estimated_performance
+    assert estimate.trustworthy is False and "no longer holds" in estimate.warning
     assert not report.drifted  # inputs and outputs did not move: only labels reveal it
     assert report.retrain_worthy and any(r.startswith("realized accuracy") for r in report.reasons)
 
@@ -157,7 +157,7 @@ def test_the_next_check_reads_only_labelled_rows_and_late_labels_count(database,
     first_labels = _labels(rows[:300], rng)
     settings = _setup(database, tmp_path, rows, first_labels)
     first = check(database.session_factory, settings, "pets", end=WEEK_END, now=WEEK_END)[0]
-    assert first.figures["realized_performance"]["n_labelled"] == 300
+    assert first.figures.realized_performance.n_labelled == 300
 
     reads: list[bool] = []
     for module in (findings_module, windows_module):
@@ -172,7 +172,39 @@ def test_the_next_check_reads_only_labelled_rows_and_late_labels_count(database,
     ingest(database.session_factory, settings, streams=("labels",))
     second = check(database.session_factory, settings, "pets", end=WEEK_END, now=WEEK_END)[0]
     assert reads and all(reads), "the next check read unlabelled rows again"
-    assert second.figures["realized_performance"]["n_labelled"] == 900
-    assert second.figures["n_rows"] == first.figures["n_rows"] == 1400
-    assert second.figures["estimated_performance"]["estimate"] == first.figures["estimated_performance"]["estimate"]
-    assert second.figures.get("confident_outliers") == first.figures.get("confident_outliers")
+    assert second.figures.realized_performance.n_labelled == 900
+    assert second.figures.n_rows == first.figures.n_rows == 1400
+    assert second.figures.estimated_performance.estimate == first.figures.estimated_performance.estimate
+    assert second.figures.confident_outliers == first.figures.confident_outliers
+
+
+def test_figures_round_trip_through_the_stored_json(database, tmp_path):
+    """The typed figures a check returns are what its stored run reads back, through JSON."""
+    from jobs.check.figures import CheckFigures, stored_figures
+    from storage.models import DriftRun
+
+    rows = _week_rows()
+    far = [i for i, r in enumerate(rows) if r["confidence"] >= 0.95][:10]
+    for i in far:
+        rows[i]["embedding"] = json.dumps([25.0, -25.0, 25.0, -25.0])
+    settings = _setup(database, tmp_path, rows, _labels(rows, np.random.default_rng(5)))
+    [report] = check(database.session_factory, settings, "pets", end=WEEK_END, now=WEEK_END)
+    figures = report.figures
+    present = {k for k, v in vars(figures).items() if v is not None}
+    assert present == {
+        "n_rows",
+        "confident_outliers",
+        "realized_performance",
+        "confidently_wrong",
+        "calibration",
+        "estimated_performance",
+    }
+    assert CheckFigures.from_dict(json.loads(json.dumps(figures.to_dict()))) == figures
+    with database.session_factory() as s:
+        run = s.get(DriftRun, report.run_id)
+        assert stored_figures(run.figures) == figures
+    assert (
+        figures.estimated_performance.ci[0]
+        < figures.estimated_performance.accuracy
+        < figures.estimated_performance.ci[1]
+    )

@@ -5,8 +5,73 @@ from __future__ import annotations
 import pytest
 
 from drift import ColumnDrift, DriftResult
+from jobs.check.figures import CheckFigures
 from jobs.check.policy import retrain_decision
 from jobs.config import RetrainPolicy
+
+# complete figures, each overridden in part by the cases below
+DEFAULTS = {
+    "confidently_wrong": {
+        "threshold": 0.9,
+        "n_labelled": 0,
+        "n_confident": 0,
+        "n_errors": 0,
+        "rate": None,
+        "reference_errors": None,
+        "reference_n": None,
+        "reference_rate": None,
+        "p_value": None,
+        "alpha": 0.05,
+        "rose_significantly": False,
+    },
+    "confident_outliers": {"count": 0, "rate": 0.0, "threshold": 3.0, "min_confidence": 0.9, "method": "mahalanobis"},
+    "estimated_performance": {
+        "estimate": 0.9,
+        "ci": [0.85, 0.95],
+        "std_error": 0.02,
+        "std_error_sampling": 0.01,
+        "std_error_calibration": 0.01,
+        "n": 100,
+        "n_reference": 100,
+        "mean_confidence": 0.9,
+        "confidence_level": 0.95,
+        "accuracy": 0.9,
+        "reference_accuracy": 0.9,
+        "reference_realized_accuracy": 0.9,
+        "trustworthy": True,
+        "warning": None,
+    },
+    "realized_performance": {
+        "labels": ["a", "b"],
+        "n_labelled": 0,
+        "n_predictions": 100,
+        "label_coverage": 0.0,
+        "accuracy": None,
+        "accuracy_ci": [None, None],
+        "confidence_level": 0.95,
+        "macro_f1": None,
+        "per_class_recall": {},
+        "per_class_precision": {},
+        "per_class_f1": {},
+        "per_class_support": {},
+        "confusion_matrix": [[0, 0], [0, 0]],
+    },
+    "segmentation": {
+        "iou_threshold": 0.5,
+        "n_labelled": 0,
+        "n_with_masks": 0,
+        "n_scored": 0,
+        "n_skipped": 0,
+        "skipped": {},
+        "mean_iou": None,
+        "per_class_iou": {},
+        "reference_mean_iou": None,
+    },
+}
+
+
+def typed(parts: dict) -> CheckFigures:
+    return CheckFigures.from_dict({"n_rows": 100} | {key: DEFAULTS[key] | value for key, value in parts.items()})
 
 
 def _result(*drifted_outputs: bool, embedding: bool | None = None) -> DriftResult:
@@ -63,12 +128,16 @@ def _result(*drifted_outputs: bool, embedding: bool | None = None) -> DriftResul
     ],
 )
 def test_each_rule_fires_with_its_reason(figures, expected):
-    decision = retrain_decision(RetrainPolicy(), _result(False, False), figures)
+    decision = retrain_decision(RetrainPolicy(), _result(False, False), typed(figures))
     assert decision.reasons == expected and decision.retrain_worthy is bool(expected)
 
 
 def test_drifted_outputs_and_embedding_are_reasons_unless_disabled():
     result = _result(True, False, embedding=True)
-    assert retrain_decision(RetrainPolicy(), result, {}).reasons == ("outputs drifted (prob_0)", "embedding drifted")
+    nothing = typed({})
+    assert retrain_decision(RetrainPolicy(), result, nothing).reasons == (
+        "outputs drifted (prob_0)",
+        "embedding drifted",
+    )
     quiet = RetrainPolicy(outputs_drifted=False, embedding_drifted=False)
-    assert retrain_decision(quiet, result, {}).retrain_worthy is False
+    assert retrain_decision(quiet, result, nothing).retrain_worthy is False

@@ -165,23 +165,23 @@ def test_confident_masks_with_a_low_iou_are_flagged_first_and_unreadable_masks_s
     assert flagged[0].predicted_label == CLASSES[int(np.argmax(json.loads(first["probabilities"])))]
     assert flagged[0].true_label in CLASSES and flagged[0].input_uri == first["input_uri"]
 
-    seg = report.figures["segmentation"]
-    assert seg["n_labelled"] == 300 and seg["n_with_masks"] == 300
-    assert seg["n_scored"] == 298 and seg["n_skipped"] == 2
-    assert seg["skipped"] == {
+    seg = report.figures.segmentation
+    assert seg.n_labelled == 300 and seg.n_with_masks == 300
+    assert seg.n_scored == 298 and seg.n_skipped == 2
+    assert seg.skipped == {
         "predicted mask missing or outside image_roots": 1,
         "true mask missing or outside image_roots": 1,
     }
     scored = [iou for pid, iou in week.iou.items() if pid not in skipped]
-    assert seg["mean_iou"] == pytest.approx(np.mean(scored))
-    assert set(seg["per_class_iou"]) == set(CLASSES) and all(0 < v <= 1 for v in seg["per_class_iou"].values())
-    assert seg["reference_mean_iou"] > 0.75
+    assert seg.mean_iou == pytest.approx(np.mean(scored))
+    assert set(seg.per_class_iou) == set(CLASSES) and all(0 < v <= 1 for v in seg.per_class_iou.values())
+    assert seg.reference_mean_iou > 0.75
 
-    wrong = report.figures["confidently_wrong"]
-    assert wrong["n_errors"] == 11 and wrong["n_labelled"] == 298 and wrong["iou_threshold"] == 0.5
-    assert wrong["reference_errors"] == 0 and wrong["rose_significantly"] is True
+    wrong = report.figures.confidently_wrong
+    assert wrong.n_errors == 11 and wrong.n_labelled == 298 and wrong.iou_threshold == 0.5
+    assert wrong.reference_errors == 0 and wrong.rose_significantly is True
     assert any("confidently-wrong rate rose" in r for r in report.reasons)
-    assert "realized_performance" not in report.figures and "estimated_performance" not in report.figures
+    assert report.figures.realized_performance is None and report.figures.estimated_performance is None
 
     with database.session_factory() as s:
         stored = s.scalars(select(FlaggedPrediction).where(FlaggedPrediction.run_id == report.run_id)).all()

@@ -9,7 +9,8 @@ import numpy as np
 
 from jobs.check.reference import reference_from_window
 from jobs.ingest.run import ingest
-from jobs.report.job import iso_week, week_window, weekly_report
+from jobs.report.job import weekly_report
+from jobs.report.weeks import iso_week, week_window
 from storage import repository
 from tests.jobs.logdata import make_rows, settings_for, write_jsonl
 
