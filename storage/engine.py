@@ -73,10 +73,20 @@ def make_engine(url: str | URL, *, echo: bool = False) -> Engine:
         kwargs["connect_args"] = {"timeout": 30}
     else:
         kwargs["pool_pre_ping"] = True
-    engine = create_engine(parsed, json_deserializer=read_json, **kwargs)
+    engine = create_engine(parsed, json_serializer=write_json, json_deserializer=read_json, **kwargs)
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def write_json(value: Any) -> str:
+    """JSON columns written with orjson (a week's profiles are megabytes).
+
+    What driftkeeper stores is plain JSON already: its ``to_dict`` methods turn NaN and
+    infinities into None (PostgreSQL's JSON refuses them anyway) and numpy values into Python
+    ones; keys that are not text are written as text, as the standard writer does.
+    """
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def read_json(text: str | bytes) -> Any:

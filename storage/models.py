@@ -107,6 +107,8 @@ class PredictionLog(Base):
     __table_args__ = (
         UniqueConstraint("model_id", "prediction_id", name="uq_prediction_logs_model_prediction"),
         Index("ix_prediction_logs_model_ts", "model_id", "ts"),
+        # a version's rows of a window, in (ts, id) order: what the check reads, chunk by chunk
+        Index("ix_prediction_logs_model_version_ts", "model_id", "model_version", "ts"),
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)

@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Select, String, and_, select, type_coerce
+from sqlalchemy import Select, String, and_, select, tuple_, type_coerce
 from sqlalchemy.orm import Session
 
 from storage.codec import FLOAT32, FLOAT64, unpack_categories, unpack_rows
-from storage.models import Label, PredictionLog, WindowProfileRow
+from storage.models import Label, ModelVersion, PredictionLog, WindowProfileRow
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,7 +62,11 @@ def iter_rows(
     chunk_size: int = 100_000,
     after_id: int = -1,
 ) -> Iterator[LoggedRows]:
-    """Rows of ``model_id`` with ``start <= ts < end``, in id order, ``chunk_size`` at a time."""
+    """Rows of ``model_id`` with ``start <= ts < end`` (and ``id > after_id``), ``chunk_size`` at a time.
+
+    Rows come in (ts, id) order, read by keyset on that pair: an index range scan, with no
+    sort of the day's rows for each chunk.
+    """
     p = PredictionLog
     columns = [
         p.id,
@@ -85,18 +89,24 @@ def iter_rows(
         conditions.append(p.ts >= start)
     if end is not None:
         conditions.append(p.ts < end)
-    last_id = after_id
+    if after_id >= 0:
+        conditions.append(p.id > after_id)
+    last: tuple[Any, int] | None = None  # (ts as stored, id) of the last row read: the keyset
     while True:
         stmt: Select[Any] = select(*columns)  # type: ignore[assignment]
         if with_labels or labelled_only:
             stmt = stmt.add_columns(Label.label, Label.mask_uri)
             join = and_(Label.model_id == p.model_id, Label.prediction_id == p.prediction_id)
             stmt = stmt.join(Label, join) if labelled_only else stmt.outerjoin(Label, join)
-        stmt = stmt.where(*conditions, p.id > last_id).order_by(p.id).limit(chunk_size)
-        fetched = session.connection().execute(stmt).all()  # Core rows: no ORM loading per row
+        keyset = [tuple_(type_coerce(p.ts, String), p.id) > tuple_(*last)] if last is not None else []
+        stmt = stmt.where(*conditions, *keyset).order_by(p.ts, p.id).limit(chunk_size)
+        # the driver's rows as they are: nothing here needs SQLAlchemy's per-row processing
+        result = session.connection().execute(stmt)
+        fetched = result.cursor.fetchall() if result.cursor is not None else []
+        result.close()
         if not fetched:
             return
-        last_id = int(fetched[-1][0])
+        last = (fetched[-1][2], int(fetched[-1][0]))
         yield _decode(fetched, layout, with_labels or labelled_only)
         if len(fetched) < chunk_size:
             return
@@ -105,7 +115,10 @@ def iter_rows(
 def _timestamps(values: Sequence[Any]) -> pd.DatetimeIndex:
     """UTC timestamps from SQLite's stored text or PostgreSQL's datetimes, a chunk at a time."""
     if values and isinstance(values[0], str):
-        return pd.DatetimeIndex(pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601"))
+        try:  # SQLite's "YYYY-MM-DD HH:MM:SS.ffffff", parsed by numpy in C
+            return pd.DatetimeIndex(np.array(values, dtype="datetime64[us]")).tz_localize("UTC")
+        except ValueError:
+            return pd.DatetimeIndex(pd.to_datetime(pd.Series(values, dtype=object), utc=True, format="ISO8601"))
     return pd.DatetimeIndex(pd.to_datetime(list(values), utc=True))
 
 
@@ -150,10 +163,22 @@ def has_rows_after(
 
 
 def versions_in_window(session: Session, model_id: int, start: datetime, end: datetime) -> list[int]:
-    """The model versions that logged predictions with ``start <= ts < end``, in order."""
+    """The model versions that logged predictions with ``start <= ts < end``, in order.
+
+    Ingestion accepts rows of registered versions only, so each registered version is looked
+    up in the (model, version, ts) index: a few index probes, not a scan of the window's rows.
+    """
     p = PredictionLog
-    stmt = select(p.model_version).distinct().where(p.model_id == model_id, p.ts >= start, p.ts < end)
-    return sorted(session.scalars(stmt))
+    registered = session.scalars(select(ModelVersion.version).where(ModelVersion.model_id == model_id))
+    logged = [
+        version
+        for version in registered
+        if session.scalar(
+            select(p.id).where(p.model_id == model_id, p.model_version == version, p.ts >= start, p.ts < end).limit(1)
+        )
+        is not None
+    ]
+    return sorted(logged)
 
 
 def stored_day(

@@ -71,6 +71,27 @@ class CheckReport:
             "result": self.result.to_dict() if self.result is not None else None,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckReport:
+        """Read back :meth:`to_dict` (``check --json``, a job outcome's data)."""
+        return cls(
+            model=str(data["model"]),
+            version=int(data["version"]),
+            run_id=data["run_id"],
+            window_start=datetime.fromisoformat(data["window_start"]),
+            window_end=datetime.fromisoformat(data["window_end"]),
+            n_rows=int(data["n_rows"]),
+            drifted=bool(data["drifted"]),
+            outputs_drifted=data["outputs_drifted"],
+            embedding_drifted=data["embedding_drifted"],
+            retrain_worthy=bool(data["retrain_worthy"]),
+            reasons=tuple(data["reasons"]),
+            result=DriftResult.from_dict(data["result"]) if data["result"] is not None else None,
+            figures=CheckFigures.from_dict(data["figures"]) if data["figures"] else None,
+            flagged=tuple(Flagged.from_dict(f) for f in data["flagged"]),
+            skipped=data["skipped"],
+        )
+
 
 def check(
     session_factory: sessionmaker[Session],

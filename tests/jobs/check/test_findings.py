@@ -208,3 +208,14 @@ def test_figures_round_trip_through_the_stored_json(database, tmp_path):
         < figures.estimated_performance.accuracy
         < figures.estimated_performance.ci[1]
     )
+
+
+def test_a_check_result_round_trips_through_json(database, tmp_path):
+    from jobs.check.job import CheckReport
+
+    settings = _setup(database, tmp_path, _week_rows(), _labels(_week_rows()[:400], np.random.default_rng(2)))
+    [report] = check(database.session_factory, settings, "pets", end=WEEK_END, now=WEEK_END)
+    again = CheckReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    assert again.to_dict() == report.to_dict()
+    assert again.figures == report.figures and again.run_id == report.run_id
+    assert [f.prediction_id for f in again.flagged] == [f.prediction_id for f in report.flagged]
