@@ -1,5 +1,9 @@
-"""The weekly report job: gather what the checks, findings and retrains produced for one ISO
-week of one model, as the summary ``reports`` renders (``summary.json``, schema 1).
+"""The weekly report job: gather what the checks, findings and retrains stored for one ISO week
+of one model as a :class:`reports.summary.WeeklySummary` (``summary.json``, schema 1), and
+render it.
+
+The report only reads: it never runs a check nor stores a profile. The runner
+(:mod:`jobs.runner.execute`) checks the week first when no drift run of it is stored.
 
 Files: ``<reports dir>/<model>/<YYYY>-W<ww>/report.html``, ``summary.json`` and (on a bounded
 sample) ``evidently.html``; ``<reports dir>/<model>/index.html`` lists every week.
@@ -9,41 +13,60 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from jobs.check.figures import CheckFigures, stored_figures
-from jobs.check.job import check
+from drift import DriftResult
+from drift.errors import NotFoundError
+from drift.result import ColumnDrift
+from jobs.check.figures import CheckFigures, SegmentationFigure, stored_figures
 from jobs.check.reference import load_reference
 from jobs.check.windows import window_profile
 from jobs.config import ModelSettings, Settings
 from jobs.report import sections
 from jobs.report.sections import TREND_WEEKS
-from jobs.report.weeks import iso_week, week_window
+from jobs.report.weeks import iso_week, last_complete_week, week_window
 from jobs.retrain import registry
-from storage import repository
-from storage.clock import wall_clock
-from storage.models import (
-    DriftColumnResult,
-    DriftRun,
-    Model,
+from reports.summary import (
+    Champion,
+    CheckRun,
+    ClassDistribution,
+    ColumnRow,
+    ConfidenceHistogram,
+    Embedding,
+    IndexEntry,
+    Outputs,
+    Segmentation,
+    TrendPoint,
+    Verdict,
+    WeeklySummary,
+    Window,
 )
+from storage import drift_runs, repository
+from storage.clock import wall_clock
+from storage.models import DriftRun, Model
 from storage.statuses import WeekStatus
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 log = logging.getLogger(__name__)
+
+Samples = tuple["pd.DataFrame", "pd.DataFrame"]
+"""(reference sample, window sample): the bounded samples the evidently page compares."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class ReportResult:
     model: str
     week: str
-    status: str
+    status: WeekStatus
     headline: str
     report: Path
     summary: Path
@@ -54,7 +77,7 @@ class ReportResult:
         return {
             "model": self.model,
             "week": self.week,
-            "status": self.status,
+            "status": self.status.value,
             "headline": self.headline,
             "report": str(self.report),
             "summary": str(self.summary),
@@ -72,24 +95,15 @@ def weekly_report(
     now: datetime | None = None,
     evidently: bool = True,
 ) -> ReportResult:
-    """Write the report of ``week`` (default: the last complete week before ``now``)."""
+    """Write the report of ``week`` (default: the last complete week before ``now``) from what is stored."""
     from reports import render_evidently, render_index, render_weekly
 
     model = settings.model(model_name)
     now = now or wall_clock()
-    week = week or iso_week(now - timedelta(days=7))
+    week = week or last_complete_week(now)
     start, end = week_window(week)
-    with session_factory() as session:
-        model_row = repository.get_model(session, model.name)
-        has_run = session.scalar(
-            select(func.count())
-            .select_from(DriftRun)
-            .where(DriftRun.model_id == model_row.id, DriftRun.window_end == end)
-        )
-    if not has_run:  # check the week now, so the report shows current figures
-        check(session_factory, settings, model.name, window_days=7, end=end, now=max(now, end))
     out_dir = settings.paths.reports_dir / model.name / week
-    with session_factory.begin() as session:
+    with session_factory() as session:  # read only
         model_row = repository.get_model(session, model.name)
         summary, samples = build_summary(session, settings, model, model_row, week, start, end, now)
     evidently_path = None
@@ -100,20 +114,20 @@ def weekly_report(
             )
         except Exception:  # the detail page is a bonus; the weekly report must not fail for it
             log.exception("evidently detail page for %s %s failed", model.name, week)
-        summary["evidently_report"] = "evidently.html" if evidently_path else None
+        summary = replace(summary, evidently_report="evidently.html" if evidently_path else None)
     files = render_weekly(summary, out_dir)
     index = render_index(
         model.name,
         _index_entries(settings.paths.reports_dir / model.name),
         settings.paths.reports_dir / model.name / "index.html",
     )
-    verdict = summary["verdict"]
-    log.info("report %s %s: %s (%s) -> %s", model.name, week, verdict["status"], verdict["headline"], files.report_html)
+    verdict = summary.verdict
+    log.info("report %s %s: %s (%s) -> %s", model.name, week, verdict.status, verdict.headline, files.report_html)
     return ReportResult(
         model=model.name,
         week=week,
-        status=verdict["status"],
-        headline=verdict["headline"],
+        status=verdict.status,
+        headline=verdict.headline,
         report=files.report_html,
         summary=files.summary_json,
         index=index,
@@ -121,18 +135,15 @@ def weekly_report(
     )
 
 
-def _index_entries(model_dir: Path) -> list[dict[str, Any]]:
+def _index_entries(model_dir: Path) -> list[IndexEntry]:
     entries = []
     for summary_path in sorted(model_dir.glob("*-W*/summary.json")):
-        data = json.loads(summary_path.read_text(encoding="utf-8"))
-        entries.append(
-            {
-                "week": data["week"],
-                "status": data["verdict"]["status"],
-                "headline": data["verdict"]["headline"],
-                "path": f"{data['week']}/report.html",
-            }
-        )
+        try:
+            summary = WeeklySummary.from_dict(json.loads(summary_path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:  # ValidationError is a ValueError, as is a JSON syntax error
+            log.warning("%s left out of the index: %s", summary_path, exc)
+            continue
+        entries.append(IndexEntry.of(summary))
     return entries
 
 
@@ -145,153 +156,143 @@ def build_summary(
     start: datetime,
     end: datetime,
     now: datetime,
-) -> tuple[dict[str, Any], Any]:
-    """The summary dict (schema 1) and (reference sample, window sample) for the detail page."""
-    runs = list(
-        session.scalars(
-            select(DriftRun)
-            .where(DriftRun.model_id == model_row.id, DriftRun.window_end == end)
-            .order_by(DriftRun.version, DriftRun.id)
-        )
-    )
-    latest = {r.version: r for r in runs}  # the last stored run per version
+) -> tuple[WeeklySummary, Samples | None]:
+    """The week's summary and the samples for the evidently page (None without a stored check)."""
+    latest = {r.version: r for r in drift_runs.runs_ending(session, model_row.id, end)}  # the last stored per version
     runs = list(latest.values())
+    results = {r.id: DriftResult.from_dict(r.result) for r in runs}
     main = max(runs, key=lambda r: r.n_rows) if runs else None
-    summary: dict[str, Any] = {
-        "schema": 1,
-        "model": model.name,
-        "week": week,
-        "window": {"start": start.isoformat(), "end": end.isoformat()},
-        "generated_at": wall_clock().isoformat(),
-        "verdict": _verdict(runs),
-        "champion": _champion(session, model_row),
-        "runs": [
-            {
-                "version": r.version,
-                "n_rows": r.n_rows,
-                "drifted": r.drifted,
-                "outputs_drifted": r.outputs_drifted,
-                "embedding_drifted": r.embedding_drifted,
-                "retrain_worthy": r.retrain_worthy,
-                "reasons": list(r.reasons),
-                "policy": r.result.get("policy", ""),
-            }
-            for r in runs
-        ],
-        "features": None,
-        "outputs": None,
-        "embedding": None,
-        "calibration": None,
-        "confidently_wrong": None,
-        "confident_outliers": None,
-        "segmentation": None,
-        "evidently_report": None,
-        "performance": sections.performance(session, model_row, end, main),
-        "retrains": sections.retrains(session, model_row, start, end),
-        "data_quality": sections.data_quality(session, model_row, start, end),
-    }
-    samples = None
-    if main is not None:
-        columns = main.result.get("columns", [])
-        trends = _trends(session, model_row, main.version, end)
-        ranked = sorted(
-            (c for c in columns if c["kind"] == "feature"),
-            key=lambda c: (not c["drifted"], -(c.get("effect") or 0.0)),
-        )
-        summary["features"] = [_column(c, trends) for c in ranked]
-        outputs = [_column(c, trends) for c in columns if c["kind"] == "output"]
-        embedding = next((c for c in columns if c["kind"] == "embedding"), None)
-        if embedding:
-            summary["embedding"] = {
-                "method": embedding["method"],
-                "score": embedding["score"],
-                "p_value": embedding.get("p_value"),
-                "drifted": embedding["drifted"],
-            }
-        distribution, confidence, samples = _output_shapes(session, model, model_row, main.version, start, end, now)
-        summary["outputs"] = {"columns": outputs, "class_distribution": distribution, "confidence": confidence}
-        figures = stored_figures(main.figures) or CheckFigures(n_rows=main.n_rows)
-        summary["calibration"] = sections.calibration(figures.calibration)
-        # segmentation models only
-        summary["segmentation"] = figures.segmentation.to_dict() if figures.segmentation is not None else None
-        summary["confidently_wrong"] = sections.flagged(
-            session, model, main, "confidently_wrong", figures.confidently_wrong
-        )
-        summary["confident_outliers"] = sections.flagged(
-            session, model, main, "confident_outlier", figures.confident_outliers
-        )
+    summary = WeeklySummary(
+        model=model.name,
+        week=week,
+        window=Window(start=start, end=end),
+        generated_at=wall_clock(),
+        verdict=_verdict(runs, results),
+        champion=_champion(session, model_row),
+        runs=tuple(_run(r, results[r.id]) for r in runs),
+        performance=sections.performance(session, model_row, end, main),
+        retrains=sections.retrains(session, model_row, start, end),
+        data_quality=sections.data_quality(session, model_row, start, end),
+    )
+    if main is None:
+        return summary, None
+    columns = results[main.id].columns
+    trends = _trends(session, model_row, main.version, end)
+    ranked = sorted(
+        (c for c in columns if c.kind == "feature"), key=lambda c: (not c.drifted, -(_finite(c.effect) or 0.0))
+    )
+    embedding = next((c for c in columns if c.kind == "embedding"), None)
+    distribution, confidence, samples = _output_shapes(session, model, model_row, main.version, start, end, now)
+    figures = stored_figures(main.figures) or CheckFigures(n_rows=main.n_rows)
+    summary = replace(
+        summary,
+        features=tuple(_column(c, trends) for c in ranked),
+        outputs=Outputs(
+            columns=tuple(_column(c, trends) for c in columns if c.kind == "output"),
+            class_distribution=distribution,
+            confidence=confidence,
+        ),
+        embedding=None
+        if embedding is None
+        else Embedding(
+            method=embedding.method,
+            score=_finite(embedding.score),
+            p_value=_finite(embedding.p_value),
+            drifted=embedding.drifted,
+        ),
+        calibration=sections.calibration(figures.calibration),
+        confidently_wrong=sections.confidently_wrong(session, model, main, figures.confidently_wrong),
+        confident_outliers=sections.confident_outliers(session, model, main, figures.confident_outliers),
+        segmentation=_segmentation(figures.segmentation),
+    )
     return summary, samples
 
 
-def _verdict(runs: list[DriftRun]) -> dict[str, Any]:
+def _finite(value: float | None) -> float | None:
+    """JSON has no NaN: a stored non-finite number was written as null, and reads back as NaN."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _run(run: DriftRun, result: DriftResult) -> CheckRun:
+    return CheckRun(
+        version=run.version,
+        n_rows=run.n_rows,
+        drifted=run.drifted,
+        outputs_drifted=run.outputs_drifted,
+        embedding_drifted=run.embedding_drifted,
+        retrain_worthy=run.retrain_worthy,
+        reasons=tuple(run.reasons),
+        policy=result.policy,
+    )
+
+
+def _verdict(runs: list[DriftRun], results: dict[int, DriftResult]) -> Verdict:
     if not runs:
-        return {"status": WeekStatus.NO_DATA, "headline": "no checked predictions this week", "reasons": []}
-    reasons = [r for run in runs for r in run.reasons]
+        return Verdict(status=WeekStatus.NO_DATA, headline="no checked predictions this week")
+    reasons = tuple(r for run in runs for r in run.reasons)
     if any(r.retrain_worthy for r in runs):
-        return {
-            "status": "retrain",
-            "headline": "retrain-worthy: " + (reasons[0] if reasons else "see below"),
-            "reasons": reasons,
-        }
+        headline = "retrain-worthy: " + (reasons[0] if reasons else "see below")
+        return Verdict(status=WeekStatus.RETRAIN, headline=headline, reasons=reasons)
     if any(r.drifted for r in runs):
-        drifted = [c["column"] for r in runs for c in r.result.get("columns", []) if c["drifted"]]
-        return {
-            "status": "drift",
-            "headline": f"drift in {len(drifted)} columns, below the retrain policy",
-            "reasons": reasons,
-        }
+        drifted = [c for r in runs for c in results[r.id].drifted_columns]
+        headline = f"drift in {len(drifted)} columns, below the retrain policy"
+        return Verdict(status=WeekStatus.DRIFT, headline=headline, reasons=reasons)
     total = sum(r.n_rows for r in runs)
-    return {"status": WeekStatus.OK, "headline": f"no drift in {total:,} predictions", "reasons": reasons}
+    return Verdict(status=WeekStatus.OK, headline=f"no drift in {total:,} predictions", reasons=reasons)
 
 
-def _champion(session: Session, model_row: Model) -> dict[str, Any] | None:
+def _champion(session: Session, model_row: Model) -> Champion | None:
     try:
         row = registry.champion(session, model_row)
-    except Exception:
+    except NotFoundError:
         return None
-    metrics = {k: v for k, v in (row.metrics or {}).items() if isinstance(v, int | float) and not isinstance(v, bool)}
-    return {
-        "version": row.version,
-        "promoted_at": row.promoted_at.isoformat() if row.promoted_at else None,
-        "metrics": metrics,
-        "export_dir": row.export_dir,
-    }
+    return Champion(
+        version=row.version,
+        promoted_at=row.promoted_at,
+        metrics=sections.numbers(row.metrics),
+        export_dir=row.export_dir,
+    )
 
 
-def _column(c: dict[str, Any], trends: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    return {
-        "column": c["column"],
-        "kind": c["kind"],
-        "method": c["method"],
-        "score": c["score"],
-        "p_value": c.get("p_value"),
-        "effect": c.get("effect"),
-        "threshold": c["threshold"],
-        "drifted": c["drifted"],
-        "trend": trends.get(c["column"], []),
-    }
+def _segmentation(figure: SegmentationFigure | None) -> Segmentation | None:
+    if figure is None:
+        return None
+    return Segmentation(
+        iou_threshold=figure.iou_threshold,
+        n_labelled=figure.n_labelled,
+        n_with_masks=figure.n_with_masks,
+        n_scored=figure.n_scored,
+        n_skipped=figure.n_skipped,
+        skipped=dict(figure.skipped),
+        mean_iou=figure.mean_iou,
+        per_class_iou=dict(figure.per_class_iou),
+        reference_mean_iou=figure.reference_mean_iou,
+    )
 
 
-def _trends(session: Session, model_row: Model, version: int, end: datetime) -> dict[str, list[dict[str, Any]]]:
+def _column(c: ColumnDrift, trends: dict[str, tuple[TrendPoint, ...]]) -> ColumnRow:
+    return ColumnRow(
+        column=c.column,
+        kind=c.kind,
+        method=c.method,
+        score=_finite(c.score),
+        p_value=_finite(c.p_value),
+        effect=_finite(c.effect),
+        threshold=c.threshold,
+        drifted=c.drifted,
+        trend=trends.get(c.column, ()),
+    )
+
+
+def _trends(session: Session, model_row: Model, version: int, end: datetime) -> dict[str, tuple[TrendPoint, ...]]:
+    """Per column, its score in each of the last weeks: one run a week, the version that served
+    most of it (before a promotion, the previous one)."""
     first = end - timedelta(days=7 * TREND_WEEKS)
-    # one run a week: the version that served most of it (before a promotion, the previous one)
-    rows = session.execute(
-        select(
-            DriftRun.window_end,
-            DriftRun.n_rows,
-            DriftColumnResult.column,
-            DriftColumnResult.score,
-            DriftColumnResult.drifted,
-        )
-        .join(DriftColumnResult, DriftColumnResult.run_id == DriftRun.id)
-        .where(DriftRun.model_id == model_row.id, DriftRun.window_end > first, DriftRun.window_end <= end)
-        .order_by(DriftRun.window_end, DriftRun.n_rows, DriftRun.version == version, DriftRun.id)
-    ).all()
-    trends: dict[str, dict[str, dict[str, Any]]] = {}
-    for window_end, _n_rows, column, score, drifted in rows:
+    trends: dict[str, dict[str, TrendPoint]] = {}
+    for window_end, column, score, drifted in drift_runs.column_scores(session, model_row.id, first, end, version):
         label = iso_week(window_end - timedelta(days=1))
-        trends.setdefault(column, {})[label] = {"week": label, "score": score, "drifted": drifted}
-    return {column: list(points.values()) for column, points in trends.items()}
+        trends.setdefault(column, {})[label] = TrendPoint(week=label, score=_finite(score), drifted=drifted)
+    return {column: tuple(points.values()) for column, points in trends.items()}
 
 
 def _output_shapes(
@@ -302,27 +303,27 @@ def _output_shapes(
     start: datetime,
     end: datetime,
     now: datetime,
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None, Any]:
+) -> tuple[ClassDistribution | None, ConfidenceHistogram | None, Samples | None]:
     reference, _ = load_reference(session, model_row, version)
     # the profile only: the report never stores day profiles (the check does)
     window = window_profile(session, model, model_row, version, reference, start, end, max(now, end)).profile
     if window is None:
         return None, None, None
-    labels = list(model.class_labels)
+    labels = tuple(model.class_labels)
     ref_counts = _category_counts(reference.stats.columns["predicted"])
     cur_counts = _category_counts(window.columns["predicted"])
-    distribution = {
-        "labels": labels,
-        "reference": _shares([ref_counts.get(label, 0) for label in labels]),
-        "current": _shares([cur_counts.get(label, 0) for label in labels]),
-    }
+    distribution = ClassDistribution(
+        labels=labels,
+        reference=_shares([ref_counts.get(label, 0) for label in labels]),
+        current=_shares([cur_counts.get(label, 0) for label in labels]),
+    )
     edges = np.linspace(0.0, 1.0, 11)
     ref_sample, cur_sample = reference.stats.sample.rows, window.sample.rows
-    confidence = {
-        "edges": edges.tolist(),
-        "reference": _shares(np.histogram(ref_sample["confidence"], bins=edges)[0].tolist()),
-        "current": _shares(np.histogram(cur_sample["confidence"], bins=edges)[0].tolist()),
-    }
+    confidence = ConfidenceHistogram(
+        edges=tuple(edges.tolist()),
+        reference=_shares(np.histogram(ref_sample["confidence"], bins=edges)[0].tolist()),
+        current=_shares(np.histogram(cur_sample["confidence"], bins=edges)[0].tolist()),
+    )
     detail_columns = [c for c in ref_sample.columns if not c.startswith("emb_") and c in cur_sample.columns]
     return distribution, confidence, (ref_sample[detail_columns], cur_sample[detail_columns])
 
@@ -332,6 +333,6 @@ def _category_counts(stats: Any) -> dict[Any, int]:
     return counts if isinstance(counts, dict) else {}
 
 
-def _shares(counts: list[int]) -> list[float]:
+def _shares(counts: list[int]) -> tuple[float, ...]:
     total = float(sum(counts))
-    return [c / total if total else 0.0 for c in counts]
+    return tuple(c / total if total else 0.0 for c in counts)

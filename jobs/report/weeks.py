@@ -14,6 +14,17 @@ def iso_week(t: datetime) -> str:
     return f"{year}-W{week:02d}"
 
 
+def last_complete_week(now: datetime) -> str:
+    """The ISO week before the one ``now`` falls in: what a weekly report covers by default.
+
+    >>> last_complete_week(datetime(2026, 11, 30, 6, tzinfo=UTC))  # a Monday morning
+    '2026-W48'
+    >>> last_complete_week(datetime(2026, 11, 29, 23, tzinfo=UTC))  # the Sunday before
+    '2026-W47'
+    """
+    return iso_week(now - timedelta(days=7))
+
+
 def is_iso_week(text: str) -> bool:
     """Whether ``text`` names an ISO week that exists (``2025-W53`` does not; ``2026-W53`` does).
 

@@ -19,9 +19,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from drift.errors import DriftkeeperError, LeaseHeldError, TrainingError
 from jobs.config import Settings
+from jobs.report.weeks import last_complete_week, week_window
 from jobs.runner.exit_codes import EXIT_DRIFT, EXIT_ERROR, EXIT_OK
 from jobs.runner.progress import Progress
 from jobs.runner.runs import recorded_run
+from storage import drift_runs
+from storage.clock import wall_clock
 from storage.errors import translate
 from storage.leases import renewing_lease
 from storage.statuses import JobStatus, RetrainDecision
@@ -180,8 +183,17 @@ def _report(
     week: str | None = None,
     evidently: bool = True,
 ) -> _Done:
+    """Check the week first when no drift run of it is stored, then write its report (which only reads)."""
+    from jobs.check.job import check
     from jobs.report.job import weekly_report
 
+    now = now or wall_clock()
+    week = week or last_complete_week(now)
+    _, end = week_window(week)
+    with sf() as session:
+        checked = drift_runs.has_run_ending(session, model, end)
+    if not checked:  # check the week now, so that the report shows its figures
+        check(sf, settings, model, window_days=7, end=end, now=max(now, end))
     data = weekly_report(sf, settings, model, week=week, now=now, evidently=evidently).to_dict()
     return _Done(data=data, counts={"week": data.get("week"), "status": data.get("status")})
 

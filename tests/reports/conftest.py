@@ -16,5 +16,5 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def summary() -> dict[str, Any]:
-    """A fresh copy of the realistic sample summary (tests may change it)."""
+    """A fresh copy of the realistic sample summary, as ``summary.json`` data (tests may change it)."""
     return copy.deepcopy(make_summary())

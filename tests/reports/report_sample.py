@@ -1,4 +1,4 @@
-"""A realistic weekly summary (schema 1), with hostile strings where users type text."""
+"""A realistic weekly summary (schema 1, as ``summary.json`` holds it), with hostile strings where users type text."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from reports.summary import WeeklySummary
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
@@ -182,6 +184,7 @@ def make_summary() -> dict[str, Any]:
             "examples": wrong,
         },
         "confident_outliers": {"count": 12, "rate": 0.00025, "examples": outliers},
+        "segmentation": None,
         "retrains": [
             {
                 "at": "2026-09-20T02:00:00+00:00",
@@ -208,3 +211,8 @@ def make_summary() -> dict[str, Any]:
         },
         "evidently_report": "evidently.html",
     }
+
+
+def make_weekly() -> WeeklySummary:
+    """The sample, typed."""
+    return WeeklySummary.from_dict(make_summary())

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from reports import render_evidently, render_index, render_weekly
+from reports import IndexEntry, WeeklySummary, render_evidently, render_index, render_weekly
 from tests.reports.report_sample import SCRIPT, SECTION_IDS
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -89,7 +89,7 @@ def _screenshot(drv: Any, path: Path) -> Path:
 
 
 def test_weekly_page_in_chromium(driver: Any, summary: dict[str, Any], tmp_path: Path) -> None:
-    files = render_weekly(summary, tmp_path / "2026-W38")
+    files = render_weekly(WeeklySummary.from_dict(summary), tmp_path / "2026-W38")
     console = _load(driver, files.report_html)
     errors = [m for m in console if m.get("level") in {"SEVERE", "ERROR", "WARNING"}]
     assert errors == []
@@ -116,7 +116,7 @@ def test_weekly_page_in_chromium(driver: Any, summary: dict[str, Any], tmp_path:
 
 def test_index_page_in_chromium(driver: Any, tmp_path: Path) -> None:
     weeks = [
-        {"week": f"2026-W{w}", "status": s, "headline": h} for w, s, h in [(37, "drift", SCRIPT), (38, "ok", "quiet")]
+        IndexEntry(week=f"2026-W{w}", status=s, headline=h) for w, s, h in [(37, "drift", SCRIPT), (38, "ok", "quiet")]
     ]
     out = render_index("digits-cnn", weeks, tmp_path / "index.html")
     assert [m for m in _load(driver, out) if m.get("level") == "SEVERE"] == []

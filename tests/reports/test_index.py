@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from drift.errors import ValidationError
-from reports import render_index
+from reports import IndexEntry, render_index
 from reports.render import CSP
 from tests.reports.htmlcheck import parse
 from tests.reports.report_sample import IMG, SCRIPT
 
 
 def test_index_lists_weeks_newest_first_with_badges(tmp_path: Path) -> None:
-    weeks: list[dict[str, str | None]] = [
-        {"week": "2026-W36", "status": "ok", "headline": "All quiet", "path": "2026-W36/report.html"},
-        {"week": "2026-W38", "status": "retrain", "headline": SCRIPT, "path": "2026-W38/report.html"},
-        {"week": "2025-W52", "status": "no-data", "headline": None, "path": "2025-W52/report.html"},
-        {"week": "2026-W37", "status": "drift", "headline": IMG},
+    weeks = [
+        IndexEntry(week="2026-W36", status="ok", headline="All quiet", path="2026-W36/report.html"),
+        IndexEntry(week="2026-W38", status="retrain", headline=SCRIPT, path="2026-W38/report.html"),
+        IndexEntry(week="2025-W52", status="no-data", headline=None, path="2025-W52/report.html"),
+        IndexEntry(week="2026-W37", status="drift", headline=IMG),  # the path defaults to <week>/report.html
     ]
     out = render_index(SCRIPT, weeks, tmp_path / "m" / "index.html")
     assert out == tmp_path / "m" / "index.html"
@@ -50,7 +51,6 @@ def test_index_without_weeks_says_no_data(tmp_path: Path) -> None:
     ],
     ids=["week", "status", "parent", "scheme", "absolute"],
 )
-def test_index_rejects_bad_entries(tmp_path: Path, entry: dict[str, str], message: str) -> None:
+def test_index_refuses_bad_entries(entry: dict[str, Any], message: str) -> None:
     with pytest.raises(ValidationError, match=re.escape(message)):
-        render_index("m", [entry], tmp_path / "index.html")
-    assert not (tmp_path / "index.html").exists()
+        IndexEntry(**entry)

@@ -1,4 +1,8 @@
-"""The weekly page and summary.json: structure, empty sections, escaping, thumbnails, size."""
+"""The weekly page and summary.json: structure, empty sections, escaping, thumbnails, size.
+
+The tests change the sample as ``summary.json`` data (a dict) and render it typed, through
+:meth:`WeeklySummary.from_dict`, as a report read back from its file would be.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,9 @@ import pytest
 from drift.errors import ValidationError
 from reports import WeeklyReportFiles, render_weekly
 from reports.render import CSP
+from reports.summary import WeeklySummary
 from tests.reports.htmlcheck import parse
-from tests.reports.report_sample import HOSTILE, IMG, MATH, SCRIPT, SECTION_IDS, png_data_uri
+from tests.reports.report_sample import HOSTILE, IMG, MATH, SCRIPT, SECTION_IDS, make_weekly, png_data_uri
 
 SCHEMA_KEYS = [
     "schema",
@@ -31,6 +36,7 @@ SCHEMA_KEYS = [
     "performance",
     "confidently_wrong",
     "confident_outliers",
+    "segmentation",
     "retrains",
     "data_quality",
     "evidently_report",
@@ -40,8 +46,15 @@ EXAMPLE_KEYS = ["prediction_id", "input_uri", "thumbnail", "true_label", "predic
 
 
 def _render(summary: dict[str, Any], tmp_path: Path) -> tuple[WeeklyReportFiles, str]:
-    files = render_weekly(summary, tmp_path / "2026-W38")
+    files = render_weekly(WeeklySummary.from_dict(summary), tmp_path / "2026-W38")
     return files, files.report_html.read_text(encoding="utf-8")
+
+
+def test_the_typed_summary_round_trips_through_json() -> None:
+    typed = make_weekly()
+    assert WeeklySummary.from_dict(json.loads(json.dumps(typed.to_dict()))) == typed
+    assert typed.verdict.status == "retrain" and typed.runs[0].n_rows == 48213
+    assert typed.confident_outliers is not None and typed.confident_outliers.examples[0].score == 7.5
 
 
 def test_summary_json_is_the_input_verbatim(summary: dict[str, Any], tmp_path: Path) -> None:
@@ -109,16 +122,15 @@ def test_examples_are_grouped_by_true_and_predicted_class(summary: dict[str, Any
     assert f"{SCRIPT} → {IMG} (1)" in text
 
 
-def _empty(summary: dict[str, Any], value: Any) -> dict[str, Any]:
-    keep = {"schema", "model", "week", "window", "generated_at"}
-    return {k: (v if k in keep else value) for k, v in summary.items()}
+NO_DATA = {"status": "no-data", "headline": "no checked predictions this week", "reasons": []}
 
 
 @pytest.mark.parametrize("value", [None, "missing"], ids=["null", "missing"])
 def test_missing_sections_say_no_data(summary: dict[str, Any], tmp_path: Path, value: Any) -> None:
-    empty = _empty(summary, None)
-    if value == "missing":
-        empty = {k: v for k, v in empty.items() if v is not None}
+    keep = {"schema", "model", "week", "window", "generated_at"}
+    empty = {k: v for k, v in summary.items() if k in keep} | {"verdict": NO_DATA}
+    if value is None:  # every section there, as null or empty
+        empty |= {k: [] if k in ("runs", "retrains") else None for k in summary if k not in empty}
     _, html = _render(empty, tmp_path)
     page = parse(html)
     for sid in SECTION_IDS:
@@ -285,25 +297,56 @@ def test_evidently_link_is_a_file_in_the_same_folder(
     assert (name in html) is linked
 
 
+def _set(path: str, value: Any) -> Any:
+    """A change to the sample: ``value`` at ``path`` (``a.b`` keys, ``[i]`` list items)."""
+
+    def change(summary: dict[str, Any]) -> None:
+        *parents, last = re.findall(r"[^.\[\]]+", path)
+        target: Any = summary
+        for key in parents:
+            target = target[int(key)] if key.isdigit() else target[key]
+        target[int(last) if last.isdigit() else last] = value
+
+    return change
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"schema": 2}, "schema 2 is not supported; allowed: 1"),
-        ({"verdict": {"status": "fine"}}, "'fine' is not one of ok, drift, retrain, no-data"),
-        ({"features": {"column": "x"}}, "features must be a list"),
-        ({"embedding": {"method": "mmd", "score": "high", "drifted": True}}, "embedding.score must be a number"),
-        ({"retrains": [{"decision": "maybe"}]}, "is not one of promoted, rejected, failed"),
-        ({"data_quality": {"rows": "many"}}, "data_quality.rows must be an integer"),
-        ({"champion": {"version": 1, "metrics": {"accuracy": float("nan")}}}, "strict JSON"),
+        (_set("schema", 2), "summary schema 2 is not supported; allowed: 1"),
+        (_set("verdict.status", "fine"), "summary verdict.status: Input should be 'no-data', 'ok', 'drift' or"),
+        (_set("features", {"column": "x"}), "summary features: Input should be a valid tuple"),
+        (_set("embedding.score", "high"), "summary embedding.score: Input should be a valid number"),
+        (_set("retrains[0].decision", "maybe"), "summary retrains[0].decision: Input should be 'running', 'promoted'"),
+        (
+            _set("retrains[0].decision", "running"),
+            "retrain decision 'running' is not one of promoted, rejected, failed",
+        ),
+        (_set("data_quality.rows", "many"), "summary data_quality.rows: Input should be a valid integer"),
+        (_set("runs[0].n_rows", None), "summary runs[0].n_rows: Input should be a valid integer"),
+        (_set("verdict", None), "summary verdict: Input should be a dictionary or an instance of Verdict"),
     ],
-    ids=["schema", "status", "features-shape", "number", "decision", "integer", "nan"],
+    ids=["schema", "status", "features-shape", "number", "decision", "unfinished", "integer", "null", "verdict"],
 )
-def test_invalid_summary_raises_and_writes_nothing(
-    summary: dict[str, Any], tmp_path: Path, change: dict[str, Any], message: str
+def test_a_summary_of_the_wrong_shape_is_refused_naming_the_key(
+    summary: dict[str, Any], change: Any, message: str
 ) -> None:
-    summary.update(change)
+    change(summary)
     with pytest.raises(ValidationError, match=re.escape(message)):
-        render_weekly(summary, tmp_path / "out")
+        WeeklySummary.from_dict(summary)
+
+
+def test_a_value_json_cannot_hold_raises_and_writes_nothing(summary: dict[str, Any], tmp_path: Path) -> None:
+    summary["champion"]["metrics"]["accuracy"] = float("nan")
+    with pytest.raises(ValidationError, match="strict JSON"):
+        render_weekly(WeeklySummary.from_dict(summary), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_chart_of_mismatched_lists_raises_and_writes_nothing(summary: dict[str, Any], tmp_path: Path) -> None:
+    summary["outputs"]["class_distribution"]["current"] = [0.5, 0.5]
+    with pytest.raises(ValidationError, match="lists must have the same length"):
+        render_weekly(WeeklySummary.from_dict(summary), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
@@ -322,20 +365,19 @@ def test_long_lists_stay_readable(summary: dict[str, Any], tmp_path: Path) -> No
 
 
 def test_a_segmentation_section_shows_mask_quality_only_when_present(tmp_path, summary):
-    from reports import render_weekly
-
-    without = render_weekly(summary, tmp_path / "a").report_html.read_text()
+    _, without = _render(summary, tmp_path / "a")
     assert 'id="segmentation"' not in without
-    summary = dict(summary) | {
-        "segmentation": {
-            "mean_iou": 0.42,
-            "reference_mean_iou": 0.81,
-            "n_scored": 9,
-            "n_labelled": 11,
-            "n_skipped": 2,
-            "per_class_iou": {"<road>": 0.5, "car": None},
-        }
+    summary["segmentation"] = {
+        "iou_threshold": 0.5,
+        "n_labelled": 11,
+        "n_with_masks": 11,
+        "n_scored": 9,
+        "n_skipped": 2,
+        "skipped": {"mask missing": 2},
+        "mean_iou": 0.42,
+        "per_class_iou": {"<road>": 0.5, "car": None},
+        "reference_mean_iou": 0.81,
     }
-    page = render_weekly(summary, tmp_path / "b").report_html.read_text()
+    _, page = _render(summary, tmp_path / "b")
     assert 'id="segmentation"' in page and "0.42" in page and "0.81" in page and "2 skipped" in page
     assert "&lt;road&gt;" in page and "<road>" not in page

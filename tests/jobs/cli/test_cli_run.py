@@ -20,6 +20,7 @@ from typer.testing import CliRunner, Result
 from jobs.check.reference import reference_from_window
 from jobs.cli.context import app_context
 from jobs.cli.run import run_app, serve_command
+from jobs.report.weeks import week_window
 from jobs.runner.scheduler import DAEMON_LEASE
 from storage import leases, repository
 from tests.jobs.logdata import make_rows, settings_for, write_jsonl
@@ -134,9 +135,12 @@ def test_run_ingest_human_output_and_history(config: Path, database, fake_jobs: 
 def test_run_report_and_retrain_pass_their_options(config: Path, fake_jobs: FakeJobs):
     assert invoke(config, "run", "report", "-m", "pets", "--week", "2026-W38", "--json").exit_code == 0
     assert invoke(config, "run", "retrain", "-m", "digits", "--force", "--dry-run", "--json").exit_code == 0
-    assert fake_jobs.calls[0][:2] == ("report", "pets") and fake_jobs.calls[0][2]["week"] == "2026-W38"
-    assert fake_jobs.calls[1][:2] == ("retrain", "digits")
-    assert (fake_jobs.calls[1][2]["force"], fake_jobs.calls[1][2]["dry_run"]) == (True, True)
+    week_check, report, retrain = fake_jobs.calls
+    assert week_check[:2] == ("check", "pets")  # the fake check stores nothing: the week is checked first
+    assert (week_check[2]["window_days"], week_check[2]["end"]) == (7, week_window("2026-W38")[1])
+    assert report[:2] == ("report", "pets") and report[2]["week"] == "2026-W38"
+    assert retrain[:2] == ("retrain", "digits")
+    assert (retrain[2]["force"], retrain[2]["dry_run"]) == (True, True)
 
 
 def test_a_crashing_job_exits_1_with_the_error(config: Path, fake_jobs: FakeJobs):

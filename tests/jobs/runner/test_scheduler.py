@@ -32,8 +32,8 @@ from jobs.runner.scheduler import (
     catch_up,
     serve,
 )
-from storage import leases
-from storage.models import JobRun
+from storage import leases, repository
+from storage.models import DriftRun, JobRun
 
 MODELS = [{"name": "digits", "class_labels": ["0", "1"]}, {"name": "pets", "class_labels": ["cat", "dog"]}]
 WEDNESDAY = datetime(2026, 11, 25, 10, 17, tzinfo=UTC)
@@ -328,13 +328,69 @@ def test_a_crashing_job_does_not_stop_the_scheduler(database, fake_jobs: FakeJob
 def test_the_clock_gives_the_jobs_simulated_time(database, fake_jobs: FakeJobs):
     runner = JobRunner(database.session_factory, make_settings(database.url), clock=lambda: MONDAY)
     runner.fire("report", "pets")
-    assert fake_jobs.calls == [("report", "pets", {"week": None, "now": MONDAY, "evidently": True})]
+    assert fake_jobs.calls == [  # the last complete week, 2026-W48, which ends on MONDAY
+        ("check", "pets", {"window_days": 7, "end": MONDAY, "now": MONDAY}),
+        ("report", "pets", {"week": "2026-W48", "now": MONDAY, "evidently": True}),
+    ]
+
+
+def _store_run(session_factory: sessionmaker[Any], model: str, window_end: datetime) -> None:
+    with session_factory.begin() as s:
+        model_row = repository.ensure_model(s, model, "classification")
+        s.add(
+            DriftRun(
+                model_id=model_row.id,
+                version=1,
+                window_start=window_end - timedelta(days=7),
+                window_end=window_end,
+                n_rows=500,
+                drifted=False,
+                engine="profile",
+                created_at=window_end,
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    ("stored_end", "checked"),
+    [
+        pytest.param(None, True, id="nothing-stored-checks-the-week-first"),
+        pytest.param(MONDAY + timedelta(hours=2), True, id="a-daily-check-is-not-the-weeks"),
+        pytest.param(MONDAY, False, id="the-weeks-check-stored-report-only"),
+    ],
+)
+def test_the_report_job_checks_its_week_first_unless_a_check_of_it_is_stored(
+    database, fake_jobs: FakeJobs, stored_end: datetime | None, checked: bool
+):
+    """The report itself only reads: the runner checks the week (window = the ISO week) when no
+    drift run ending with the week is stored, and passes the report the same week."""
+    if stored_end is not None:
+        _store_run(database.session_factory, "pets", stored_end)
+    _store_run(database.session_factory, "digits", MONDAY)  # another model's check does not count
+    now = MONDAY + timedelta(hours=6)
+    outcome = run_job("report", database.session_factory, make_settings(database.url), "pets", now=now)
+    assert (outcome.status, outcome.data["week"]) == ("succeeded", "2026-W48")
+    week_check = ("check", "pets", {"window_days": 7, "end": MONDAY, "now": now})
+    report = ("report", "pets", {"week": "2026-W48", "now": now, "evidently": True})
+    assert fake_jobs.calls == ([week_check] if checked else []) + [report]
+    assert [r[0] for r in job_runs(database.session_factory)] == ["report"]  # one job run: the report's
+
+
+def test_a_named_week_is_checked_to_its_end_with_now_no_earlier(database, fake_jobs: FakeJobs):
+    run_job("report", database.session_factory, make_settings(database.url), "pets", now=WEDNESDAY, week="2026-W49")
+    assert fake_jobs.calls[0] == (
+        "check",
+        "pets",
+        {"window_days": 7, "end": MONDAY + timedelta(days=7), "now": MONDAY + timedelta(days=7)},
+    )
+    assert fake_jobs.calls[1] == ("report", "pets", {"week": "2026-W49", "now": WEDNESDAY, "evidently": True})
 
 
 def test_once_runs_every_job(database, fake_jobs: FakeJobs):
     code = serve(database.session_factory, make_settings(database.url), once=True, install_signals=False)
     assert code == 0
-    assert fake_jobs.names() == ["ingest", "ingest", "check", "report", "check", "report"]
+    # each report checks its week first: the fake check stores no run
+    assert fake_jobs.names() == ["ingest", "ingest", "check", "check", "report", "check", "check", "report"]
     assert [c[2].get("streams") for c in fake_jobs.calls[:2]] == [("predictions",), ("labels",)]  # one stream per job
     assert leases.current_holder(database.session_factory, DAEMON_LEASE) is None
 

@@ -1,0 +1,376 @@
+"""The weekly summary (``summary.json``, schema 1), typed: what ``reports`` renders and the
+report job fills.
+
+A tree of frozen dataclasses. :meth:`WeeklySummary.to_dict` is the JSON of ``summary.json``
+(keys in field order, tuples as lists, datetimes as ISO 8601, statuses as their strings) and
+:meth:`WeeklySummary.from_dict` reads it back, validated by pydantic; a summary that does not
+fit raises :class:`~drift.errors.ValidationError` naming the key. ``None`` means "no data" for
+a section (no check ran, no model that produces it).
+
+It lives in ``reports`` because ``reports`` owns the shape it renders; it imports only
+``drift`` and ``storage`` (statuses), so ``jobs`` imports it and ``reports`` never imports jobs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from enum import Enum
+from functools import cache
+from typing import Any, Self, cast
+
+import pydantic
+
+from drift.errors import ValidationError
+from drift.result import ColumnKind
+from storage.statuses import RetrainDecision, WeekStatus
+
+SCHEMA = 1
+
+Number = int | float  # metrics keep ints as ints
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON data: records by their ``to_dict``, tuples as lists."""
+    if isinstance(value, _Record):
+        return value.to_dict()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+@cache
+def _adapter(cls: type) -> pydantic.TypeAdapter[Any]:
+    return pydantic.TypeAdapter(cls)
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class _Record:
+    """``to_dict``/``from_dict`` for the dataclasses below."""
+
+    def to_dict(self) -> dict[str, Any]:
+        assert dataclasses.is_dataclass(self)
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Read back :meth:`to_dict` (also after a trip through JSON).
+
+        Raises:
+            ValidationError: a key is missing or has a value of the wrong type.
+        """
+        try:
+            result: Self = _adapter(cast(type, cls)).validate_python(data)
+        except pydantic.ValidationError as exc:
+            first = exc.errors(include_url=False)[0]
+            where = _where(tuple(first["loc"])) or "(top level)"
+            more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+            raise ValidationError(f"summary {where}: {first['msg']}{more}") from exc
+        return result
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Window(_Record):
+    """The week's window: Monday 00:00 UTC to the Monday after."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Verdict(_Record):
+    status: WeekStatus
+    headline: str
+    reasons: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Champion(_Record):
+    version: int
+    promoted_at: datetime | None
+    metrics: dict[str, Number]
+    export_dir: str | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CheckRun(_Record):
+    """One version's check of the week (the last one stored)."""
+
+    version: int
+    n_rows: int
+    drifted: bool
+    outputs_drifted: bool | None
+    embedding_drifted: bool | None
+    retrain_worthy: bool
+    reasons: tuple[str, ...]
+    policy: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrendPoint(_Record):
+    """A column's score in one of the past weeks."""
+
+    week: str
+    score: float | None
+    drifted: bool | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ColumnRow(_Record):
+    """One tested column (a feature, an output), with its weekly trend."""
+
+    column: str
+    kind: ColumnKind
+    method: str
+    score: float | None  # None: not finite (JSON has no NaN)
+    p_value: float | None
+    effect: float | None
+    threshold: float
+    drifted: bool
+    trend: tuple[TrendPoint, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ClassDistribution(_Record):
+    """Share of predictions per class, reference against current."""
+
+    labels: tuple[str, ...]
+    reference: tuple[float, ...]
+    current: tuple[float, ...]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ConfidenceHistogram(_Record):
+    """Share of predictions per confidence bin (``edges`` has one more entry than the shares)."""
+
+    edges: tuple[float, ...]
+    reference: tuple[float, ...]
+    current: tuple[float, ...]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Outputs(_Record):
+    columns: tuple[ColumnRow, ...]
+    class_distribution: ClassDistribution | None
+    confidence: ConfidenceHistogram | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Embedding(_Record):
+    method: str
+    score: float | None
+    p_value: float | None
+    drifted: bool
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CalibrationBin(_Record):
+    confidence: float
+    accuracy: float
+    count: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CalibrationCurve(_Record):
+    ece: float
+    bins: tuple[CalibrationBin, ...]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Calibration(_Record):
+    reference: CalibrationCurve | None
+    current: CalibrationCurve | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Example(_Record):
+    """A flagged prediction shown in a thumbnail grid."""
+
+    prediction_id: str
+    input_uri: str | None
+    thumbnail: str | None  # a data: URI; the view embeds only small PNGs
+    true_label: str | None
+    predicted_label: str
+    confidence: float
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OutlierExample(Example):
+    score: float  # the outlier score
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ConfidentlyWrong(_Record):
+    count: int
+    rate: float | None
+    reference_rate: float | None
+    rose_significantly: bool
+    examples: tuple[Example, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ConfidentOutliers(_Record):
+    count: int
+    rate: float | None
+    examples: tuple[OutlierExample, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Segmentation(_Record):
+    """Mask quality of a segmentation model's week (the check's segmentation figure)."""
+
+    iou_threshold: float
+    n_labelled: int
+    n_with_masks: int
+    n_scored: int
+    n_skipped: int
+    skipped: dict[str, int]
+    mean_iou: float | None
+    per_class_iou: dict[str, float | None]
+    reference_mean_iou: float | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class PerformanceWeek(_Record):
+    """Estimated (label-free) against realized accuracy of one week, with their intervals."""
+
+    week: str
+    estimated_accuracy: float | None
+    estimate_low: float | None
+    estimate_high: float | None
+    realized_accuracy: float | None
+    realized_low: float | None
+    realized_high: float | None
+    label_coverage: float
+    n_labelled: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Performance(_Record):
+    weeks: tuple[PerformanceWeek, ...]
+    trustworthy: bool
+    warning: str | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Retrain(_Record):
+    """A retrain that ran to its end this week."""
+
+    at: datetime
+    version: int | None
+    decision: RetrainDecision
+    reasons: tuple[str, ...]
+    metrics: dict[str, Number]
+    export_sizes: dict[str, int]
+
+    def __post_init__(self) -> None:
+        finished = RetrainDecision.finished()
+        if self.decision not in finished:
+            raise ValidationError(f"retrain decision {str(self.decision)!r} is not one of {', '.join(finished)}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class QuarantineReason(_Record):
+    reason: str
+    count: int
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DataQuality(_Record):
+    """Rows logged, labels arrived and rows rejected in the week, with the main rejection reasons."""
+
+    rows: int
+    labels: int
+    quarantined: int
+    reasons: tuple[QuarantineReason, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WeeklySummary(_Record):
+    """Everything the weekly page shows; ``summary.json`` is its :meth:`to_dict`."""
+
+    schema: int = SCHEMA
+    model: str
+    week: str
+    window: Window
+    generated_at: datetime
+    verdict: Verdict
+    champion: Champion | None = None
+    runs: tuple[CheckRun, ...] = ()
+    features: tuple[ColumnRow, ...] | None = None  # most drifted first
+    outputs: Outputs | None = None
+    embedding: Embedding | None = None
+    calibration: Calibration | None = None
+    performance: Performance | None = None
+    confidently_wrong: ConfidentlyWrong | None = None
+    confident_outliers: ConfidentOutliers | None = None
+    segmentation: Segmentation | None = None  # segmentation models only
+    retrains: tuple[Retrain, ...] = ()
+    data_quality: DataQuality | None = None
+    evidently_report: str | None = None  # the detail page's file name, in the same folder
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        """Read ``summary.json`` back.
+
+        Raises:
+            ValidationError: the summary is not schema 1, or a section has the wrong shape.
+        """
+        if not isinstance(data, Mapping):
+            raise ValidationError(f"summary must be an object, got {type(data).__name__}")
+        if data.get("schema") != SCHEMA:
+            raise ValidationError(f"summary schema {data.get('schema')!r} is not supported; allowed: {SCHEMA}")
+        return super().from_dict(data)
+
+
+_INDEX_WEEK = re.compile(r"\d{4}-W\d{2}")
+_RELATIVE_PATH = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+STATUSES = (WeekStatus.OK, WeekStatus.DRIFT, WeekStatus.RETRAIN, WeekStatus.NO_DATA)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class IndexEntry:
+    """One week in a model's index of weekly reports; ``path`` defaults to ``<week>/report.html``.
+
+    Raises:
+        ValidationError: a week that is not ``YYYY-Www``, an unknown status, or a path that is
+            not a plain relative path.
+    """
+
+    week: str
+    status: WeekStatus
+    headline: str | None = None
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.week, str) or not _INDEX_WEEK.fullmatch(self.week):
+            raise ValidationError(f"index entry: week {self.week!r} is not like 2026-W38")
+        if self.status not in STATUSES:
+            allowed = ", ".join(STATUSES)
+            raise ValidationError(f"index entry {self.week}: status {self.status!r} is not one of {allowed}")
+        object.__setattr__(self, "status", WeekStatus(self.status))
+        path = self.path or f"{self.week}/report.html"
+        if not _RELATIVE_PATH.fullmatch(path) or ".." in path.split("/"):
+            raise ValidationError(
+                f"index entry {self.week}: path {path!r} must be relative, like {self.week}/report.html"
+            )
+        object.__setattr__(self, "path", path)
+
+    @classmethod
+    def of(cls, summary: WeeklySummary) -> IndexEntry:
+        """The index entry of a week's summary."""
+        return cls(week=summary.week, status=summary.verdict.status, headline=summary.verdict.headline)
