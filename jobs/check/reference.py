@@ -7,14 +7,13 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from drift import ReferenceProfile
 from drift.errors import InsufficientDataError, ReferenceSetNotFound
 from jobs.check.frames import drift_spec, frame_from_rows, layout
 from jobs.config import ModelSettings
-from storage import repository
+from storage import repository, versions
 from storage.clock import wall_clock
 from storage.models import Model, ReferenceSet
 from storage.windows import iter_rows
@@ -34,9 +33,7 @@ def save_reference(
 ) -> ReferenceSet:
     """Store (or replace) the reference of ``version``."""
     repository.get_version(session, model_row, version)  # must exist
-    row = session.scalar(
-        select(ReferenceSet).where(ReferenceSet.model_id == model_row.id, ReferenceSet.version == version)
-    )
+    row = versions.reference_set(session, model_row.id, version)
     if row is None:
         row = ReferenceSet(model_id=model_row.id, version=version)
         session.add(row)
@@ -82,9 +79,7 @@ def reference_from_window(
 
 
 def load_reference(session: Session, model_row: Model, version: int) -> tuple[ReferenceProfile, ReferenceSet]:
-    row = session.scalar(
-        select(ReferenceSet).where(ReferenceSet.model_id == model_row.id, ReferenceSet.version == version)
-    )
+    row = versions.reference_set(session, model_row.id, version)
     if row is None:
         raise ReferenceSetNotFound(model_row.name, version)
     return ReferenceProfile.from_dict(row.profile), row
