@@ -1,5 +1,6 @@
 """The check job on stored rows: the first weekly check (profiles seven days from the rows and
-keeps them) against the next ones (merge seven stored daily profiles), with findings.
+keeps them) against the next ones (merge seven stored daily profiles), with findings, then the
+weekly report of that week (stored runs only), without and with evidently's detail page.
 
     .venv/bin/python bench/bench_check.py --rows 100000,1000000
 
@@ -23,7 +24,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 import bench_ingest as data
 
-START = datetime(2026, 11, 2, tzinfo=UTC)
+START = datetime(2026, 11, 1, tzinfo=UTC)  # a Sunday: the reference day; the checked week is 2026-W45
+WEEK = "2026-W45"
 
 
 def _timed(call, profile: bool) -> float:  # type: ignore[no-untyped-def]
@@ -43,21 +45,31 @@ def _timed(call, profile: bool) -> float:  # type: ignore[no-untyped-def]
     return seconds
 
 
-def run_checks(url: str, folder: Path, profile: bool = False) -> tuple[float, float, float]:
+def run_checks(url: str, folder: Path, profile: bool = False) -> tuple[float, float, float, float, float]:
+    """Seconds of the first and the next weekly check, of the week's report without and with
+    evidently's detail page, and the process's peak RSS in MB."""
     import jobs.check.job as check_module
     from jobs.config import Settings
+    from jobs.report.job import weekly_report
     from storage.engine import make_engine, make_session_factory
 
-    settings = Settings(**data.settings_dict(url, folder))
+    config = data.settings_dict(url, folder)
+    config["paths"] = {"reports_dir": str(folder.parent / "reports")}
+    settings = Settings(**config)
     factory = make_session_factory(make_engine(url))
     end = START + timedelta(days=8)
 
     def weekly() -> None:
         check_module.check(factory, settings, "bench", window_days=7, end=end, now=end + timedelta(hours=1))
 
+    def report(evidently: bool) -> None:
+        weekly_report(factory, settings, "bench", week=WEEK, now=end + timedelta(hours=1), evidently=evidently)
+
     first = _timed(weekly, profile)
     second = _timed(weekly, profile)
-    return first, second, data.peak_rss_mb()
+    plain = _timed(lambda: report(False), profile)
+    detailed = _timed(lambda: report(True), False)
+    return first, second, plain, detailed, data.peak_rss_mb()
 
 
 def main() -> None:
@@ -76,8 +88,9 @@ def main() -> None:
     from storage.engine import make_engine, make_session_factory
     from storage.migrate import upgrade
 
-    header = ("rows", "write s", "first check s", "next check s", "rows/s (1st)", "check RSS MB")
-    print(" ".join(f"{h:>{w}}" for h, w in zip(header, (9, 8, 14, 13, 13, 12), strict=True)))
+    header = ("rows", "write s", "first check s", "next check s", "report s", "+evidently s", "rows/s (1st)", "RSS MB")
+    widths = (9, 8, 14, 13, 9, 13, 13, 7)
+    print(" ".join(f"{h:>{w}}" for h, w in zip(header, widths, strict=True)))
     for n in [int(r) for r in args.rows.split(",")]:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / "src"
@@ -114,9 +127,13 @@ def main() -> None:
             )
             if args.profile:
                 print(out.stderr, file=sys.stderr)
-            first, second, peak = json.loads(out.stdout.strip().splitlines()[-1])
+            first, second, plain, detailed, peak = json.loads(out.stdout.strip().splitlines()[-1])
             rate = n * 7 / 8 / first
-            print(f"{n:>9,} {write:>8.1f} {first:>14.1f} {second:>13.2f} {rate:>13,.0f} {peak:>12,.0f}", flush=True)
+            print(
+                f"{n:>9,} {write:>8.1f} {first:>14.1f} {second:>13.2f} {plain:>9.2f} {detailed:>13.2f}"
+                f" {rate:>13,.0f} {peak:>7,.0f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
