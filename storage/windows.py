@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Select, String, and_, select, tuple_, type_coerce
+from sqlalchemy import Select, String, and_, null, select, tuple_, type_coerce
 from sqlalchemy.orm import Session
 
 from storage.codec import FLOAT32, FLOAT64, unpack_categories, unpack_rows
@@ -61,11 +61,14 @@ def iter_rows(
     labelled_only: bool = False,
     chunk_size: int = 100_000,
     after_id: int = -1,
+    with_uris: bool = True,
 ) -> Iterator[LoggedRows]:
     """Rows of ``model_id`` with ``start <= ts < end`` (and ``id > after_id``), ``chunk_size`` at a time.
 
     Rows come in (ts, id) order, read by keyset on that pair: an index range scan, with no
-    sort of the day's rows for each chunk.
+    sort of the day's rows for each chunk. Without ``with_uris`` the input and mask URIs are
+    not read (None): a pass over every row that needs them for a handful only saves a string
+    per row and column (see :func:`input_uris`).
     """
     p = PredictionLog
     columns = [
@@ -79,8 +82,8 @@ def iter_rows(
         p.numeric_features,
         p.categorical_features,
         p.embedding,
-        p.input_uri,
-        p.mask_uri,
+        p.input_uri if with_uris else null(),
+        p.mask_uri if with_uris else null(),
     ]
     conditions = [p.model_id == model_id]
     if version is not None:
@@ -193,3 +196,12 @@ def stored_day(
             WindowProfileRow.fingerprint == fingerprint,
         )
     )
+
+
+def input_uris(session: Session, model_id: int, prediction_ids: Sequence[str]) -> dict[str, str | None]:
+    """The logged input URI of each of a few predictions (flagged ones, say)."""
+    if not prediction_ids:
+        return {}
+    p = PredictionLog
+    stmt = select(p.prediction_id, p.input_uri).where(p.model_id == model_id, p.prediction_id.in_(prediction_ids))
+    return {str(pid): uri for pid, uri in session.execute(stmt)}

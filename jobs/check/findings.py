@@ -44,7 +44,7 @@ from jobs.check.windows import FindingsInputs
 from jobs.config import ModelSettings
 from jobs.images import read_mask
 from storage.models import Model, ReferenceSet
-from storage.windows import iter_rows
+from storage.windows import input_uris, iter_rows
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -322,7 +322,10 @@ def compute_findings(
             "min_confidence": threshold,
             "method": "mahalanobis",
         }
-        flagged += _with_true_labels(state.outliers[: inputs.top_k], labelled)
+        outliers = state.outliers[: inputs.top_k]  # the state keeps no URIs: read them for these few
+        outlier_uris = input_uris(session, model_row.id, [f.prediction_id for f in outliers])
+        outliers = tuple(replace(f, input_uri=outlier_uris.get(f.prediction_id)) for f in outliers)
+        flagged += _with_true_labels(outliers, labelled)
     if model.task == "segmentation":
         more, wrong_masks = _segmentation_findings(
             session, model, model_row, version, reference_row, labelled, inputs.top_k

@@ -101,7 +101,10 @@ def _scan(
     profile: WindowProfile | None = None
     findings = DayFindings()
     last_id = after_id
-    for rows in iter_rows(session, model_id, layout(model), version=version, start=start, end=end, after_id=after_id):
+    rows_of = iter_rows(
+        session, model_id, layout(model), version=version, start=start, end=end, after_id=after_id, with_uris=False
+    )
+    for rows in rows_of:
         part = reference.profile(frame_from_rows(model, rows))
         profile = part if profile is None else profile.merge(part)
         findings = findings.merge(

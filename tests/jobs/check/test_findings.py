@@ -88,6 +88,8 @@ def test_confident_inputs_unlike_the_reference_are_flagged_as_outliers(database,
     outliers = [f for f in report.flagged if f.kind == "confident_outlier"]
     far_ids = {rows[i]["prediction_id"] for i in far}
     assert {f.prediction_id for f in outliers[: len(far)]} == far_ids
+    logged = {r["prediction_id"]: r.get("input_uri") for r in rows}
+    assert [f.input_uri for f in outliers] == [logged[f.prediction_id] for f in outliers]
     assert report.figures.confident_outliers.count >= len(far)
     assert report.figures.confident_outliers.rate < 0.05  # the rest looks like the reference
 
