@@ -7,6 +7,7 @@ Rules between fields live in validators here, not in the CLI.
 
 from __future__ import annotations
 
+import difflib
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -267,7 +268,7 @@ class Settings(BaseSettings):
     """All of driftkeeper's configuration. Build it with :func:`load_settings`."""
 
     model_config = SettingsConfigDict(
-        env_prefix="DRIFTKEEPER__", env_nested_delimiter="__", extra="forbid", frozen=True
+        env_prefix="DRIFTKEEPER__", env_nested_delimiter="__", extra="forbid", frozen=True  # see ENV_PREFIX
     )
 
     database: DatabaseSettings = DatabaseSettings()
@@ -338,10 +339,34 @@ def load_settings(path: Path | None = None, *, search: bool = True) -> Settings:
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{config_path}: the top level must be a mapping of sections")
         data = loaded or {}
+    unknown_environment_sections()
     try:
         return Settings(**data)
     except PydanticValidationError as exc:
         raise ConfigError(format_validation_error(source, exc, data)) from exc
+
+
+ENV_PREFIX = "DRIFTKEEPER__"
+
+
+def unknown_environment_sections() -> None:
+    """A ``DRIFTKEEPER__`` variable naming no section is a typo, never ignored.
+
+    pydantic-settings reads only the variables of known sections, so ``DRIFTKEEPER__DATABSE__URL``
+    (or ``DRIFTKEEPER__DATABASE_URL``) would otherwise leave the default database in place.
+    """
+    sections = set(Settings.model_fields)
+    for name in sorted(os.environ):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        section = name[len(ENV_PREFIX) :].split("__", 1)[0].lower()
+        if section not in sections:
+            close = difflib.get_close_matches(section, sorted(sections), n=1)
+            hint = f"; did you mean {ENV_PREFIX}{close[0].upper()}__...?" if close else ""
+            raise ConfigError(
+                f"environment variable {name}: no configuration section {section!r} "
+                f"(sections: {', '.join(sorted(sections))}){hint}"
+            )
 
 
 def format_validation_error(source: str, exc: PydanticValidationError, data: dict[str, Any]) -> str:

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Select, String, and_, null, select, tuple_, type_coerce
+from sqlalchemy import Select, String, and_, func, literal, null, select, tuple_, type_coerce
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from storage.codec import FLOAT32, FLOAT64, unpack_categories, unpack_rows
@@ -94,6 +95,13 @@ def iter_rows(
         conditions.append(p.ts < end)
     if after_id >= 0:
         conditions.append(p.id > after_id)
+    # Rows are read in (ts, id) order, but callers remember the highest id read as "every row up
+    # to here is in": a row committed while the scan runs could land behind the keyset with a
+    # higher id. So the scan stops at the highest id stored when it starts (the rest is late).
+    watermark = session.scalar(select(func.max(p.id)))
+    if watermark is None:
+        return
+    conditions.append(p.id <= watermark)
     last: tuple[Any, int] | None = None  # (ts as stored, id) of the last row read: the keyset
     while True:
         stmt: Select[Any] = select(*columns)  # type: ignore[assignment]
@@ -101,7 +109,9 @@ def iter_rows(
             stmt = stmt.add_columns(Label.label, Label.mask_uri)
             join = and_(Label.model_id == p.model_id, Label.prediction_id == p.prediction_id)
             stmt = stmt.join(Label, join) if labelled_only else stmt.outerjoin(Label, join)
-        keyset = [tuple_(type_coerce(p.ts, String), p.id) > tuple_(*last)] if last is not None else []
+        keyset = []
+        if last is not None:  # the id bound as the column's own type: BIGINT on PostgreSQL
+            keyset = [tuple_(type_coerce(p.ts, String), p.id) > tuple_(last[0], literal(last[1], p.id.type))]
         stmt = stmt.where(*conditions, *keyset).order_by(p.ts, p.id).limit(chunk_size)
         # the driver's rows as they are: nothing here needs SQLAlchemy's per-row processing
         result = session.connection().execute(stmt)
@@ -165,6 +175,15 @@ def has_rows_after(
     return session.scalar(stmt) is not None
 
 
+def rows_up_to(session: Session, model_id: int, version: int, start: datetime, end: datetime, last_id: int) -> int:
+    """How many of a version's rows with ``start <= ts < end`` and ``id <= last_id`` are still stored."""
+    p = PredictionLog
+    stmt = select(func.count()).where(
+        p.model_id == model_id, p.model_version == version, p.ts >= start, p.ts < end, p.id <= last_id
+    )
+    return int(session.scalar(stmt) or 0)
+
+
 def versions_in_window(session: Session, model_id: int, start: datetime, end: datetime) -> list[int]:
     """The model versions that logged predictions with ``start <= ts < end``, in order.
 
@@ -205,3 +224,42 @@ def input_uris(session: Session, model_id: int, prediction_ids: Sequence[str]) -
     p = PredictionLog
     stmt = select(p.prediction_id, p.input_uri).where(p.model_id == model_id, p.prediction_id.in_(prediction_ids))
     return {str(pid): uri for pid, uri in session.execute(stmt)}
+
+
+def save_day(
+    session: Session,
+    *,
+    model_id: int,
+    version: int,
+    day: datetime,
+    fingerprint: str,
+    n_rows: int,
+    last_row_id: int,
+    profile: dict[str, Any],
+    findings: dict[str, Any],
+    updated_at: datetime,
+) -> None:
+    """Insert a day's profile, or replace the stored one unless that covers more rows already.
+
+    One upsert: two checks storing the same day at once (a scheduled check and the one a report
+    runs first) never fail on the unique key; the profile with the higher ``last_row_id`` stays.
+    """
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    values = {
+        "model_id": model_id,
+        "version": version,
+        "day": day,
+        "fingerprint": fingerprint,
+        "n_rows": n_rows,
+        "last_row_id": last_row_id,
+        "profile": profile,
+        "findings": findings,
+        "updated_at": updated_at,
+    }
+    stmt = insert(WindowProfileRow).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["model_id", "version", "day", "fingerprint"],
+        set_={k: stmt.excluded[k] for k in ("n_rows", "last_row_id", "profile", "findings", "updated_at")},
+        where=stmt.excluded.last_row_id >= WindowProfileRow.last_row_id,
+    )
+    session.execute(stmt)

@@ -24,8 +24,8 @@ from jobs.check.frames import frame_from_rows, layout
 from jobs.check.state import TOP_K, Calibration, DayFindings
 from jobs.config import ModelSettings
 from storage.clock import wall_clock
-from storage.models import Model, WindowProfileRow
-from storage.windows import has_rows_after, iter_rows, stored_day
+from storage.models import Model
+from storage.windows import has_rows_after, iter_rows, rows_up_to, save_day, stored_day
 
 DAY = timedelta(days=1)
 
@@ -171,26 +171,28 @@ def window_profile(
                 profiles.append(WindowProfile.from_dict(stored.profile))
                 states.append(kept_findings)
             continue
-        if stored is not None and findings_current:
-            assert kept_findings is not None
-            # late rows for a day already profiled: profile just them and merge (the day's older
-            # rows may have been pruned since, so recomputing from the rows would lose them)
+        # A stored day whose findings were made with other settings (a new calibration, threshold
+        # or reference) is read again, unless rows of it were pruned since: those are gone, so its
+        # stored profile and findings stay (an estimate made with another calibration is dropped
+        # at the merge) and only the late rows are added.
+        keep_stored = stored is not None and (
+            findings_current
+            or rows_up_to(session, model_row.id, version, seg_start, seg_end, stored.last_row_id) < stored.n_rows
+        )
+        if stored is not None and keep_stored:
             late = _scan(
                 session, model, model_row.id, version, reference, inputs, seg_start, seg_end, stored.last_row_id
             )
             kept = WindowProfile.from_dict(stored.profile) if stored.n_rows else None
-            profile = (
-                kept.merge(late.profile) if kept is not None and late.profile is not None else (kept or late.profile)
-            )
-            findings = kept_findings.merge(late.findings)
+            profile = kept or late.profile
+            if kept is not None and late.profile is not None:
+                profile = kept.merge(late.profile)
+            findings = (kept_findings or DayFindings(n_rows=stored.n_rows)).merge(late.findings)
             last_id = max(late.last_id, stored.last_row_id or -1)
-        else:
-            # a new day, or one whose findings were made with other settings (a new calibration,
-            # threshold or reference): one pass over its rows
+        else:  # a new day, or a complete one whose findings are out of date: one pass over its rows
             scan = _scan(session, model, model_row.id, version, reference, inputs, seg_start, seg_end)
-            profile, findings, last_id = scan.profile, scan.findings, scan.last_id
-            if stored is not None and not late_rows and stored.n_rows > (profile.n_rows if profile else 0):
-                profile = WindowProfile.from_dict(stored.profile)  # rows were pruned: the stored profile has more
+            profile, findings = scan.profile, scan.findings
+            last_id = max(scan.last_id, stored.last_row_id if stored is not None else -1)
         to_store.append(
             DayProfile(
                 model_id=model_row.id,
@@ -216,16 +218,15 @@ def window_profile(
 def store_days(session: Session, days: tuple[DayProfile, ...]) -> None:
     """Insert or replace the given day profiles (inside the caller's write transaction)."""
     for day in days:
-        stored = stored_day(session, day.model_id, day.version, day.day, day.fingerprint)
-        if stored is None:
-            stored = WindowProfileRow(
-                model_id=day.model_id, version=day.version, day=day.day, fingerprint=day.fingerprint
-            )
-            session.add(stored)
-        elif (stored.last_row_id or -1) > day.last_row_id:
-            continue  # a concurrent check stored a newer profile of this day meanwhile
-        stored.n_rows = day.n_rows
-        stored.last_row_id = day.last_row_id
-        stored.profile = day.profile
-        stored.findings = day.findings
-        stored.updated_at = wall_clock()
+        save_day(
+            session,
+            model_id=day.model_id,
+            version=day.version,
+            day=day.day,
+            fingerprint=day.fingerprint,
+            n_rows=day.n_rows,
+            last_row_id=day.last_row_id,
+            profile=day.profile,
+            findings=day.findings,
+            updated_at=wall_clock(),
+        )

@@ -11,7 +11,7 @@ from jobs.check.job import check
 from jobs.check.reference import load_reference, reference_from_window
 from jobs.check.windows import segments
 from jobs.ingest.run import ingest
-from storage import repository
+from storage import bulk, repository
 from storage.models import DriftColumnResult, DriftRun, WindowProfileRow
 from storage.windows import iter_rows
 from tests.jobs.logdata import make_rows, settings_for, write_jsonl
@@ -169,3 +169,52 @@ def test_an_ingest_alongside_a_long_check_waits_less_than_a_second(database, tmp
     assert reports and reports[0].run_id is not None
     with database.session_factory() as s:  # the check's results were stored after the ingest
         assert s.scalar(select(func.count()).select_from(WindowProfileRow)) == 7
+
+
+def test_rows_committed_while_a_day_is_read_are_counted_by_the_next_check(database, tmp_path, monkeypatch):
+    """The scan reads in (ts, id) order: late rows landing behind it must not be skipped for good."""
+    import jobs.check.windows as check_windows
+    import storage.windows as stored_windows
+
+    settings = _setup(database, tmp_path, _week())
+    now, day3 = WEEK_END + timedelta(days=1), WEEK_START + timedelta(days=2)
+    real, done = stored_windows.iter_rows, []
+
+    def ingest_between_pages(*args, **kwargs):
+        kwargs["chunk_size"] = 50
+        for i, chunk in enumerate(real(*args, **kwargs)):
+            yield chunk
+            if not done and kwargs.get("start") == day3 and i == 0:
+                done.append(True)  # two late rows of that day, one behind the scan and one ahead of it
+                late = make_rows(1, seed=98, start_index=60_000, start=day3 + timedelta(hours=1))
+                late += make_rows(1, seed=99, start_index=60_001, start=day3 + timedelta(hours=20))
+                write_jsonl(tmp_path / "drop" / "late.jsonl", late)
+                ingest(database.session_factory, settings)
+
+    monkeypatch.setattr(check_windows, "iter_rows", ingest_between_pages)
+    [during] = check(database.session_factory, settings, "pets", end=WEEK_END, now=now)
+    monkeypatch.setattr(check_windows, "iter_rows", real)
+    [after] = check(database.session_factory, settings, "pets", end=WEEK_END, now=now)
+    assert done and during.n_rows == 1400  # rows committed after the scan began wait for the next check
+    assert after.n_rows == after.figures.n_rows == 1402
+
+
+def test_a_pruned_day_keeps_its_profile_and_findings_when_settings_change(database, tmp_path):
+    settings = _setup(database, tmp_path, _week(brightness_shift=0.5))
+    now = WEEK_END + timedelta(days=1)
+    [first] = check(database.session_factory, settings, "pets", end=WEEK_END, now=now)
+    with database.session_factory.begin() as s:
+        assert bulk.prune_predictions(s.connection(), repository.get_model(s, "pets").id, WEEK_END) > 0
+    model = settings.models[0]
+    lower = settings.model_copy(
+        update={"models": (model.model_copy(update={"confidence_threshold": model.confidence_threshold - 0.1}),)}
+    )
+    for _ in range(2):  # the stored findings are out of date, and the day's rows are gone: kept
+        [again] = check(database.session_factory, lower, "pets", end=WEEK_END, now=now)
+        assert again.n_rows == again.figures.n_rows == first.n_rows == 1400
+        kept, before = again.figures.confident_outliers, first.figures.confident_outliers
+        assert (kept.count, kept.rate) == (before.count, before.rate)
+    write_jsonl(tmp_path / "drop" / "late.jsonl", make_rows(1, seed=99, start_index=50_000, start=WEEK_START))
+    ingest(database.session_factory, lower)
+    [late] = check(database.session_factory, lower, "pets", end=WEEK_END, now=now)
+    assert late.n_rows == late.figures.n_rows == 1401

@@ -108,3 +108,14 @@ def test_a_database_error_is_one_line_with_the_password_masked(runner, workdir, 
     error = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and "postgresql+psycopg://dk:***@127.0.0.1:1/none" in error[0]
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("variable", ["DRIFTKEEPER__DATABSE__URL", "DRIFTKEEPER__DATABASE_URL"])
+def test_an_environment_variable_naming_no_section_is_an_error(runner, workdir, monkeypatch, variable):
+    """Otherwise the default database would quietly stand in for the one meant."""
+    monkeypatch.setenv(variable, "postgresql+psycopg://u:hunter2@127.0.0.1:1/prod")
+    result = runner.invoke(app, ["ingest"])
+    assert result.exit_code == 1
+    assert f"environment variable {variable}: no configuration section" in result.output
+    assert "did you mean DRIFTKEEPER__DATABASE__" in result.output
+    assert "hunter2" not in result.output and not (workdir / "var").exists()
