@@ -17,13 +17,10 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from enum import Enum
-from functools import cache
-from typing import Any, Self, cast
-
-import pydantic
+from typing import Any, Self
 
 from drift.errors import ValidationError
+from drift.records import Record
 from drift.result import ColumnKind
 from storage.statuses import RetrainDecision, WeekStatus
 
@@ -32,55 +29,8 @@ SCHEMA = 1
 Number = int | float  # metrics keep ints as ints
 
 
-def _plain(value: Any) -> Any:
-    """``value`` as JSON data: records by their ``to_dict``, tuples as lists."""
-    if isinstance(value, _Record):
-        return value.to_dict()
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
-@cache
-def _adapter(cls: type) -> pydantic.TypeAdapter[Any]:
-    return pydantic.TypeAdapter(cls)
-
-
-def _where(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-class _Record:
-    """``to_dict``/``from_dict`` for the dataclasses below."""
-
-    def to_dict(self) -> dict[str, Any]:
-        assert dataclasses.is_dataclass(self)
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Self:
-        """Read back :meth:`to_dict` (also after a trip through JSON).
-
-        Raises:
-            ValidationError: a key is missing or has a value of the wrong type.
-        """
-        try:
-            result: Self = _adapter(cast(type, cls)).validate_python(data)
-        except pydantic.ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = _where(tuple(first["loc"])) or "(top level)"
-            more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-            raise ValidationError(f"summary {where}: {first['msg']}{more}") from exc
-        return result
+class _Record(Record):
+    record_name = "summary"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -9,41 +9,15 @@ raw keys.
 from __future__ import annotations
 
 import dataclasses
-from enum import Enum
-from functools import cache
-from typing import Any, Self, cast
+from typing import Any
 
-from pydantic import TypeAdapter
+from drift.records import Record as BaseRecord
 
 MIN_LABELS = 30  # fewer labels than this say little: no calibration curve, no accuracy drop
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, Enum):
-        return value.value
-    return value
-
-
-@cache
-def _adapter(cls: type) -> TypeAdapter[Any]:
-    return TypeAdapter(cls)
-
-
-class Record:
-    """``to_dict``/``from_dict`` for the frozen dataclasses below (JSON lists for tuples)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        assert dataclasses.is_dataclass(self)
-        return {f.name: _plain(dataclasses.asdict(self)[f.name]) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Self:
-        result: Self = _adapter(cast(type, cls)).validate_python(data)
-        return result
+class Record(BaseRecord):
+    record_name = "figures"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
