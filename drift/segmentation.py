@@ -27,6 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from drift.errors import ValidationError
+from drift.records import Record
 
 __all__ = [
     "MaskSummary",
@@ -191,3 +192,18 @@ def confident_mask_errors(
             raise ValidationError(f"{name} must lie in [0, 1], got {value!r}")
     with np.errstate(invalid="ignore"):
         return np.asarray((conf >= confidence_threshold) & (iou_arr < iou_threshold), dtype=np.bool_)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaskQuality(Record):
+    """Mean IoU of a window's labelled masks: what a check finds and a weekly report shows."""
+
+    iou_threshold: float
+    n_labelled: int
+    n_with_masks: int
+    n_scored: int
+    n_skipped: int
+    skipped: dict[str, int]
+    mean_iou: float | None
+    per_class_iou: dict[str, float | None]
+    reference_mean_iou: float | None

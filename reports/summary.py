@@ -22,6 +22,7 @@ from typing import Any, Self
 from drift.errors import ValidationError
 from drift.records import Record
 from drift.result import ColumnKind
+from drift.segmentation import MaskQuality
 from storage.statuses import RetrainDecision, WeekStatus
 
 SCHEMA = 1
@@ -179,19 +180,7 @@ class ConfidentOutliers(_Record):
     examples: tuple[OutlierExample, ...] = ()
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class Segmentation(_Record):
-    """Mask quality of a segmentation model's week (the check's segmentation figure)."""
-
-    iou_threshold: float
-    n_labelled: int
-    n_with_masks: int
-    n_scored: int
-    n_skipped: int
-    skipped: dict[str, int]
-    mean_iou: float | None
-    per_class_iou: dict[str, float | None]
-    reference_mean_iou: float | None
+Segmentation = MaskQuality  # the check's segmentation figure, shown as it is
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

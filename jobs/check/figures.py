@@ -12,6 +12,7 @@ import dataclasses
 from typing import Any
 
 from drift.records import Record as BaseRecord
+from drift.segmentation import MaskQuality
 
 MIN_LABELS = 30  # fewer labels than this say little: no calibration curve, no accuracy drop
 
@@ -132,19 +133,7 @@ class EstimateFigure(Record):
     check: EstimateCheckFigure | None = None
 
 
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class SegmentationFigure(Record):
-    """Mean IoU of a segmentation window's labelled masks."""
-
-    iou_threshold: float
-    n_labelled: int
-    n_with_masks: int
-    n_scored: int
-    n_skipped: int
-    skipped: dict[str, int]
-    mean_iou: float | None
-    per_class_iou: dict[str, float | None]
-    reference_mean_iou: float | None
+SegmentationFigure = MaskQuality  # mean IoU of the labelled masks (segmentation models)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

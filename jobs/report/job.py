@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from drift import DriftResult
 from drift.errors import NotFoundError
 from drift.result import ColumnDrift
-from jobs.check.figures import CheckFigures, SegmentationFigure, stored_figures
+from jobs.check.figures import CheckFigures, stored_figures
 from jobs.check.reference import load_reference
 from jobs.check.windows import window_profile
 from jobs.config import ModelSettings, Settings
@@ -42,7 +42,6 @@ from reports.summary import (
     Embedding,
     IndexEntry,
     Outputs,
-    Segmentation,
     TrendPoint,
     Verdict,
     WeeklySummary,
@@ -203,7 +202,7 @@ def build_summary(
         calibration=sections.calibration(figures.calibration),
         confidently_wrong=sections.confidently_wrong(session, model, main, figures.confidently_wrong),
         confident_outliers=sections.confident_outliers(session, model, main, figures.confident_outliers),
-        segmentation=_segmentation(figures.segmentation),
+        segmentation=figures.segmentation,
     )
     return summary, samples
 
@@ -251,22 +250,6 @@ def _champion(session: Session, model_row: Model) -> Champion | None:
         promoted_at=row.promoted_at,
         metrics=sections.numbers(row.metrics),
         export_dir=row.export_dir,
-    )
-
-
-def _segmentation(figure: SegmentationFigure | None) -> Segmentation | None:
-    if figure is None:
-        return None
-    return Segmentation(
-        iou_threshold=figure.iou_threshold,
-        n_labelled=figure.n_labelled,
-        n_with_masks=figure.n_with_masks,
-        n_scored=figure.n_scored,
-        n_skipped=figure.n_skipped,
-        skipped=dict(figure.skipped),
-        mean_iou=figure.mean_iou,
-        per_class_iou=dict(figure.per_class_iou),
-        reference_mean_iou=figure.reference_mean_iou,
     )
 
 
