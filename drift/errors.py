@@ -14,7 +14,8 @@ from evidently, TensorFlow or SQLAlchemy are translated at the boundary with
     │   ├── UnknownMethodError       a drift method or correction that is not registered
     │   ├── InsufficientDataError    too few rows for the requested computation
     │   ├── IncompatibleProfilesError  profiles built on different bins / columns
-    │   └── BadInputError            an input file, row or field that cannot be read
+    │   ├── BadInputError            an input file, row or field that cannot be read
+    │   └── SourceRejectedError      a batch mostly rejected for one reason (the ingest circuit breaker)
     ├── NotFoundError                something looked up by id does not exist (also a LookupError)
     │   ├── ModelNotFound(model)
     │   ├── ModelVersionNotFound(model, version)
@@ -95,6 +96,30 @@ class BadInputError(ValidationError):
         if field is not None:
             where += f", field {field!r}"
         super().__init__(f"{where}: {reason}")
+
+
+class SourceRejectedError(ValidationError):
+    """More than the allowed share of one batch was rejected for the same reason.
+
+    Nothing of the batch is kept and the source's watermark stays before it, so the job is safe
+    to rerun once the cause (a config typo, an unregistered version) is fixed.
+
+    Args:
+        source: the file or table.
+        reason: the most common rejection reason (one example of it).
+        field: the field that reason names, if any.
+        rejected: rows of the batch rejected for that reason.
+        rows: rows in the batch.
+    """
+
+    def __init__(self, source: str, reason: str, *, field: str | None, rejected: int, rows: int) -> None:
+        self.source = source
+        self.reason = reason
+        self.field = field
+        self.rejected = rejected
+        self.rows = rows
+        named = f"field {field!r}: " if field else ""
+        super().__init__(f"source rejected: {named}{reason}, {rejected:,} of {rows:,} rows ({source})")
 
 
 class NotFoundError(DriftkeeperError, LookupError):

@@ -18,6 +18,8 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from drift.errors import ConfigError
+from jobs.alerts.settings import AlertSettings
+from jobs.metrics.settings import MetricsSettings
 
 CONFIG_ENV = "DRIFTKEEPER_CONFIG"
 DEFAULT_CONFIG_NAME = "driftkeeper.yaml"
@@ -46,6 +48,13 @@ class IngestSettings(_Strict):
     batch_size: int = Field(10_000, ge=1, le=1_000_000)
     probability_tolerance: float = Field(0.01, gt=0, lt=1)
     retention_days: int | None = Field(None, ge=1)
+    max_reject_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="a batch with more than this share of its rows rejected for one reason stops the job (1: never)",
+    )
+    breaker_min_rows: int = Field(20, ge=1, description="batches smaller than this never trip the circuit breaker")
 
 
 class FeatureSpec(_Strict):
@@ -275,6 +284,8 @@ class Settings(BaseSettings):
     paths: PathSettings = PathSettings()
     ingest: IngestSettings = IngestSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    alerts: AlertSettings = AlertSettings()
+    metrics: MetricsSettings = MetricsSettings()
     models: tuple[ModelSettings, ...] = ()
 
     @model_validator(mode="after")

@@ -40,3 +40,22 @@ class WeekStatus(StrEnum):
     OK = "ok"
     DRIFT = "drift"
     RETRAIN = "retrain"
+
+
+class VerdictLevel(StrEnum):
+    """How much a checked window asks of its owner, lowest first (alerts and metrics rank by it)."""
+
+    OK = "ok"
+    WATCH = "watch"  # something drifted; nothing to do yet
+    ACT = "act"  # retrain-worthy
+
+    @classmethod
+    def of(cls, *, drifted: bool, retrain_worthy: bool) -> VerdictLevel:
+        if retrain_worthy:
+            return cls.ACT
+        return cls.WATCH if drifted else cls.OK
+
+    @property
+    def rank(self) -> int:
+        """0 ok, 1 watch, 2 act (the ``driftkeeper_verdict_level`` gauge)."""
+        return list(VerdictLevel).index(self)

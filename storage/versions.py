@@ -6,6 +6,8 @@ Every function takes a Session.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
@@ -33,6 +35,23 @@ def previous_champion(session: Session, model_id: int, current: int) -> ModelVer
             ModelVersion.status == "retired",
             ModelVersion.promoted_at.is_not(None),
             ModelVersion.version != current,
+        )
+        .order_by(ModelVersion.promoted_at.desc(), ModelVersion.version.desc())
+        .limit(1)
+    )
+
+
+@translated
+def champion_at(session: Session, model_id: int, at: datetime) -> ModelVersion | None:
+    """The version that was champion at ``at``: the last one promoted by then (the champion now
+    or a retired one); None if none was promoted by then."""
+    return session.scalar(
+        select(ModelVersion)
+        .where(
+            ModelVersion.model_id == model_id,
+            ModelVersion.status.in_(("champion", "retired", "rolled_back")),
+            ModelVersion.promoted_at.is_not(None),
+            ModelVersion.promoted_at <= at,
         )
         .order_by(ModelVersion.promoted_at.desc(), ModelVersion.version.desc())
         .limit(1)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from drift import DriftResult, compare_profiles
 from drift.errors import ReferenceSetNotFound
+from jobs.check.blind import Blind, blindness
 from jobs.check.figures import CheckFigures
 from jobs.check.findings import compute_findings, findings_inputs
 from jobs.check.flagged import Flagged
@@ -24,7 +25,7 @@ from jobs.check.policy import retrain_decision
 from jobs.check.reference import load_reference
 from jobs.check.windows import DayProfile, store_days, window_profile
 from jobs.config import Settings
-from storage import repository
+from storage import quarantine, repository
 from storage.clock import wall_clock
 from storage.models import DriftColumnResult, DriftRun, FlaggedPrediction
 from storage.windows import versions_in_window
@@ -37,7 +38,7 @@ class CheckReport:
     """One version's window compared with its reference, as stored in ``drift_runs``."""
 
     model: str
-    version: int
+    version: int | None  # None: no version logged in the window
     run_id: int | None
     window_start: datetime
     window_end: datetime
@@ -51,6 +52,7 @@ class CheckReport:
     figures: CheckFigures | None = None
     flagged: tuple[Flagged, ...] = ()
     skipped: str | None = None
+    blind: Blind | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +68,7 @@ class CheckReport:
             "retrain_worthy": self.retrain_worthy,
             "reasons": list(self.reasons),
             "skipped": self.skipped,
+            "blind": self.blind.to_dict() if self.blind is not None else None,
             "figures": self.figures.to_dict() if self.figures is not None else {},
             "flagged": [f.to_dict() for f in self.flagged],
             "result": self.result.to_dict() if self.result is not None else None,
@@ -76,7 +79,7 @@ class CheckReport:
         """Read back :meth:`to_dict` (``check --json``, a job outcome's data)."""
         return cls(
             model=str(data["model"]),
-            version=int(data["version"]),
+            version=int(data["version"]) if data["version"] is not None else None,
             run_id=data["run_id"],
             window_start=datetime.fromisoformat(data["window_start"]),
             window_end=datetime.fromisoformat(data["window_end"]),
@@ -90,6 +93,7 @@ class CheckReport:
             figures=CheckFigures.from_dict(data["figures"]) if data["figures"] else None,
             flagged=tuple(Flagged.from_dict(f) for f in data["flagged"]),
             skipped=data["skipped"],
+            blind=Blind.from_dict(data["blind"]) if data.get("blind") else None,
         )
 
 
@@ -165,10 +169,16 @@ def check(
                     flagged=findings.flagged,
                 )
             )
-        if not versions:
-            reports.append(_skipped(model.name, 0, start, end, 0, "no predictions in the window"))
-        elif missing and not reports:
+        if missing and not reports:
             raise ReferenceSetNotFound(model.name, missing[0])
+        accepted = {r.version: r.n_rows for r in reports if r.version is not None}
+        if missing:  # versions without a reference were not profiled: count their rows
+            counted = quarantine.accepted_between(session, model_id, start, end)
+            accepted |= {v: n for v, n in counted.items() if v in missing}
+        blind = blindness(session, model_id, accepted, start, end)
+        if blind is not None:
+            log.warning("check %s %s..%s: %s", model.name, f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}", blind.message)
+            reports = _with_blind(reports, blind, model.name, start, end)
     with session_factory.begin() as session:  # one short write transaction for all of it
         store_days(session, tuple(days))
         for i, report in enumerate(reports):
@@ -193,8 +203,18 @@ def check(
     return reports
 
 
-def _skipped(model: str, version: int, start: datetime, end: datetime, n_rows: int, why: str) -> CheckReport:
-    log.info("check %s%s skipped: %s", model, f" v{version}" if version else "", why)
+def _with_blind(
+    reports: list[CheckReport], blind: Blind, model: str, start: datetime, end: datetime
+) -> list[CheckReport]:
+    """The blind finding on the report of the window's largest version (a new one if none)."""
+    if not reports:
+        return [replace(_skipped(model, None, start, end, 0, "no predictions in the window"), blind=blind)]
+    largest = max(range(len(reports)), key=lambda i: reports[i].n_rows)
+    return [replace(r, blind=blind) if i == largest else r for i, r in enumerate(reports)]
+
+
+def _skipped(model: str, version: int | None, start: datetime, end: datetime, n_rows: int, why: str) -> CheckReport:
+    log.info("check %s%s skipped: %s", model, f" v{version}" if version is not None else "", why)
     return CheckReport(
         model=model,
         version=version,
@@ -214,7 +234,7 @@ def _skipped(model: str, version: int, start: datetime, end: datetime, n_rows: i
 
 def _store_run(session: Session, model_id: int, report: CheckReport) -> DriftRun:
     result = report.result
-    assert result is not None
+    assert result is not None and report.version is not None  # a compared window has a version
     run = DriftRun(
         model_id=model_id,
         version=report.version,

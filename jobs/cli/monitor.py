@@ -14,10 +14,11 @@ from rich.table import Table
 from rich.text import Text
 
 from drift.errors import BadInputError
+from jobs.check.blind import Blind
 from jobs.cli.context import app_context, cells, emit, handle_errors, run_job_or_exit
 from jobs.cli.options import JsonOption, RequiredModelOption
 from jobs.report.weeks import is_iso_week
-from jobs.runner.exit_codes import EXIT_DRIFT
+from jobs.runner.exit_codes import EXIT_BLIND, EXIT_DRIFT
 from storage.clock import wall_clock
 
 FailOnDrift = Annotated[bool, typer.Option("--fail-on-drift", help="Exit with code 3 when drift is found.")]
@@ -114,15 +115,20 @@ def check_command(
 
     def render(console: Console) -> None:
         for r in runs:
-            head = f"{model} v{r['version']} {r['window_start'][:10]}..{r['window_end'][:10]}, {r['n_rows']:,} rows: "
+            version = f" v{r['version']}" if r["version"] is not None else ""
+            head = f"{model}{version} {r['window_start'][:10]}..{r['window_end'][:10]}, {r['n_rows']:,} rows: "
+            if r["blind"]:
+                console.print(Text("BLIND ", style="bold red") + Text(Blind.from_dict(r["blind"]).message))
             if r["skipped"]:
-                console.print(head + f"skipped ({r['skipped']})")
+                console.print(Text(head + f"skipped ({r['skipped']})"))
                 continue
             render_result(console, r["result"], head)
             if r["retrain_worthy"]:
-                console.print("[bold]retrain-worthy:[/] " + "; ".join(r["reasons"]))
+                console.print(Text("retrain-worthy: ", style="bold") + Text("; ".join(r["reasons"])))
 
     emit(data, as_json, render)
+    if fail_on_drift and data["blind"]:
+        raise typer.Exit(EXIT_BLIND)
     if fail_on_drift and data["drifted"]:
         raise typer.Exit(EXIT_DRIFT)
 

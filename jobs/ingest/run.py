@@ -21,7 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jobs.config import FileSource, ModelSettings, Settings, SqlSource
 from jobs.ingest import sources
+from jobs.ingest.breaker import trip_if_rejected
 from jobs.ingest.pipeline import BatchContext, Prepared, prefetched, prepare_batch
+from jobs.ingest.preflight import check_file, check_sql, raise_problems
 from jobs.runner.progress import Progress
 from storage import bulk, repository
 from storage.clock import wall_clock
@@ -33,7 +35,6 @@ log = logging.getLogger(__name__)
 
 STREAMS = ("predictions", "labels")
 INGEST_LEASE = timedelta(minutes=5)
-TIMESTAMP_FIELD = {"predictions": "timestamp", "labels": "labelled_at"}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,6 +145,14 @@ class Ingestor:
         )
 
     def _store(self, session: Session, stream: str, source_name: str, prepared: Prepared, tally: _Tally) -> None:
+        ingest = self.settings.ingest
+        trip_if_rejected(
+            source_name,
+            prepared.rejects,
+            prepared.rows_read,
+            max_share=ingest.max_reject_share,
+            min_rows=ingest.breaker_min_rows,
+        )
         conn = session.connection()
         inserted = 0
         if prepared.encoded is not None:
@@ -172,11 +181,12 @@ class Ingestor:
     # ------------------------------------------------------------ SQL
 
     def _ingest_sql(self, stream: str, source: SqlSource, tally: _Tally) -> str:
-        field = TIMESTAMP_FIELD[stream]
+        field = sources.TIMESTAMP_FIELD[stream]
         engine = make_source_engine(source.url.get_secret_value())
         try:
             reader = sources.SqlReader(source, engine, self._columns(stream).get(field, field))
             described = reader.describe()
+            raise_problems([check_sql(self.model, stream, reader)])  # before the first row is read
             self._quarantine_null_timestamps(stream, reader, described, tally)
             with self.session_factory.begin() as session:
                 mark = repository.get_watermark(session, self.model_id, stream, reader.key)
@@ -242,16 +252,20 @@ class Ingestor:
 
     def _ingest_files(self, stream: str, source: FileSource, tally: _Tally) -> str:
         versions = self._versions()
+        waiting: list[tuple[Path, str, int]] = []
         for path in sources.list_files(source):
-            fmt = sources.file_format(path, source.format)
             digest = sources.file_sha256(path)
-            with self.session_factory.begin() as session:
+            with self.session_factory() as session:
                 record = repository.get_file_record(session, self.model_id, stream, digest)
-                if record is not None and record.completed:
+                if (record is not None and record.completed) or any(digest == d for _, d, _ in waiting):
                     tally.files_skipped += 1
-                    log.debug("skip %s: its content was taken before as %s", path, record.name)
+                    log.debug("skip %s: its content is taken (or was before) as another file", path)
                     continue
-                skip = record.rows_done if record is not None else 0
+                waiting.append((path, digest, record.rows_done if record is not None else 0))
+        # every waiting file is checked before the first row of any is read
+        raise_problems([check_file(self.model, stream, source, path) for path, _, _ in waiting])
+        for path, digest, skip in waiting:
+            fmt = sources.file_format(path, source.format)
             self._ingest_one_file(stream, path, fmt, digest, skip, versions, tally)
             tally.files_taken += 1
         return str(source.path)

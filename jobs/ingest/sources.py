@@ -36,6 +36,7 @@ FORMATS_BY_SUFFIX = {
     ".pq": "parquet",
 }
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
+TIMESTAMP_FIELD = {"predictions": "timestamp", "labels": "labelled_at"}  # what a stream is read in order of
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,6 +110,16 @@ class SqlReader:
             params["id"] = decode_key(last_id)
         sql = f"SELECT * FROM {self._from} WHERE {where} ORDER BY {self._ts}, {self._id} LIMIT :limit"
         return self._read(sql, params)
+
+    def sample(self, limit: int) -> pd.DataFrame:
+        """The first rows of the source, in no order, for the preflight's column check."""
+        try:
+            with self.engine.connect() as conn:
+                result = conn.execute(text(f"SELECT * FROM {self._from} LIMIT :limit"), {"limit": limit})
+                return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        except SQLAlchemyError as exc:
+            detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise BadInputError(self.describe(), f"cannot read the source: {detail}") from exc
 
     def fetch_null_timestamps(self, last_id: str | None, limit: int) -> tuple[pd.DataFrame, list[str]]:
         """Rows with no timestamp cannot be read by the watermark; they are read by id and quarantined."""

@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from drift.errors import DriftkeeperError, LeaseHeldError, TrainingError
+from drift.errors import DriftkeeperError, LeaseHeldError, SourceRejectedError, TrainingError
 from jobs.config import Settings
 from jobs.report.weeks import last_complete_week, week_window
-from jobs.runner.exit_codes import EXIT_DRIFT, EXIT_ERROR, EXIT_OK
+from jobs.runner.exit_codes import EXIT_BLIND, EXIT_DRIFT, EXIT_ERROR, EXIT_OK, EXIT_REJECTED
 from jobs.runner.progress import Progress
 from jobs.runner.runs import recorded_run
 from storage import drift_runs
@@ -65,6 +65,7 @@ class _Done:
     data: dict[str, Any]
     counts: dict[str, Any]
     drifted: bool = False
+    blind: bool = False
     failure: str | None = None  # the job ran but reports a failure (a retrain whose trainer failed)
 
 
@@ -80,11 +81,13 @@ def run_job(
     *,
     now: datetime | None = None,
     fail_on_drift: bool = False,
+    fail_on_blind: bool = True,
     **options: Any,
 ) -> JobOutcome:
     """Run job ``name`` once under its lease, recorded; never raises for the job's own errors.
 
-    Exit codes: 0 done, 1 error (including "already running"), 3 drift when ``fail_on_drift``.
+    Exit codes: 0 done, 1 error (including "already running"), 3 drift when ``fail_on_drift``,
+    4 a source rejected (the ingest circuit breaker), 5 a blind check window when ``fail_on_blind``.
     Unknown job names, options, or a model job without a model are programming errors (ValueError).
     """
     if name not in _OPTIONS:
@@ -120,14 +123,17 @@ def run_job(
         else:
             log.error("%s failed: %s", what, exc, exc_info=exc)
         data = done.data if done is not None else {}
-        return JobOutcome(
-            job=name, model=model, status=JobStatus.FAILED, exit_code=EXIT_ERROR, data=data, error=str(exc)
-        )
+        code = EXIT_REJECTED if isinstance(exc, SourceRejectedError) else EXIT_ERROR
+        return JobOutcome(job=name, model=model, status=JobStatus.FAILED, exit_code=code, data=data, error=str(exc))
     except Exception as exc:
         log.error("%s failed", what, exc_info=exc)
         error = f"{type(exc).__name__}: {exc}"
         return JobOutcome(job=name, model=model, status=JobStatus.FAILED, exit_code=EXIT_ERROR, error=error)
-    exit_code = EXIT_DRIFT if fail_on_drift and done.drifted else EXIT_OK
+    exit_code = EXIT_OK
+    if fail_on_blind and done.blind:
+        exit_code = EXIT_BLIND
+    elif fail_on_drift and done.drifted:
+        exit_code = EXIT_DRIFT
     log.info("%s succeeded%s", what, f" {done.counts}" if done.counts else "")
     return JobOutcome(job=name, model=model, status=JobStatus.SUCCEEDED, exit_code=exit_code, data=done.data)
 
@@ -170,9 +176,20 @@ def _check(
     reports = check(sf, settings, model, window_days=window_days, end=end, now=now)
     drifted = any(r.drifted for r in reports)
     worthy = any(r.retrain_worthy for r in reports)
-    data = {"model": model, "drifted": drifted, "retrain_worthy": worthy, "runs": [r.to_dict() for r in reports]}
-    counts = {"runs": sum(r.run_id is not None for r in reports), "drifted": sum(r.drifted for r in reports)}
-    return _Done(data=data, counts=counts, drifted=drifted)
+    blind = any(r.blind is not None for r in reports)
+    data = {
+        "model": model,
+        "drifted": drifted,
+        "retrain_worthy": worthy,
+        "blind": blind,
+        "runs": [r.to_dict() for r in reports],
+    }
+    counts = {
+        "runs": sum(r.run_id is not None for r in reports),
+        "drifted": sum(r.drifted for r in reports),
+        "blind": int(blind),
+    }
+    return _Done(data=data, counts=counts, drifted=drifted, blind=blind)
 
 
 def _report(

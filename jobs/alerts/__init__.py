@@ -1,0 +1,1 @@
+"""Alerts: what driftkeeper tells people when something changes (webhook, Slack, e-mail)."""
