@@ -24,7 +24,8 @@ from evidently, TensorFlow or SQLAlchemy are translated at the boundary with
     │   └── NoDatabaseError(database)  no driftkeeper schema there yet
     ├── LeaseHeldError(name, holder) another process holds the lock / lease
     ├── TrainingError                the trainer failed
-    └── ExportError                  a TFLite export or its verification failed
+    ├── ExportError                  a TFLite export or its verification failed
+    └── AlertDeliveryError(channel)  an alert channel did not take a message (recorded, never raised to a job)
 """
 
 from __future__ import annotations
@@ -177,3 +178,13 @@ class TrainingError(DriftkeeperError):
 
 class ExportError(DriftkeeperError):
     """A TFLite export, or its verification, failed."""
+
+
+class AlertDeliveryError(DriftkeeperError):
+    """A channel did not accept a message; ``retryable`` is False for answers that will not change."""
+
+    def __init__(self, channel: str, detail: str, *, retryable: bool = True) -> None:
+        self.channel = channel
+        self.detail = detail
+        self.retryable = retryable
+        super().__init__(f"{channel}: {detail}")

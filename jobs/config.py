@@ -277,7 +277,11 @@ class Settings(BaseSettings):
     """All of driftkeeper's configuration. Build it with :func:`load_settings`."""
 
     model_config = SettingsConfigDict(
-        env_prefix="DRIFTKEEPER__", env_nested_delimiter="__", extra="forbid", frozen=True  # see ENV_PREFIX
+        env_prefix="DRIFTKEEPER__",  # see ENV_PREFIX
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+        hide_input_in_errors=True,  # a bad value may be a secret (a URL with a password, a token)
     )
 
     database: DatabaseSettings = DatabaseSettings()

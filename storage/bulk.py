@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
@@ -363,5 +363,20 @@ def _storable_text(text: str) -> str:
 def raw_json(record: dict[str, Any]) -> str:
     """A rejected row's content, kept whole for the quarantine (as storable text: control
     characters, NUL included, are JSON escapes, and so is a lone surrogate)."""
-    text = json.dumps(record, default=str, ensure_ascii=False)
-    return text if utf8_encodable(text) else json.dumps(record, default=str)
+    text = json.dumps(record, default=_json_value, ensure_ascii=False)
+    return text if utf8_encodable(text) else json.dumps(record, default=_json_value)
+
+
+def _json_value(value: Any) -> Any:
+    """What ``json`` cannot write itself, as a quarantine replay reads it back: arrays (a
+    Parquet list column) as lists, numpy scalars as numbers, timestamps in ISO 8601, decimals
+    (a SQL NUMERIC) as their exact text, bytes as text."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    return str(value)

@@ -352,3 +352,49 @@ class RetrainRun(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     export: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class AlertState(Base):
+    """What was last alerted for one alert identity (its fingerprint): the level, firing or resolved.
+
+    ``key`` names the identity (``verdict:<model>:<week>``, ``blind:...``, ``job:<job>:<model>``,
+    ``retrain:<model>:<run>``); ``fingerprint`` is its hash, the Alertmanager fingerprint.
+    """
+
+    __tablename__ = "alert_states"
+    __table_args__ = (
+        UniqueConstraint("fingerprint", name="uq_alert_states_fingerprint"),
+        Index("ix_alert_states_kind_model", "kind", "model"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(20))
+    model: Mapped[str | None] = mapped_column(Text)
+    group_key: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))
+    rank: Mapped[int] = mapped_column(Integer, default=0)
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    annotations: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sent_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AlertDelivery(Base):
+    """One message to one channel: delivered or failed (with the error, secrets redacted)."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (Index("ix_alert_deliveries_created", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    channel: Mapped[str] = mapped_column(String(20))
+    group_key: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20))  # the message's: firing or resolved
+    delivered: Mapped[bool] = mapped_column(Boolean)
+    attempts: Mapped[int] = mapped_column(Integer)
+    summary: Mapped[str] = mapped_column(Text)
+    fingerprints: Mapped[list[Any]] = mapped_column(default=list)
+    error: Mapped[str | None] = mapped_column(Text)

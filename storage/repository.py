@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -125,7 +125,14 @@ class ModelStatus:
     labels: int
     quarantined: int
     first_ts: datetime | None
-    last_ts: datetime | None
+    last_ts: datetime | None  # the last accepted row's time
+    quarantined_last_day: int  # rows quarantined in the 24 hours before the status was taken
+    accepted_last_day: int  # accepted rows with a timestamp in those 24 hours
+
+    @property
+    def quarantine_share_last_day(self) -> float | None:
+        total = self.quarantined_last_day + self.accepted_last_day
+        return self.quarantined_last_day / total if total else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,10 +145,13 @@ class ModelStatus:
             "quarantined": self.quarantined,
             "first_ts": self.first_ts.isoformat() if self.first_ts else None,
             "last_ts": self.last_ts.isoformat() if self.last_ts else None,
+            "quarantined_last_day": self.quarantined_last_day,
+            "accepted_last_day": self.accepted_last_day,
+            "quarantine_share_last_day": self.quarantine_share_last_day,
         }
 
 
-def model_status(session: Session, model: Model) -> ModelStatus:
+def model_status(session: Session, model: Model, now: datetime | None = None) -> ModelStatus:
     versions = list(
         session.scalars(select(ModelVersion).where(ModelVersion.model_id == model.id).order_by(ModelVersion.version))
     )
@@ -154,6 +164,13 @@ def model_status(session: Session, model: Model) -> ModelStatus:
     quarantined = (
         session.scalar(select(func.count()).select_from(QuarantinedRow).where(QuarantinedRow.model_id == model.id)) or 0
     )
+    day_ago = (now or wall_clock()) - timedelta(days=1)
+    accepted_last_day = session.scalar(
+        select(func.count()).where(PredictionLog.model_id == model.id, PredictionLog.ts >= day_ago)
+    )
+    quarantined_last_day = session.scalar(
+        select(func.count()).where(QuarantinedRow.model_id == model.id, QuarantinedRow.created_at >= day_ago)
+    )
     return ModelStatus(
         name=model.name,
         task=model.task,
@@ -164,6 +181,8 @@ def model_status(session: Session, model: Model) -> ModelStatus:
         quarantined=int(quarantined),
         first_ts=first,
         last_ts=last,
+        quarantined_last_day=int(quarantined_last_day or 0),
+        accepted_last_day=int(accepted_last_day or 0),
     )
 
 

@@ -28,9 +28,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,  # locals may hold secrets
 )
 db_app = typer.Typer(help="Database schema and housekeeping.", no_args_is_help=True)
-quarantine_app = typer.Typer(help="Rows rejected at ingestion, with their reasons.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-app.add_typer(quarantine_app, name="quarantine")
 
 log = logging.getLogger("driftkeeper")
 
@@ -115,6 +113,9 @@ def ingest(
     ctx: typer.Context,
     model: ModelOption = None,
     stream: Annotated[str | None, typer.Option(help="predictions or labels (default: both).")] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only compare the sources' columns with the config; read no row.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Pull prediction logs and labels from their sources, validating every row."""
@@ -123,6 +124,11 @@ def ingest(
 
     if stream is not None and stream not in STREAMS:
         raise typer.BadParameter(f"must be one of {', '.join(STREAMS)}", param_hint="--stream")
+    if check:
+        from jobs.cli.preflight import preflight_command
+
+        preflight_command(ctx, model, (stream,) if stream else STREAMS, as_json)
+        return
     jobs = {"predictions": "ingest", "labels": "labels"}
     runs: list[dict[str, Any]] = []
     with progress("ingest", enabled=not as_json) as bar:
@@ -177,7 +183,15 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
     def render(console: Console) -> None:
         console.print(f"database: {state.database}")
         table = Table(
-            "model", "task", "champion", "versions", "predictions", "labels", "quarantined", "last prediction"
+            "model",
+            "task",
+            "champion",
+            "versions",
+            "predictions",
+            "labels",
+            "quarantined",
+            "last accepted",
+            "quarantined, 24 h",
         )
         for m in models:
             table.add_row(
@@ -190,6 +204,7 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
                     f"{m.labels:,}",
                     f"{m.quarantined:,}",
                     f"{m.last_ts:%Y-%m-%d %H:%M}" if m.last_ts else "-",
+                    _share(m.quarantine_share_last_day, m.quarantined_last_day),
                 )
             )
         console.print(table)
@@ -209,40 +224,6 @@ def status(ctx: typer.Context, as_json: JsonOption = False) -> None:
         console.print(runs_table)
 
     emit(data, as_json, render)
-
-
-@quarantine_app.command("list")
-@handle_errors
-def quarantine_list(
-    ctx: typer.Context, model: ModelOption = None, limit: int = 50, as_json: JsonOption = False
-) -> None:
-    """The most recent rejected rows with their source, position, field and reason."""
-    from storage import repository
-
-    state = app_context(ctx)
-    with state.ready_session_factory(read_only=True)() as session:
-        model_id = repository.get_model(session, model).id if model else None
-        rows = [
-            {
-                "id": q.id,
-                "stream": q.stream,
-                "source": q.source,
-                "position": q.position,
-                "field": q.field,
-                "reason": q.reason,
-                "raw": q.raw,
-                "at": q.created_at.isoformat(),
-            }
-            for q in repository.quarantined_rows(session, model_id, limit)
-        ]
-
-    def render(console: Console) -> None:
-        table = Table("id", "stream", "source", "position", "field", "reason")
-        for r in rows:
-            table.add_row(*cells(str(r["id"]), r["stream"], r["source"], r["position"], r["field"] or "-", r["reason"]))
-        console.print(table)
-
-    emit({"rows": rows}, as_json, render)
 
 
 @app.command()
@@ -279,12 +260,20 @@ def demo(
         console.print("          driftkeeper status | errors -m digits | models list -m digits | report -m digits")
 
 
+def _share(share: float | None, rows: int) -> str:
+    return "-" if share is None else f"{share:.0%} ({rows:,} rows)"
+
+
 def _register_subcommands() -> None:
+    from jobs.cli import alerts as cli_alerts
     from jobs.cli import models as cli_models
     from jobs.cli import monitor as cli_drift
+    from jobs.cli import quarantine as cli_quarantine
     from jobs.cli import run as cli_run
 
     app.add_typer(cli_models.models_app, name="models")
+    app.add_typer(cli_alerts.alerts_app, name="alerts")
+    app.add_typer(cli_quarantine.quarantine_app, name="quarantine", no_args_is_help=True)
     app.add_typer(cli_drift.reference_app, name="reference")
     app.command("compare")(cli_drift.compare_command)
     app.command("check")(cli_drift.check_command)

@@ -40,6 +40,7 @@ class Expected:
     column: str
     key: str
     required: bool = True
+    canonical: str | None = None  # the field's own name, when the config maps it to another column
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,7 +73,7 @@ def expected_columns(model: ModelSettings, stream: str, columns: dict[str, str])
 
     def mapped(name: str, fallback_key: str | None = None) -> Expected:
         if name in columns:
-            return Expected(column=columns[name], key=f"{prefix}.{stream}.columns.{name}")
+            return Expected(column=columns[name], key=f"{prefix}.{stream}.columns.{name}", canonical=name)
         key = fallback_key or f"{prefix}.{stream}.columns.{name} (not set: the column is expected as {name!r})"
         return Expected(column=name, key=key)
 
@@ -80,7 +81,7 @@ def expected_columns(model: ModelSettings, stream: str, columns: dict[str, str])
         wanted = [mapped("prediction_id")]
         label = mapped("label")
         if model.task == "segmentation":  # a class label or a true mask: checked in preflight_columns
-            label = Expected(column=label.column, key=label.key, required=False)
+            label = Expected(column=label.column, key=label.key, required=False, canonical=label.canonical)
         wanted.append(label)
         wanted += [mapped(name) for name in _OPTIONAL_LABEL_FIELDS if name in columns]
         return wanted
@@ -130,6 +131,8 @@ def preflight_columns(
 
 def _missing(item: Expected, present: tuple[str, ...], source: str) -> str:
     suggestion = did_you_mean(item.column, present)
+    if suggestion is None and item.canonical in present:  # mapped, but the source uses the field's own name
+        suggestion = item.canonical
     hint = f"; did you mean {suggestion!r}?" if suggestion else ""
     listed = ", ".join(present) if len(present) <= 40 else ", ".join(present[:40]) + f", ... ({len(present)} in all)"
     return f"{item.key}: column {item.column!r} is not in {source}{hint} (its columns: {listed or 'none'})"

@@ -98,6 +98,32 @@ def run_job(
         raise ValueError(f"job {name!r} takes no option {', '.join(unknown)}; allowed: {allowed}")
     if name in MODEL_JOBS and model is None:
         raise ValueError(f"job {name!r} needs a model")
+    outcome = _run_recorded(name, session_factory, settings, model, now, fail_on_drift, fail_on_blind, options)
+    _notify(session_factory, settings, outcome, now)
+    return outcome
+
+
+def _notify(session_factory: Factory, settings: Settings, outcome: JobOutcome, now: datetime | None) -> None:
+    """Alerts about the outcome (a rising verdict, a retrain, a failure, a blind window); they
+    never fail the job (the alerts record their own failed deliveries)."""
+    from jobs.alerts.notify import notify_outcome
+
+    try:
+        notify_outcome(session_factory, settings, outcome, now=now)
+    except Exception:
+        log.exception("alerts about %s (%s) could not be sent", outcome.job, outcome.model or "all models")
+
+
+def _run_recorded(
+    name: str,
+    session_factory: Factory,
+    settings: Settings,
+    model: str | None,
+    now: datetime | None,
+    fail_on_drift: bool,
+    fail_on_blind: bool,
+    options: dict[str, Any],
+) -> JobOutcome:
     what = f"{name} ({model or 'all models'})"
     lease = job_lease_name(name, model)
     ttl = timedelta(seconds=settings.schedule.daemon_lease_seconds)
