@@ -2,11 +2,14 @@
 
 Both go through :func:`jobs.runner.execute.run_job`: the same leases, the same job-run history.
 Exit codes: 0 done, 1 error (also "already running"), 2 usage, 3 drift (only with ``--fail-on-drift``).
+With ``metrics.textfile_dir`` set, each ``run`` then writes the metrics for node_exporter's textfile
+collector (a failure to write them is logged and leaves the exit code alone).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import logging
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,6 +23,13 @@ from jobs.report.weeks import is_iso_week
 from jobs.runner.exit_codes import EXIT_ERROR
 from storage.statuses import JobStatus
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from jobs.config import Settings
+
+log = logging.getLogger(__name__)
+
 RequiredModel = Annotated[str, typer.Option("--model", "-m", help="The model.")]
 
 run_app = typer.Typer(
@@ -28,12 +38,14 @@ run_app = typer.Typer(
 )
 
 
-
 def _run(ctx: typer.Context, name: str, model: str | None, as_json: bool, **options: Any) -> None:
     from jobs.runner.execute import run_job
 
     state = app_context(ctx)
-    outcome = run_job(name, state.ready_session_factory(), state.settings, model, **options)
+    session_factory = state.ready_session_factory()
+    outcome = run_job(name, session_factory, state.settings, model, **options)
+    if state.settings.metrics.textfile_dir is not None:
+        _write_metrics(session_factory, state.settings)
     result = outcome.to_dict()
 
     def render(console: Console) -> None:
@@ -47,6 +59,18 @@ def _run(ctx: typer.Context, name: str, model: str | None, as_json: bool, **opti
         Console(stderr=True).print(f"[bold red]error:[/] {escape(outcome.error)}", highlight=False, soft_wrap=True)
     if outcome.exit_code:
         raise typer.Exit(outcome.exit_code)
+
+
+def _write_metrics(session_factory: sessionmaker[Session], settings: Settings) -> None:
+    """The textfile for node_exporter (metrics.textfile_dir); a failure is logged, the exit code stays the job's."""
+    from jobs.metrics.export import write_textfile
+
+    try:
+        path = write_textfile(session_factory, settings)
+    except Exception as exc:
+        log.error("metrics: could not write the textfile in %s: %s", settings.metrics.textfile_dir, exc)
+        return
+    log.info("metrics: wrote %s", path)
 
 
 @run_app.command("ingest")

@@ -6,7 +6,9 @@ Every run goes through :func:`jobs.runner.execute.run_job`, as ``driftkeeper run
 ``coalesce``, ``max_instances=1``, the configured misfire grace); :func:`serve` holds the
 ``daemon`` lease so that only one daemon does the work, catches up on runs missed while it was
 down (within the misfire grace, from the job-run history), and on SIGTERM/SIGINT lets the job in
-progress finish, releases the lease and returns 0.
+progress finish, releases the lease and returns 0. While the daemon runs (not with ``once``) it
+serves Prometheus' ``/metrics`` on ``metrics.address:metrics.port`` unless ``metrics.enabled`` is
+false (see :mod:`jobs.metrics.export`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from drift.errors import ConfigError, LeaseHeldError
 from jobs.config import Settings
+from jobs.metrics.export import metrics_endpoint
 from jobs.runner.execute import JobOutcome, run_job
 from jobs.runner.exit_codes import EXIT_ERROR, EXIT_OK
 from storage import job_runs, leases
@@ -215,7 +218,8 @@ def serve(
             if once:
                 outcomes = runner.once()
                 return EXIT_ERROR if any(o.status == JobStatus.FAILED for o in outcomes) else EXIT_OK
-            return _run_daemon(session_factory, settings, runner, holder, ttl, stop)
+            with metrics_endpoint(session_factory, settings):
+                return _run_daemon(session_factory, settings, runner, holder, ttl, stop)
         finally:
             try:
                 leases.release(session_factory, DAEMON_LEASE, holder)

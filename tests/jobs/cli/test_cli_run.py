@@ -45,7 +45,13 @@ def make_app() -> typer.Typer:
 
 
 def write_config(path: Path, url: str, models: list[dict[str, Any]]) -> Path:
-    config = {"database": {"url": url}, "schedule": {"daemon_lease_seconds": 10}, "models": models}
+    # metrics on a free port: daemons of tests running side by side never contend for one
+    config = {
+        "database": {"url": url},
+        "schedule": {"daemon_lease_seconds": 10},
+        "metrics": {"port": 0},
+        "models": models,
+    }
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
 

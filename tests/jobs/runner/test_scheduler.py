@@ -43,7 +43,10 @@ OTHER = "other-host:1:deadbeef"
 
 def make_settings(url: str = "sqlite://", models: list[dict[str, Any]] | None = None, **schedule: Any) -> Settings:
     schedule = {"daemon_lease_seconds": 10, **schedule}
-    return Settings(database={"url": url}, schedule=schedule, models=MODELS if models is None else models)
+    # metrics on a free port: daemons of tests running side by side never contend for one
+    return Settings(
+        database={"url": url}, schedule=schedule, metrics={"port": 0}, models=MODELS if models is None else models
+    )
 
 
 @dataclass
