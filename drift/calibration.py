@@ -361,27 +361,36 @@ class ConfidenceCalibrator:
         self.method = method
         self.n_bins = n_bins
 
-    def fit(self, confidence: ArrayLike, correct: ArrayLike) -> Self:
-        """Fit on the reference's confidences and whether each prediction was right."""
+    def fit(self, confidence: ArrayLike, correct: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
+        """Fit on the reference's confidences and whether each prediction was right.
+
+        ``sample_weight`` (e.g. importance weights of the reference rows towards a window)
+        weighs each row; ``reference_accuracy_`` is then the weighted accuracy.
+        """
         conf = _as_confidence(confidence)
         corr_f = _as_correct(correct, conf.shape[0])
         if conf.size < _MIN_CALIBRATION_SAMPLES:
             raise InsufficientDataError(
                 f"calibrator needs at least {_MIN_CALIBRATION_SAMPLES} reference samples, got {conf.size}"
             )
+        weight = np.ones(conf.size) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if weight.shape != conf.shape or not np.all(np.isfinite(weight)) or weight.min() < 0 or weight.sum() <= 0:
+            raise ValidationError(f"sample_weight must hold {conf.size} finite weights >= 0, not all zero")
         if self.method == "isotonic":
             from sklearn.isotonic import IsotonicRegression
 
             iso = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
-            iso.fit(conf, corr_f)
+            iso.fit(conf, corr_f, sample_weight=weight)
             self.knots_x_ = np.asarray(iso.X_thresholds_, dtype=np.float64)
             self.knots_y_ = np.asarray(iso.y_thresholds_, dtype=np.float64)
         else:
             groups = equal_mass_bins(conf, self.n_bins)
             self.knots_x_ = np.array([conf[g].max() for g in groups])
-            self.knots_y_ = np.array([corr_f[g].mean() for g in groups])
+            self.knots_y_ = np.array(
+                [np.average(corr_f[g], weights=weight[g]) if weight[g].sum() > 0 else corr_f[g].mean() for g in groups]
+            )
         self.n_reference_ = int(conf.size)
-        self.reference_accuracy_ = float(corr_f.mean())
+        self.reference_accuracy_ = float(np.average(corr_f, weights=weight))
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -2,9 +2,12 @@
 
 A :class:`~drift.calibration.ConfidenceCalibrator`, fitted on the reference, maps the model's
 confidence to the probability of being right; the estimated accuracy of a window is the mean
-calibrated confidence. It survives covariate shift (inputs move to regions the reference
-covered) but not concept shift (the same inputs now have other labels), which
-:func:`check_estimate` detects once some labels arrive.
+calibrated confidence. :class:`ClassCalibrator` fits one per predicted label, for models that
+log their own predicted label (whose confidence may mean different things per label). It
+survives covariate shift into regions the reference covered, but not inputs it never saw nor
+concept shift (the same inputs now have other labels), which :func:`check_estimate` detects
+once some labels arrive. Other estimators (ATC, DoC, importance weighting) are in
+:mod:`drift.estimators` and :mod:`drift.weighting`; they all return :class:`AccuracyEstimate`.
 """
 
 from __future__ import annotations
@@ -14,15 +17,24 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
 from drift.calibration import ConfidenceCalibrator
 from drift.errors import InsufficientDataError, ValidationError
-from drift.inputs import as_confidence
+from drift.inputs import as_1d, as_confidence
 from drift.intervals import z_value
 
-__all__ = ["AccuracyEstimate", "EstimateCheck", "check_estimate", "estimate_accuracy"]
+__all__ = [
+    "AccuracyEstimate",
+    "CalibratedSums",
+    "ClassCalibrator",
+    "EstimateCheck",
+    "check_estimate",
+    "clipped_estimate",
+    "estimate_accuracy",
+    "estimate_from_sums",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +51,13 @@ class AccuracyEstimate:
         n_reference: reference samples behind the calibrator.
         mean_confidence: raw mean confidence, for comparison.
         confidence_level: level of the interval.
+        method: the estimator (``calibrated_confidence``, ``calibrated_per_class``, ``atc``,
+            ``atc_per_class``, ``doc``, ``importance_weighting``, ...).
+        effective_sample_size: reference rows the estimate effectively rests on (importance
+            weighting: ``(sum w)^2 / sum w^2``), None where every reference row counts once.
+        unknown_share: share of the window counted as unknown because its embedding lies where
+            the reference had no inputs (:func:`drift.estimators.coverage_adjusted`); the
+            interval is that much wider.
     """
 
     estimate: float
@@ -51,9 +70,13 @@ class AccuracyEstimate:
     n_reference: int
     mean_confidence: float
     confidence_level: float
+    method: str = "calibrated_confidence"
+    effective_sample_size: float | None = None
+    unknown_share: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "method": self.method,
             "estimate": self.estimate,
             "ci": [self.ci_low, self.ci_high],
             "std_error": self.std_error,
@@ -63,7 +86,102 @@ class AccuracyEstimate:
             "n_reference": self.n_reference,
             "mean_confidence": self.mean_confidence,
             "confidence_level": self.confidence_level,
+            "effective_sample_size": self.effective_sample_size,
+            "unknown_share": self.unknown_share,
         }
+
+
+def clipped_estimate(
+    *,
+    method: str,
+    estimate: float,
+    std_error_sampling: float,
+    std_error_calibration: float,
+    n: int,
+    n_reference: int,
+    mean_confidence: float,
+    confidence_level: float,
+    effective_sample_size: float | None = None,
+) -> AccuracyEstimate:
+    """An :class:`AccuracyEstimate` with ``estimate`` clipped to [0, 1] and its interval ``± z·se``."""
+    z = z_value(confidence_level)
+    est = min(max(estimate, 0.0), 1.0)
+    se = math.hypot(std_error_sampling, std_error_calibration)
+    return AccuracyEstimate(
+        estimate=est,
+        ci_low=max(0.0, est - z * se),
+        ci_high=min(1.0, est + z * se),
+        std_error=se,
+        std_error_sampling=std_error_sampling,
+        std_error_calibration=std_error_calibration,
+        n=n,
+        n_reference=n_reference,
+        mean_confidence=mean_confidence,
+        confidence_level=confidence_level,
+        method=method,
+        effective_sample_size=effective_sample_size,
+    )
+
+
+class ClassCalibrator:
+    """One :class:`ConfidenceCalibrator` per predicted label, the global one for rare labels.
+
+    For models that log their own predicted label: a binary model with a tuned threshold logs
+    the larger probability as its confidence even when it predicts the other class, so the
+    same confidence means different chances of being right per predicted label.
+
+    Attributes:
+        global_: the calibrator of all reference rows.
+        by_label_: predicted label -> its calibrator (labels with ``min_class_samples`` rows).
+        n_reference_, reference_accuracy_: as :class:`ConfidenceCalibrator`'s.
+    """
+
+    def __init__(self, min_class_samples: int = 50) -> None:
+        if min_class_samples < 20:
+            raise ValidationError(f"min_class_samples must be >= 20 (a calibrator's minimum), got {min_class_samples}")
+        self.min_class_samples = min_class_samples
+
+    def fit(
+        self, confidence: ArrayLike, correct: ArrayLike, predicted: ArrayLike, sample_weight: ArrayLike | None = None
+    ) -> ClassCalibrator:
+        conf = as_confidence(confidence, "confidence")
+        labels = as_1d(predicted, "predicted", conf.size).astype(str)
+        corr = np.asarray(correct)
+        weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        self.global_ = ConfidenceCalibrator().fit(conf, corr, weight)
+        self.by_label_: dict[str, ConfidenceCalibrator] = {}
+        for label in np.unique(labels):
+            rows = labels == label
+            if rows.sum() >= self.min_class_samples and (weight is None or weight[rows].sum() > 0):
+                part = None if weight is None else weight[rows]
+                self.by_label_[str(label)] = ConfidenceCalibrator().fit(conf[rows], corr[rows], part)
+        self.n_reference_ = self.global_.n_reference_
+        self.reference_accuracy_ = self.global_.reference_accuracy_
+        return self
+
+    def predict(self, confidence: ArrayLike, predicted: ArrayLike | None = None) -> NDArray[np.float64]:
+        """Calibrated probability that each prediction is right, by its predicted label."""
+        if not hasattr(self, "global_"):
+            raise ValidationError("ClassCalibrator is not fitted; call fit(confidence, correct, predicted) first")
+        conf = as_confidence(confidence, "confidence")
+        p = self.global_.predict(conf)
+        if predicted is None:
+            return p
+        labels = as_1d(predicted, "predicted", conf.size).astype(str)
+        for label, calibrator in self.by_label_.items():
+            rows = labels == label
+            if rows.any():
+                p[rows] = calibrator.predict(conf[rows])
+        return p
+
+
+Calibrator = ConfidenceCalibrator | ClassCalibrator
+
+
+def _calibrated(calibrator: Calibrator, conf: NDArray[np.float64], predicted: ArrayLike | None) -> NDArray[np.float64]:
+    if isinstance(calibrator, ClassCalibrator):
+        return calibrator.predict(conf, predicted)
+    return calibrator.predict(conf)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,67 +198,92 @@ class CalibratedSums:
     sum_p: float = 0.0
     sum_pq: float = 0.0
     sum_confidence: float = 0.0
+    n_far: int | None = None  # rows past the reference's embedding outlier threshold (None: not known)
+    sum_p_far: float | None = None  # their calibrated probabilities, summed
 
     @classmethod
-    def of(cls, calibrator: ConfidenceCalibrator, confidences: ArrayLike) -> CalibratedSums:
+    def of(
+        cls,
+        calibrator: Calibrator,
+        confidences: ArrayLike,
+        predicted: ArrayLike | None = None,
+        far: ArrayLike | None = None,
+    ) -> CalibratedSums:
+        """Sums of a window's rows; ``far`` marks the rows whose embedding lies past the reference's."""
         conf = as_confidence(confidences, "confidences")
-        p = calibrator.predict(conf) if conf.size else np.empty(0)
+        p = _calibrated(calibrator, conf, predicted) if conf.size else np.empty(0)
+        far_mask = None if far is None else as_1d(far, "far", conf.size).astype(bool)
         return cls(
             n=int(conf.size),
             sum_p=float(p.sum()),
             sum_pq=float(np.sum(p * (1.0 - p))),
             sum_confidence=float(conf.sum()),
+            n_far=None if far_mask is None else int(far_mask.sum()),
+            sum_p_far=None if far_mask is None else float(p[far_mask].sum()),
         )
 
     def merge(self, other: CalibratedSums) -> CalibratedSums:
+        known = self.n_far is not None and other.n_far is not None
         return CalibratedSums(
             n=self.n + other.n,
             sum_p=self.sum_p + other.sum_p,
             sum_pq=self.sum_pq + other.sum_pq,
             sum_confidence=self.sum_confidence + other.sum_confidence,
+            n_far=(self.n_far or 0) + (other.n_far or 0) if known else None,
+            sum_p_far=(self.sum_p_far or 0.0) + (other.sum_p_far or 0.0) if known else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "sum_p": self.sum_p, "sum_pq": self.sum_pq, "sum_confidence": self.sum_confidence}
+        return {
+            "n": self.n,
+            "sum_p": self.sum_p,
+            "sum_pq": self.sum_pq,
+            "sum_confidence": self.sum_confidence,
+            "n_far": self.n_far,
+            "sum_p_far": self.sum_p_far,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CalibratedSums:
+        """Read :meth:`to_dict` back; sums stored before ``n_far`` existed read as "not known"."""
+        n_far, sum_p_far = data.get("n_far"), data.get("sum_p_far")
         return cls(
             n=int(data["n"]),
             sum_p=float(data["sum_p"]),
             sum_pq=float(data["sum_pq"]),
             sum_confidence=float(data["sum_confidence"]),
+            n_far=None if n_far is None or sum_p_far is None else int(n_far),
+            sum_p_far=None if n_far is None or sum_p_far is None else float(sum_p_far),
         )
 
 
 def estimate_accuracy(
-    calibrator: ConfidenceCalibrator, confidences: ArrayLike, *, confidence_level: float = 0.95
+    calibrator: Calibrator,
+    confidences: ArrayLike,
+    predicted: ArrayLike | None = None,
+    *,
+    confidence_level: float = 0.95,
 ) -> AccuracyEstimate:
     """Estimated accuracy of a window from its confidences and a reference-fitted calibrator."""
     return estimate_from_sums(
-        calibrator, CalibratedSums.of(calibrator, confidences), confidence_level=confidence_level
+        calibrator, CalibratedSums.of(calibrator, confidences, predicted), confidence_level=confidence_level
     )
 
 
 def estimate_from_sums(
-    calibrator: ConfidenceCalibrator, sums: CalibratedSums, *, confidence_level: float = 0.95
+    calibrator: Calibrator, sums: CalibratedSums, *, confidence_level: float = 0.95
 ) -> AccuracyEstimate:
     """:func:`estimate_accuracy` from a window's :class:`CalibratedSums` (made with the same calibrator)."""
-    z = z_value(confidence_level)
     if sums.n == 0:
         raise InsufficientDataError("estimate_accuracy needs at least one prediction, got 0")
     n = sums.n
     est = sums.sum_p / n
-    se_sampling = math.sqrt(max(sums.sum_pq, 0.0)) / n
-    se_calibration = math.sqrt(est * (1.0 - est) / calibrator.n_reference_)
-    se = math.hypot(se_sampling, se_calibration)
-    return AccuracyEstimate(
+    per_class = isinstance(calibrator, ClassCalibrator) and bool(calibrator.by_label_)
+    return clipped_estimate(
+        method="calibrated_per_class" if per_class else "calibrated_confidence",
         estimate=est,
-        ci_low=max(0.0, est - z * se),
-        ci_high=min(1.0, est + z * se),
-        std_error=se,
-        std_error_sampling=se_sampling,
-        std_error_calibration=se_calibration,
+        std_error_sampling=math.sqrt(max(sums.sum_pq, 0.0)) / n,
+        std_error_calibration=math.sqrt(est * (1.0 - est) / calibrator.n_reference_),
         n=n,
         n_reference=calibrator.n_reference_,
         mean_confidence=sums.sum_confidence / n,
@@ -162,6 +305,8 @@ class EstimateCheck:
         expected_low, expected_high: realized accuracies compatible with the estimate.
         z_score, p_value: two-sided test of ``difference == 0``.
         tolerance: gaps up to this size are never flagged.
+        variance: how the sampling variance was had: ``exact`` from the estimate on the labelled
+            rows themselves, ``binomial`` from ``e(1-e)/n_labelled``.
     """
 
     trustworthy: bool
@@ -176,6 +321,7 @@ class EstimateCheck:
     z_score: float | None
     p_value: float | None
     tolerance: float
+    variance: str = "binomial"  # "exact" (sum p(1-p) of the labelled rows) or "binomial" (e(1-e)/n)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -190,6 +336,7 @@ class EstimateCheck:
             "z_score": self.z_score,
             "p_value": self.p_value,
             "tolerance": self.tolerance,
+            "variance": self.variance,
         }
 
 
@@ -204,10 +351,14 @@ def check_estimate(
     """Does the realized accuracy of ``n_labelled`` labels agree with the estimate?
 
     If calibration holds, the realized accuracy of ``n_labelled`` randomly labelled predictions
-    spreads around the estimate with variance ``e(1-e)/n_labelled`` plus the calibrator's own
-    variance. A realized accuracy outside ``estimate ± z·se`` (``z`` from the estimate's
-    ``confidence_level``) and further than ``tolerance`` from it means the calibration fitted
-    on the reference no longer holds (typically concept shift): ``trustworthy=False``.
+    spreads around the estimate with the estimate's own sampling variance plus the calibrator's.
+    When ``estimated`` was computed on exactly the labelled predictions (``estimated.n ==
+    n_labelled``), that sampling variance is exact: ``sum p(1-p) / n^2`` over their calibrated
+    probabilities ``p`` (ATC: the reference's disagreement ``d / n``). Otherwise the binomial
+    bound ``e(1-e)/n_labelled`` stands in, which is conservative. A realized accuracy outside
+    ``estimate ± z·se`` (``z`` from the estimate's ``confidence_level``) and further than
+    ``tolerance`` from it means the calibration fitted on the reference no longer holds
+    (typically concept shift): ``trustworthy=False``.
 
     The comparison is fairest when ``estimated`` is computed on the labelled predictions only;
     labels that arrive for a non-random subset (e.g. only complaints) bias the check.
@@ -238,8 +389,13 @@ def check_estimate(
             tolerance=tolerance,
         )
     z_crit = z_value(estimated.confidence_level)
-    e_var = min(max(est, 0.01), 0.99)
-    se = math.sqrt(estimated.std_error_calibration**2 + e_var * (1.0 - e_var) / n_labelled)
+    exact = estimated.n == n_labelled
+    if exact:
+        var_sampling = estimated.std_error_sampling**2
+    else:
+        e_var = min(max(est, 0.01), 0.99)
+        var_sampling = e_var * (1.0 - e_var) / n_labelled
+    se = max(math.sqrt(estimated.std_error_calibration**2 + var_sampling), 1e-12)
     z = diff / se
     margin = max(z_crit * se, tolerance)
     low, high = max(0.0, est - margin), min(1.0, est + margin)
@@ -268,4 +424,5 @@ def check_estimate(
         z_score=float(z),
         p_value=float(2.0 * stats.norm.sf(abs(z))),
         tolerance=tolerance,
+        variance="exact" if exact else "binomial",
     )

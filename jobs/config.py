@@ -141,6 +141,16 @@ class DriftSettings(_Strict):
     feature_share: float | None = Field(0.0, ge=0, lt=1)
     columns: dict[str, ColumnOverride] = Field(default_factory=dict)
     reference_sample_size: int = Field(2000, ge=100, le=100_000)
+    revise_weeks: int = Field(
+        3, ge=0, le=12, description="complete weeks checked again when late labels arrive (0: never)"
+    )
+    slices: tuple[str, ...] | None = Field(
+        None, description="categorical features the weekly report slices by (None: all; []: none)"
+    )
+    slice_top_k: int = Field(5, ge=1, le=50, description="values shown per sliced feature; the rest is 'other'")
+    baseline_version: int | None = Field(
+        None, ge=1, description="the report's second baseline (default: the lowest version with a reference set)"
+    )
 
 
 class RetrainPolicy(_Strict):
@@ -168,6 +178,12 @@ class RetrainSettings(_Strict):
     recent_days: float = Field(28, gt=0, description="labelled samples this recent are used")
     holdout_share: float = Field(0.3, gt=0, lt=1)
     min_holdout: int = Field(30, ge=1, description="the gate judges on at least this many held-out samples")
+    drifted_weight: float = Field(
+        0.8, ge=0, le=1, description="share of the gate's held-out score carried by the drifted window's samples"
+    )
+    min_drifted_labels: int = Field(
+        60, ge=0, description="labelled samples from the drifted window needed before a retrain starts"
+    )
     min_accuracy_gain: float = Field(0.02, ge=0, le=1, description="on the held-out recent slice")
     max_test_accuracy_drop: float = Field(0.02, ge=0, le=1, description="on the original test set")
     size_budget_bytes: int = Field(4_000_000, ge=1)
@@ -228,6 +244,12 @@ class ModelSettings(_Strict):
         if unknown:
             raise ValueError(
                 f"drift.columns names unknown columns: {', '.join(unknown)}; known: {', '.join(self.monitored_columns)}"
+            )
+        not_categorical = sorted(set(self.drift.slices or ()) - set(self.categorical_features))
+        if not_categorical:
+            raise ValueError(
+                f"drift.slices names no categorical feature: {', '.join(not_categorical)}; "
+                f"categorical features: {', '.join(self.categorical_features) or '(none)'}"
             )
         width = self.probabilities.width
         if width is not None and width != len(self.class_labels):

@@ -20,7 +20,7 @@ from pathlib import Path
 import jinja2
 
 from drift.errors import ValidationError
-from reports import view
+from reports import charts, view
 from reports.summary import IndexEntry, WeeklySummary
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -145,5 +145,24 @@ def render_weekly(summary: WeeklySummary, out_dir: Path) -> WeeklyReportFiles:
 def render_index(model: str, weeks: Sequence[IndexEntry], out_path: Path) -> Path:
     """Write the index of weekly reports of ``model``, newest week first, and return its path."""
     entries = sorted(weeks, key=lambda e: e.week, reverse=True)
-    html = environment().get_template("index.html.j2").render(model=str(model), weeks=entries)
+    references = {e.reference_week: e.serving_version for e in entries if e.reference_week}
+    trend = [
+        {
+            "week": e.week,
+            "estimated_accuracy": e.estimated_accuracy,
+            "estimate_low": None,
+            "estimate_high": None,
+            "realized_accuracy": e.realized_accuracy,
+            "realized_low": None,
+            "realized_high": None,
+            "label_coverage": e.label_coverage,
+        }
+        for e in reversed(entries)
+    ]
+    chart = charts.accuracy_svg(trend) if any(e.realized_accuracy or e.estimated_accuracy for e in entries) else None
+    html = (
+        environment()
+        .get_template("index.html.j2")
+        .render(model=str(model), weeks=entries, references=references, chart=chart)
+    )
     return write_atomic(Path(out_path), html)

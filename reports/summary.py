@@ -1,4 +1,4 @@
-"""The weekly summary (``summary.json``, schema 1), typed: what ``reports`` renders and the
+"""The weekly summary (``summary.json``, schema 2), typed: what ``reports`` renders and the
 report job fills.
 
 A tree of frozen dataclasses. :meth:`WeeklySummary.to_dict` is the JSON of ``summary.json``
@@ -19,13 +19,18 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Self
 
+from drift.concern import Concern, VerdictLevel
 from drift.errors import ValidationError
 from drift.records import Record
 from drift.result import ColumnKind
 from drift.segmentation import MaskQuality
+from reports.baselines import Baselines
+from reports.slices import Slices
 from storage.statuses import RetrainDecision, WeekStatus
 
-SCHEMA = 1
+SCHEMA = 2
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+READABLE_SCHEMAS = (1, 2)  # schema 1 (before verdict levels) is read as schema 2
 
 Number = int | float  # metrics keep ints as ints
 
@@ -43,18 +48,62 @@ class Window(_Record):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Verdict(_Record):
-    status: WeekStatus
-    headline: str
-    reasons: tuple[str, ...] = ()
+class Revision(_Record):
+    """Late labels changed the week's verdict after it was first given."""
+
+    at: datetime
+    previous: WeekStatus
+    why: str
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class Champion(_Record):
+class Verdict(_Record):
+    """``status``: no-data, or the level (ok, watch, act) of the week's main check, with its
+    concerns ranked by level, then impact (see :mod:`drift.concern`)."""
+
+    status: WeekStatus
+    headline: str
+    reasons: tuple[Concern, ...] = ()
+    revised: Revision | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ServingVersion(_Record):
+    """The version that served most of the week's predictions (not necessarily today's champion)."""
+
     version: int
     promoted_at: datetime | None
-    metrics: dict[str, Number]
+    metrics: dict[str, Number]  # the gate's figures when it was promoted
     export_dir: str | None
+    champion_now: bool  # whether it is still the champion when the report is written
+    reference_week: str | None = None  # the ISO week its reference set was taken from, if from a window
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ClassPerformance(_Record):
+    """Realized per-class precision, recall and F1 of the week, and its confusion matrix (rows: true)."""
+
+    labels: tuple[str, ...]
+    precision: tuple[float | None, ...]
+    recall: tuple[float | None, ...]
+    f1: tuple[float | None, ...]
+    support: tuple[int, ...]
+    confusion_matrix: tuple[tuple[int, ...], ...]
+    n_labelled: int
+    label_coverage: float
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Action(_Record):
+    """One thing to do this week, most useful first."""
+
+    kind: str  # label, retrain, slice, data
+    text: str
+    href: str | None = None  # a file next to the report (the CSV of predictions to label)
+
+    def __post_init__(self) -> None:
+        if self.href is not None and not _FILE_NAME.fullmatch(self.href):
+            raise ValidationError(f"summary action: href {self.href!r} must be a file name in the report's folder")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -203,6 +252,7 @@ class Performance(_Record):
     weeks: tuple[PerformanceWeek, ...]
     trustworthy: bool
     warning: str | None
+    classes: ClassPerformance | None = None  # the week's own labels, per class
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -248,7 +298,8 @@ class WeeklySummary(_Record):
     window: Window
     generated_at: datetime
     verdict: Verdict
-    champion: Champion | None = None
+    serving: ServingVersion | None = None
+    actions: tuple[Action, ...] = ()
     runs: tuple[CheckRun, ...] = ()
     features: tuple[ColumnRow, ...] | None = None  # most drifted first
     outputs: Outputs | None = None
@@ -258,6 +309,8 @@ class WeeklySummary(_Record):
     confidently_wrong: ConfidentlyWrong | None = None
     confident_outliers: ConfidentOutliers | None = None
     segmentation: Segmentation | None = None  # segmentation models only
+    slices: Slices | None = None  # per value of the categorical features
+    baselines: Baselines | None = None  # against the baseline version, and week over week
     retrains: tuple[Retrain, ...] = ()
     data_quality: DataQuality | None = None
     evidently_report: str | None = None  # the detail page's file name, in the same folder
@@ -271,14 +324,32 @@ class WeeklySummary(_Record):
         """
         if not isinstance(data, Mapping):
             raise ValidationError(f"summary must be an object, got {type(data).__name__}")
-        if data.get("schema") != SCHEMA:
-            raise ValidationError(f"summary schema {data.get('schema')!r} is not supported; allowed: {SCHEMA}")
-        return super().from_dict(data)
+        if data.get("schema") not in READABLE_SCHEMAS:
+            allowed = ", ".join(map(str, READABLE_SCHEMAS))
+            raise ValidationError(f"summary schema {data.get('schema')!r} is not supported; allowed: {allowed}")
+        return super().from_dict(_upgraded(data) if data.get("schema") == 1 else data)
+
+
+def _upgraded(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A schema-1 summary as schema 2: its status as a level, its reasons as policy concerns,
+    its champion as the serving version."""
+    out = dict(data) | {"schema": SCHEMA}
+    verdict = dict(out.get("verdict") or {})
+    status = WeekStatus.legacy(str(verdict.get("status", "no-data")))
+    level = VerdictLevel.OK if status in (WeekStatus.NO_DATA, WeekStatus.OK) else VerdictLevel(str(status))
+    verdict["status"] = status
+    verdict["reasons"] = [
+        {"kind": "policy", "level": level, "impact": 0.0, "text": str(r)} for r in verdict.get("reasons") or ()
+    ]
+    out["verdict"] = verdict
+    champion = out.pop("champion", None)
+    out["serving"] = None if champion is None else dict(champion) | {"champion_now": True}
+    return out
 
 
 _INDEX_WEEK = re.compile(r"\d{4}-W\d{2}")
 _RELATIVE_PATH = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
-STATUSES = (WeekStatus.OK, WeekStatus.DRIFT, WeekStatus.RETRAIN, WeekStatus.NO_DATA)
+STATUSES = tuple(WeekStatus)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -294,10 +365,21 @@ class IndexEntry:
     status: WeekStatus
     headline: str | None = None
     path: str = ""
+    revised: str | None = None  # "revised on DATE from LEVEL: why", when late labels changed the verdict
+    realized_accuracy: float | None = None
+    estimated_accuracy: float | None = None
+    n_labelled: int | None = None
+    label_coverage: float | None = None
+    features_drifted: int | None = None
+    features: int | None = None
+    serving_version: int | None = None
+    reference_week: str | None = None  # the serving version's reference week
 
     def __post_init__(self) -> None:
         if not isinstance(self.week, str) or not _INDEX_WEEK.fullmatch(self.week):
             raise ValidationError(f"index entry: week {self.week!r} is not like 2026-W38")
+        if isinstance(self.status, str) and self.status in ("drift", "retrain"):  # an index of schema 1
+            object.__setattr__(self, "status", WeekStatus.legacy(self.status))
         if self.status not in STATUSES:
             allowed = ", ".join(STATUSES)
             raise ValidationError(f"index entry {self.week}: status {self.status!r} is not one of {allowed}")
@@ -312,4 +394,25 @@ class IndexEntry:
     @classmethod
     def of(cls, summary: WeeklySummary) -> IndexEntry:
         """The index entry of a week's summary."""
-        return cls(week=summary.week, status=summary.verdict.status, headline=summary.verdict.headline)
+        revised = summary.verdict.revised
+        note = None
+        if revised is not None:
+            note = f"revised on {revised.at:%Y-%m-%d} from {revised.previous}: {revised.why}"
+        own = None
+        if summary.performance is not None:
+            own = next((w for w in summary.performance.weeks if w.week == summary.week), None)
+        serving = summary.serving
+        return cls(
+            week=summary.week,
+            status=summary.verdict.status,
+            headline=summary.verdict.headline,
+            revised=note,
+            realized_accuracy=own.realized_accuracy if own is not None else None,
+            estimated_accuracy=own.estimated_accuracy if own is not None else None,
+            n_labelled=own.n_labelled if own is not None else None,
+            label_coverage=own.label_coverage if own is not None else None,
+            features_drifted=sum(f.drifted for f in summary.features) if summary.features is not None else None,
+            features=len(summary.features) if summary.features is not None else None,
+            serving_version=serving.version if serving is not None else None,
+            reference_week=serving.reference_week if serving is not None else None,
+        )

@@ -168,25 +168,68 @@ def _segmentation(figure: Segmentation | None) -> dict[str, Any] | None:
     }
 
 
+METRIC_NAMES = {
+    "test_accuracy": "accuracy on the original test set",
+    "recent_accuracy": "accuracy on held-out recent data (the gate's claim)",
+    "recent_accuracy_unweighted": "accuracy on held-out recent data, unweighted",
+    "recent_confidently_wrong_rate": "confidently wrong on held-out recent data",
+    "champion_test_accuracy": "previous champion: accuracy on the original test set",
+    "champion_recent_accuracy": "previous champion: accuracy on held-out recent data",
+    "champion_recent_accuracy_unweighted": "previous champion: accuracy on held-out recent data, unweighted",
+    "champion_recent_confidently_wrong_rate": "previous champion: confidently wrong on held-out recent data",
+    "n_holdout": "held-out recent samples",
+    "n_holdout_drifted": "held-out samples from the drifted window",
+    "drifted_weight": "weight of the drifted window in the gate",
+}
+
+
+def readable_metric(key: str) -> str:
+    """A metric key as an owner reads it (unknown keys with their underscores as spaces)."""
+    return METRIC_NAMES.get(key, key.replace("_", " "))
+
+
+def _classes(performance: Performance | None) -> dict[str, Any] | None:
+    classes = performance.classes if performance is not None else None
+    if classes is None:
+        return None
+    return {
+        "n_labelled": classes.n_labelled,
+        "label_coverage": classes.label_coverage,
+        "labels": classes.labels,
+        "rows": [
+            {"label": label, "precision": p, "recall": r, "f1": f, "support": n}
+            for label, p, r, f, n in zip(
+                classes.labels, classes.precision, classes.recall, classes.f1, classes.support, strict=True
+            )
+        ],
+        "matrix": list(zip(classes.labels, classes.confusion_matrix, strict=True)),
+    }
+
+
 def build_view(summary: WeeklySummary) -> dict[str, Any]:
     """Everything the weekly template shows, with every key present (``None`` = no data)."""
     budget = [THUMBNAIL_BUDGET_CHARS]
     features = _column_rows(summary.features)
-    champion, quality = summary.champion, summary.data_quality
+    serving, quality = summary.serving, summary.data_quality
     return {
         "model": summary.model,
         "week": summary.week,
         "window": summary.window,
         "generated_at": summary.generated_at,
         "verdict": summary.verdict,
-        "champion": None
-        if champion is None
+        "actions": summary.actions,
+        "serving": None
+        if serving is None
         else {
-            "version": champion.version,
-            "promoted_at": champion.promoted_at,
-            "metrics": list(champion.metrics.items()),
-            "export_dir": champion.export_dir,
+            "version": serving.version,
+            "promoted_at": serving.promoted_at,
+            "metrics": [(readable_metric(k), m) for k, m in serving.metrics.items()],
+            "export_dir": serving.export_dir,
+            "champion_now": serving.champion_now,
         },
+        "classes": _classes(summary.performance),
+        "slices": summary.slices,
+        "baselines": summary.baselines,
         "segmentation": _segmentation(summary.segmentation),
         "runs": summary.runs,
         "features": features,

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from storage.errors import translated
-from storage.models import Label, PredictionLog, QuarantinedRow, RetrainRun
+from storage.models import DriftRun, Label, PredictionLog, QuarantinedRow, RetrainRun
 from storage.statuses import RetrainDecision
 
 
@@ -66,14 +66,21 @@ def quarantined(
 
 @translated
 def finished_retrains(session: Session, model_id: int, start: datetime, end: datetime) -> list[RetrainRun]:
-    """Retrains started in the period that ran to their end (promoted, rejected or failed), oldest first."""
+    """Retrains of the period that ran to their end (promoted, rejected or failed), oldest first.
+
+    A retrain belongs to the period whose check triggered it (its drift run's window ends in
+    ``(start, end]``), wherever it started: the retrain after a week's last check starts just
+    after the week. One without a triggering run belongs to the period it started in.
+    """
+    triggered_in = (DriftRun.window_end > start) & (DriftRun.window_end <= end)
+    started_in = (RetrainRun.started_at >= start) & (RetrainRun.started_at < end)
     return list(
         session.scalars(
             select(RetrainRun)
+            .outerjoin(DriftRun, DriftRun.id == RetrainRun.drift_run_id)
             .where(
                 RetrainRun.model_id == model_id,
-                RetrainRun.started_at >= start,
-                RetrainRun.started_at < end,
+                or_(triggered_in, DriftRun.id.is_(None) & started_in),
                 RetrainRun.decision.in_(RetrainDecision.finished()),
             )
             .order_by(RetrainRun.started_at)

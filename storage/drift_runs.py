@@ -3,13 +3,14 @@ predictions. What the weekly report and the runner read. Every function takes a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from storage.errors import translated
-from storage.models import DriftColumnResult, DriftRun, FlaggedPrediction, Model
+from storage.models import DriftColumnResult, DriftRun, FlaggedPrediction, Label, Model, PredictionLog
 
 
 @translated
@@ -75,3 +76,26 @@ def flagged_predictions(session: Session, run_id: int, kind: str, limit: int) ->
             .limit(limit)
         )
     )
+
+
+@translated
+def labelled_between(session: Session, model_id: int, version: int, start: datetime, end: datetime) -> int:
+    """Predictions of ``version`` logged in ``[start, end)`` that have a label now."""
+    p = PredictionLog
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(p)
+            .join(Label, (Label.model_id == p.model_id) & (Label.prediction_id == p.prediction_id))
+            .where(p.model_id == model_id, p.model_version == version, p.ts >= start, p.ts < end)
+        )
+        or 0
+    )
+
+
+@translated
+def set_revision(session: Session, run_id: int, revision: Mapping[str, str]) -> None:
+    """Record on run ``run_id`` that late labels changed the verdict of its window."""
+    run = session.get(DriftRun, run_id)
+    if run is not None:
+        run.revision = dict(revision)

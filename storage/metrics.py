@@ -50,6 +50,7 @@ class LatestRun:
     n_rows: int
     drifted: bool
     retrain_worthy: bool
+    verdict_level: str | None  # the stored verdict's level; None for runs stored before verdicts
     figures: dict[str, Any]
     columns: tuple[ColumnScore, ...]  # drifted ones first, then in stored order; at most the limit
     columns_total: int
@@ -107,6 +108,7 @@ def latest_runs(session: Session, model_id: int, *, max_versions: int, max_colum
                 n_rows=int(run.n_rows),
                 drifted=bool(run.drifted),
                 retrain_worthy=bool(run.retrain_worthy),
+                verdict_level=(run.verdict or {}).get("level"),
                 figures=dict(run.figures or {}),
                 columns=tuple(ColumnScore(column=n, score=s, drifted=bool(d)) for n, s, d in columns),
                 columns_total=int(total),

@@ -279,6 +279,8 @@ class DriftRun(Base):
     figures: Mapped[dict[str, Any]] = mapped_column(default=dict)
     engine: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    verdict: Mapped[dict[str, Any] | None] = mapped_column()  # drift.concern.Verdict; None before verdicts
+    revision: Mapped[dict[str, Any] | None] = mapped_column()  # set when late labels changed the verdict
 
 
 class DriftColumnResult(Base):

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from drift.concern import VerdictLevel
+
+__all__ = ["JobStatus", "RetrainDecision", "VerdictLevel", "WeekStatus"]
+
 
 class JobStatus(StrEnum):
     """A job run (``job_runs.status``)."""
@@ -34,28 +38,14 @@ class RetrainDecision(StrEnum):
 
 
 class WeekStatus(StrEnum):
-    """The verdict of a weekly report, worst last."""
+    """The verdict of a weekly report, worst last: no data, or a verdict level (ok, watch, act)."""
 
     NO_DATA = "no-data"
     OK = "ok"
-    DRIFT = "drift"
-    RETRAIN = "retrain"
-
-
-class VerdictLevel(StrEnum):
-    """How much a checked window asks of its owner, lowest first (alerts and metrics rank by it)."""
-
-    OK = "ok"
-    WATCH = "watch"  # something drifted; nothing to do yet
-    ACT = "act"  # retrain-worthy
+    WATCH = "watch"
+    ACT = "act"
 
     @classmethod
-    def of(cls, *, drifted: bool, retrain_worthy: bool) -> VerdictLevel:
-        if retrain_worthy:
-            return cls.ACT
-        return cls.WATCH if drifted else cls.OK
-
-    @property
-    def rank(self) -> int:
-        """0 ok, 1 watch, 2 act (the ``driftkeeper_verdict_level`` gauge)."""
-        return list(VerdictLevel).index(self)
+    def legacy(cls, value: str) -> WeekStatus:
+        """A status of a schema-1 summary ("drift", "retrain") as today's."""
+        return {"drift": cls.WATCH, "retrain": cls.ACT}.get(value) or cls(value)

@@ -44,10 +44,32 @@ class Blind(Record):
         return text
 
 
+@dataclass(frozen=True, kw_only=True)
+class WindowQuality:
+    """A window's accepted rows against its quarantined ones, and whether it is blind."""
+
+    accepted: int
+    quarantined: int
+    main_reason: str | None
+    blind: Blind | None
+
+    @property
+    def quarantine_share(self) -> float | None:
+        total = self.accepted + self.quarantined
+        return self.quarantined / total if total else None
+
+
 def blindness(
     session: Session, model_id: int, accepted: dict[int, int], start: datetime, end: datetime
 ) -> Blind | None:
-    """Whether the window ``[start, end)`` is blind, given its accepted rows by version.
+    """Whether the window ``[start, end)`` is blind (see :func:`window_quality`)."""
+    return window_quality(session, model_id, accepted, start, end).blind
+
+
+def window_quality(
+    session: Session, model_id: int, accepted: dict[int, int], start: datetime, end: datetime
+) -> WindowQuality:
+    """The quality of the window ``[start, end)``, given its accepted rows by version.
 
     Blind: no accepted row at all; or none of the version that was champion when the window
     began (promoted before it, so it should have served all of it); or more than half of the
@@ -65,9 +87,8 @@ def blindness(
         why = f"no accepted predictions of the champion (version {champion.version}) in the window"
     elif quarantined > MOSTLY * (quarantined + total):
         why = f"most rows were quarantined ({quarantined:,} of {quarantined + total:,})"
-    if why is None:
-        return None
-    return Blind(reason=why, accepted=total, quarantined=quarantined, main_reason=main)
+    blind = None if why is None else Blind(reason=why, accepted=total, quarantined=quarantined, main_reason=main)
+    return WindowQuality(accepted=total, quarantined=quarantined, main_reason=main, blind=blind)
 
 
 def _main_reason(reasons: list[tuple[str | None, str, int]]) -> str | None:

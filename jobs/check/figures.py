@@ -110,11 +110,31 @@ class EstimateCheckFigure(Record):
     z_score: float | None
     p_value: float | None
     tolerance: float | None
+    variance: str = "binomial"  # "exact": sum p(1-p) of the labelled rows; "binomial": e(1-e)/n (older runs)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CoverageFigure(Record):
+    """How much of the window's embedding lies past the reference's outlier threshold."""
+
+    n: int
+    n_far: int
+    far_share: float
+    expected_share: float
+    p_value: float
+    unreliable: bool
+    reason: str | None
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class EstimateFigure(Record):
-    """The label-free accuracy estimate from calibrated confidences, with its interval."""
+    """The label-free accuracy estimate, with its interval (see :mod:`drift.estimate`).
+
+    ``method`` names the estimator; ``unknown_share`` is the share of the window counted as
+    unknown because its embedding lies where the reference had none, and ``unreliable`` (with
+    ``unreliable_reason``) says the embedding shows a shift the calibration never saw. Runs
+    stored before these fields read with their defaults.
+    """
 
     estimate: float
     ci: tuple[float, float]
@@ -131,6 +151,12 @@ class EstimateFigure(Record):
     trustworthy: bool
     warning: str | None
     check: EstimateCheckFigure | None = None
+    method: str = "calibrated_confidence"
+    effective_sample_size: float | None = None
+    unknown_share: float = 0.0
+    unreliable: bool = False
+    unreliable_reason: str | None = None
+    coverage: CoverageFigure | None = None
 
 
 SegmentationFigure = MaskQuality  # mean IoU of the labelled masks (segmentation models)

@@ -7,7 +7,12 @@
   space (Mahalanobis distance past the reference's own 99th percentile);
 * calibration (reliability curves, ECE) of the reference and of the window;
 * a label-free accuracy estimate from calibrated confidences (calibration fitted on the
-  reference's labelled rows), checked against realized accuracy when labels exist.
+  reference's labelled rows, per predicted label where a label has enough of them), with the
+  window's rows whose embedding lies past the reference's outlier threshold (beyond the
+  reference's own share) counted as unknown and the estimate marked unreliable when there are
+  significantly many (:func:`drift.estimators.coverage_adjusted`,
+  :func:`drift.estimators.embedding_coverage`); checked against realized accuracy, with the
+  exact variance of the labelled rows, when labels exist.
 
 Segmentation models log per-image summaries (pixel share per class as ``probabilities``, the
 mean pixel confidence as ``confidence``) and, optionally, the predicted mask's URI; labels may
@@ -33,6 +38,7 @@ from drift import ReferenceProfile
 from drift.calibration import reliability_curve
 from drift.errors import ValidationError
 from drift.estimate import estimate_from_sums
+from drift.estimators import coverage_adjusted, embedding_coverage
 from drift.outliers import EmbeddingOutlierDetector
 from drift.performance import check_estimate, confidently_wrong, estimate_accuracy, realized_performance
 from drift.segmentation import confident_mask_errors, iou_per_class
@@ -263,7 +269,7 @@ def findings_inputs(
     """What a pass over the window's rows needs for the label-free findings, and the reference's labels."""
     ref = reference_labels(session, model, model_row, version, reference_row) if model.task != "segmentation" else None
     calibration = (
-        Calibration.fit(ref.confidence, ref.correct) if ref is not None and len(ref) >= MIN_LABELS else None
+        Calibration.fit(ref.confidence, ref.correct, ref.y_pred) if ref is not None and len(ref) >= MIN_LABELS else None
     )
     inputs = FindingsInputs(
         detector=_outlier_detector(model, reference),
@@ -362,34 +368,62 @@ def compute_findings(
         "current": _curve(current),
     }
     if ref is not None and inputs.calibration is not None and state.estimate is not None:
-        calibrator = inputs.calibration.calibrator
-        estimate = estimate_from_sums(calibrator, state.estimate)
-        sample = reference.stats.sample.rows
-        reference_estimate = (
-            estimate_accuracy(calibrator, sample["confidence"].to_numpy()).estimate
-            if "confidence" in sample.columns and len(sample)
-            else float(ref.correct.mean())
-        )
-        entry: dict[str, Any] = estimate.to_dict() | {
-            "accuracy": estimate.estimate,
-            # the same estimator on the reference's own inputs, so that a drop compares like with like
-            "reference_accuracy": reference_estimate,
-            "reference_realized_accuracy": float(ref.correct.mean()),
-            "trustworthy": True,
-            "warning": None,
-        }
-        if current is not None and len(current) >= MIN_LABELS:
-            on_labelled = estimate_accuracy(calibrator, current.confidence)
-            verdict = check_estimate(on_labelled, float(current.correct.mean()), len(current))
-            entry["check"] = verdict.to_dict()
-            entry["trustworthy"] = verdict.trustworthy
-            if not verdict.trustworthy:
-                entry["warning"] = (
-                    "the calibration fitted on the reference no longer holds (realized "
-                    f"{verdict.realized:.1%} vs estimated {verdict.estimated:.1%}); do not trust the estimate"
-                )
-        figures["estimated_performance"] = entry
+        figures["estimated_performance"] = _estimate_entry(inputs, state, reference, ref, current)
     return Findings(figures=CheckFigures.from_dict(figures), flagged=tuple(flagged))
+
+
+def _estimate_entry(
+    inputs: FindingsInputs,
+    state: DayFindings,
+    reference: ReferenceProfile,
+    ref: LabelledArrays,
+    current: LabelledArrays | None,
+) -> dict[str, Any]:
+    """The estimate of the window from its merged sums, its coverage, and its check against labels."""
+    assert inputs.calibration is not None and state.estimate is not None
+    calibrator = inputs.calibration.calibrator
+    sums = state.estimate
+    estimate = estimate_from_sums(calibrator, sums)
+    coverage = None
+    if inputs.detector is not None and sums.n_far is not None and sums.sum_p_far is not None:
+        expected = 1.0 - inputs.detector.quantile
+        coverage = embedding_coverage(sums.n_far, sums.n, expected_share=expected)
+        estimate = coverage_adjusted(estimate, n_far=sums.n_far, sum_p_far=sums.sum_p_far, expected_share=expected)
+    sample = reference.stats.sample.rows
+    reference_estimate = (
+        estimate_accuracy(
+            calibrator,
+            sample["confidence"].to_numpy(),
+            sample["predicted"].astype(str).to_numpy() if "predicted" in sample.columns else None,
+        ).estimate
+        if "confidence" in sample.columns and len(sample)
+        else float(ref.correct.mean())
+    )
+    entry: dict[str, Any] = estimate.to_dict() | {
+        "accuracy": estimate.estimate,
+        # the same estimator on the reference's own inputs, so that a drop compares like with like
+        "reference_accuracy": reference_estimate,
+        "reference_realized_accuracy": float(ref.correct.mean()),
+        "trustworthy": True,
+        "warning": None,
+        "unreliable": coverage is not None and coverage.unreliable,
+        "unreliable_reason": coverage.reason if coverage is not None else None,
+        "coverage": coverage.to_dict() if coverage is not None else None,
+    }
+    if current is not None and len(current) >= MIN_LABELS:
+        # the calibrated estimate of the labelled rows themselves: its sampling variance is exact
+        on_labelled = estimate_accuracy(calibrator, current.confidence, current.y_pred.astype(str))
+        verdict = check_estimate(on_labelled, float(current.correct.mean()), len(current))
+        entry["check"] = verdict.to_dict()
+        entry["trustworthy"] = verdict.trustworthy
+        if not verdict.trustworthy:
+            entry["warning"] = (
+                "the calibration fitted on the reference no longer holds (realized "
+                f"{verdict.realized:.1%} vs estimated {verdict.estimated:.1%}); do not trust the estimate"
+            )
+    if entry["warning"] is None and coverage is not None and coverage.unreliable:
+        entry["warning"] = coverage.reason
+    return entry
 
 
 def _with_true_labels(outliers: tuple[Flagged, ...], labelled: tuple[np.ndarray, ...] | None) -> list[Flagged]:

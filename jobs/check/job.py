@@ -16,18 +16,20 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from drift import DriftResult, compare_profiles
+from drift.concern import Verdict
 from drift.errors import ReferenceSetNotFound
-from jobs.check.blind import Blind, blindness
+from jobs.check.blind import Blind, WindowQuality, window_quality
 from jobs.check.figures import CheckFigures
 from jobs.check.findings import compute_findings, findings_inputs
 from jobs.check.flagged import Flagged
 from jobs.check.policy import retrain_decision
 from jobs.check.reference import load_reference
+from jobs.check.verdict import window_verdict
 from jobs.check.windows import DayProfile, store_days, window_profile
-from jobs.config import Settings
+from jobs.config import ModelSettings, Settings
 from storage import quarantine, repository
 from storage.clock import wall_clock
-from storage.models import DriftColumnResult, DriftRun, FlaggedPrediction
+from storage.models import DriftColumnResult, DriftRun, FlaggedPrediction, Model
 from storage.windows import versions_in_window
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,8 @@ class CheckReport:
     flagged: tuple[Flagged, ...] = ()
     skipped: str | None = None
     blind: Blind | None = None
+    verdict: Verdict | None = None  # None: a window too small to judge
+    revision: dict[str, str] | None = None  # late labels changed the verdict of this (past) window
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +73,8 @@ class CheckReport:
             "reasons": list(self.reasons),
             "skipped": self.skipped,
             "blind": self.blind.to_dict() if self.blind is not None else None,
+            "verdict": self.verdict.to_dict() if self.verdict is not None else None,
+            "revision": self.revision,
             "figures": self.figures.to_dict() if self.figures is not None else {},
             "flagged": [f.to_dict() for f in self.flagged],
             "result": self.result.to_dict() if self.result is not None else None,
@@ -94,6 +100,8 @@ class CheckReport:
             flagged=tuple(Flagged.from_dict(f) for f in data["flagged"]),
             skipped=data["skipped"],
             blind=Blind.from_dict(data["blind"]) if data.get("blind") else None,
+            verdict=Verdict.from_dict(data["verdict"]) if data.get("verdict") else None,
+            revision=data.get("revision"),
         )
 
 
@@ -175,10 +183,12 @@ def check(
         if missing:  # versions without a reference were not profiled: count their rows
             counted = quarantine.accepted_between(session, model_id, start, end)
             accepted |= {v: n for v, n in counted.items() if v in missing}
-        blind = blindness(session, model_id, accepted, start, end)
-        if blind is not None:
+        quality = window_quality(session, model_id, accepted, start, end)
+        if quality.blind is not None:
+            blind = quality.blind
             log.warning("check %s %s..%s: %s", model.name, f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}", blind.message)
             reports = _with_blind(reports, blind, model.name, start, end)
+        reports = [_judged(session, model, model_row, r, quality) for r in reports]
     with session_factory.begin() as session:  # one short write transaction for all of it
         store_days(session, tuple(days))
         for i, report in enumerate(reports):
@@ -201,6 +211,27 @@ def check(
                 f" ({'; '.join(report.reasons)})" if report.reasons else "",
             )
     return reports
+
+
+def _judged(
+    session: Session, model: ModelSettings, model_row: Model, report: CheckReport, quality: WindowQuality
+) -> CheckReport:
+    """The report with its verdict (a compared window, or a blind one)."""
+    if report.result is None and report.blind is None:
+        return report
+    claim = None
+    if report.version is not None:
+        metrics = repository.get_version(session, model_row, report.version).metrics or {}
+        claim = metrics.get("recent_accuracy") if isinstance(metrics.get("recent_accuracy"), int | float) else None
+    verdict = window_verdict(
+        model,
+        report.result,
+        report.figures,
+        retrain_reasons=report.reasons if report.retrain_worthy else (),
+        quality=quality,
+        gate_claim=claim,
+    )
+    return replace(report, verdict=verdict)
 
 
 def _with_blind(
@@ -250,6 +281,7 @@ def _store_run(session: Session, model_id: int, report: CheckReport) -> DriftRun
         figures=report.figures.to_dict() if report.figures is not None else {},
         engine=result.engine,
         created_at=wall_clock(),
+        verdict=report.verdict.to_dict() if report.verdict is not None else None,
     )
     session.add(run)
     session.flush()

@@ -8,7 +8,10 @@ reads no row for these parts:
 * confident outliers: their count and the top ``TOP_K`` by outlier score (a bounded heap);
 * the accuracy estimate's :class:`~drift.estimate.CalibratedSums`, tied to the calibration
   they were made with (``calibration`` is its fingerprint): new reference labels mean a new
-  calibrator, and the day is recomputed.
+  calibrator, and the day is recomputed. With an embedding they also count the rows past the
+  reference's outlier threshold (and their calibrated probabilities), which the estimate counts
+  as unknown and which mark it unreliable; days stored before those counts existed carry
+  another fingerprint and are recomputed (or, pruned, merge without an estimate).
 
 Label-dependent findings (realized performance, confidently wrong, calibration curves) are
 not kept here: labels arrive for weeks, so each check computes them from the window's
@@ -25,26 +28,38 @@ from typing import Any
 import numpy as np
 
 from drift.calibration import ConfidenceCalibrator
-from drift.estimate import CalibratedSums
+from drift.estimate import CalibratedSums, Calibrator, ClassCalibrator
 from drift.outliers import EmbeddingOutlierDetector
 from jobs.check.flagged import Flagged, FlagKind
 
 TOP_K = 20  # confident outliers kept per day: a week's top 20 is among its days' top 20s
+CLASS_CALIBRATION_MIN = 500  # reference rows a predicted label needs for a calibrator of its own
+_ESTIMATE_VERSION = b"estimate-v2"  # per-class calibration, far-row counts: older days are recomputed
 
 
 @dataclass(frozen=True, kw_only=True)
 class Calibration:
-    """The reference-fitted calibrator of the accuracy estimate, with the fingerprint of its inputs."""
+    """The reference-fitted calibrator of the accuracy estimate, with the fingerprint of its inputs.
 
-    calibrator: ConfidenceCalibrator
+    With the reference's logged predicted labels, a label with at least ``CLASS_CALIBRATION_MIN``
+    reference rows gets a calibrator of its own (:class:`~drift.estimate.ClassCalibrator`).
+    """
+
+    calibrator: Calibrator
     fingerprint: str
 
     @classmethod
-    def fit(cls, confidence: np.ndarray, correct: np.ndarray) -> Calibration:
-        digest = hashlib.sha256()
+    def fit(cls, confidence: np.ndarray, correct: np.ndarray, predicted: np.ndarray | None = None) -> Calibration:
+        digest = hashlib.sha256(_ESTIMATE_VERSION)
         digest.update(np.ascontiguousarray(confidence, dtype=np.float64).tobytes())
         digest.update(np.ascontiguousarray(correct, dtype=bool).tobytes())
-        return cls(calibrator=ConfidenceCalibrator().fit(confidence, correct), fingerprint=digest.hexdigest()[:32])
+        calibrator: Calibrator
+        if predicted is not None:
+            digest.update("\x1f".join(str(v) for v in predicted).encode())
+            calibrator = ClassCalibrator(CLASS_CALIBRATION_MIN).fit(confidence, correct, predicted)
+        else:
+            calibrator = ConfidenceCalibrator().fit(confidence, correct)
+        return cls(calibrator=calibrator, fingerprint=digest.hexdigest()[:32])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,9 +90,11 @@ class DayFindings:
     ) -> DayFindings:
         outliers: list[Flagged] = []
         n_outliers = 0
+        far: np.ndarray | None = None
         if detector is not None and embedding is not None and len(confidence):
             scores = detector.score(embedding)
-            mask = (confidence >= min_confidence) & (scores > detector.threshold_)
+            far = scores > detector.threshold_
+            mask = (confidence >= min_confidence) & far
             n_outliers = int(mask.sum())
             index = np.flatnonzero(mask)
             best = heapq.nlargest(top_k, index, key=lambda i: (float(scores[i]), str(prediction_id[i])))
@@ -99,7 +116,11 @@ class DayFindings:
             n_outliers=n_outliers,
             outliers=tuple(outliers),
             calibration=calibration.fingerprint if calibration is not None else None,
-            estimate=CalibratedSums.of(calibration.calibrator, confidence) if calibration is not None else None,
+            estimate=(
+                CalibratedSums.of(calibration.calibrator, confidence, predicted_label, far)
+                if calibration is not None
+                else None
+            ),
             top_k=top_k,
         )
 

@@ -1,12 +1,13 @@
 """The weekly report job: gather what the checks, findings and retrains stored for one ISO week
-of one model as a :class:`reports.summary.WeeklySummary` (``summary.json``, schema 1), and
+of one model as a :class:`reports.summary.WeeklySummary` (``summary.json``, schema 2), and
 render it.
 
 The report only reads: it never runs a check nor stores a profile. The runner
 (:mod:`jobs.runner.execute`) checks the week first when no drift run of it is stored.
 
-Files: ``<reports dir>/<model>/<YYYY>-W<ww>/report.html``, ``summary.json`` and (on a bounded
-sample) ``evidently.html``; ``<reports dir>/<model>/index.html`` lists every week.
+Files: ``<reports dir>/<model>/<YYYY>-W<ww>/report.html``, ``summary.json``, ``to_label.csv``
+(the predictions worth a label) and (on a bounded sample) ``evidently.html``;
+``<reports dir>/<model>/index.html`` lists every week.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from jobs.check.figures import CheckFigures, stored_figures
 from jobs.check.reference import load_reference
 from jobs.check.windows import window_profile
 from jobs.config import ModelSettings, Settings
-from jobs.report import sections
+from jobs.report import judgement, sections
+from jobs.report.baselines import week_baselines
 from jobs.report.sections import TREND_WEEKS
+from jobs.report.slices import week_slices
 from jobs.report.weeks import iso_week, last_complete_week, week_window
-from jobs.retrain import registry
 from reports.summary import (
-    Champion,
     CheckRun,
     ClassDistribution,
     ColumnRow,
@@ -42,8 +43,8 @@ from reports.summary import (
     Embedding,
     IndexEntry,
     Outputs,
+    Performance,
     TrendPoint,
-    Verdict,
     WeeklySummary,
     Window,
 )
@@ -105,6 +106,14 @@ def weekly_report(
     with session_factory() as session:  # read only
         model_row = repository.get_model(session, model.name)
         summary, samples = build_summary(session, settings, model, model_row, week, start, end, now)
+        runs = drift_runs.runs_ending(session, model_row.id, end)
+        main_run = max(runs, key=lambda r: (r.n_rows, r.id)) if runs else None
+        to_label = judgement.write_to_label(session, main_run, out_dir / judgement.TO_LABEL)
+    main_figures = stored_figures(main_run.figures) if main_run is not None else None
+    summary = replace(
+        summary,
+        actions=judgement.actions(summary.verdict, main_figures, to_label=to_label, retrained=bool(summary.retrains)),
+    )
     evidently_path = None
     if evidently and samples is not None:
         try:
@@ -132,6 +141,33 @@ def weekly_report(
         index=index,
         evidently=evidently_path,
     )
+
+
+def stale_weeks(session_factory: sessionmaker[Session], settings: Settings, model_name: str, week: str) -> list[str]:
+    """The ``drift.revise_weeks`` weeks before ``week`` whose report predates their latest check
+    (late labels revised them): their pages are written again."""
+    model = settings.model(model_name)
+    start, _ = week_window(week)
+    stale: list[str] = []
+    with session_factory() as session:
+        try:
+            model_row = repository.get_model(session, model.name)
+        except NotFoundError:  # nothing ingested: nothing written before
+            return stale
+        for back in range(model.drift.revise_weeks, 0, -1):
+            past = iso_week(start - timedelta(days=7 * back))
+            path = settings.paths.reports_dir / model.name / past / "summary.json"
+            runs = drift_runs.runs_ending(session, model_row.id, week_window(past)[1])
+            if not runs or not path.is_file():
+                continue
+            try:
+                written = WeeklySummary.from_dict(json.loads(path.read_text(encoding="utf-8"))).generated_at
+            except (OSError, ValueError):
+                stale.append(past)  # unreadable: written again
+                continue
+            if max(r.created_at for r in runs) > written:
+                stale.append(past)
+    return stale
 
 
 def _index_entries(model_dir: Path) -> list[IndexEntry]:
@@ -166,10 +202,10 @@ def build_summary(
         week=week,
         window=Window(start=start, end=end),
         generated_at=wall_clock(),
-        verdict=_verdict(runs, results),
-        champion=_champion(session, model_row),
+        verdict=judgement.week_verdict(model, runs, results),
+        serving=judgement.serving_version(session, model_row, main.version if main is not None else None),
         runs=tuple(_run(r, results[r.id]) for r in runs),
-        performance=sections.performance(session, model_row, end, main),
+        performance=_with_classes(sections.performance(session, model_row, end, main), main),
         retrains=sections.retrains(session, model_row, start, end),
         data_quality=sections.data_quality(session, model_row, start, end),
     )
@@ -203,6 +239,8 @@ def build_summary(
         confidently_wrong=sections.confidently_wrong(session, model, main, figures.confidently_wrong),
         confident_outliers=sections.confident_outliers(session, model, main, figures.confident_outliers),
         segmentation=figures.segmentation,
+        slices=week_slices(session, model, model_row, main.version, start, end),
+        baselines=week_baselines(session, model, model_row, main.version, start, end, max(now, end)),
     )
     return summary, samples
 
@@ -225,32 +263,11 @@ def _run(run: DriftRun, result: DriftResult) -> CheckRun:
     )
 
 
-def _verdict(runs: list[DriftRun], results: dict[int, DriftResult]) -> Verdict:
-    if not runs:
-        return Verdict(status=WeekStatus.NO_DATA, headline="no checked predictions this week")
-    reasons = tuple(r for run in runs for r in run.reasons)
-    if any(r.retrain_worthy for r in runs):
-        headline = "retrain-worthy: " + (reasons[0] if reasons else "see below")
-        return Verdict(status=WeekStatus.RETRAIN, headline=headline, reasons=reasons)
-    if any(r.drifted for r in runs):
-        drifted = [c for r in runs for c in results[r.id].drifted_columns]
-        headline = f"drift in {len(drifted)} columns, below the retrain policy"
-        return Verdict(status=WeekStatus.DRIFT, headline=headline, reasons=reasons)
-    total = sum(r.n_rows for r in runs)
-    return Verdict(status=WeekStatus.OK, headline=f"no drift in {total:,} predictions", reasons=reasons)
-
-
-def _champion(session: Session, model_row: Model) -> Champion | None:
-    try:
-        row = registry.champion(session, model_row)
-    except NotFoundError:
-        return None
-    return Champion(
-        version=row.version,
-        promoted_at=row.promoted_at,
-        metrics=sections.numbers(row.metrics),
-        export_dir=row.export_dir,
-    )
+def _with_classes(performance: Performance | None, main: DriftRun | None) -> Performance | None:
+    """The performance section with the week's own per-class figures."""
+    if performance is None or main is None:
+        return performance
+    return replace(performance, classes=judgement.class_performance(stored_figures(main.figures)))
 
 
 def _column(c: ColumnDrift, trends: dict[str, tuple[TrendPoint, ...]]) -> ColumnRow:

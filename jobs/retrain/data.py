@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -84,14 +83,6 @@ class Samples:
         return (self.confidence >= threshold) & (self.predicted != self.y)
 
 
-def in_holdout(prediction_ids: np.ndarray, share: float) -> np.ndarray:
-    """A stable split by prediction id: the same sample is always on the same side."""
-    cut = int(share * 10_000)
-    return np.array(
-        [int(hashlib.sha1(str(p).encode()).hexdigest()[:8], 16) % 10_000 < cut for p in prediction_ids], dtype=bool
-    )
-
-
 def _readable(model: ModelSettings, rows: LoggedRows) -> tuple[np.ndarray, list[Path]]:
     paths = [within_roots(uri, model.image_roots) for uri in rows.input_uri]
     keep = np.array([p is not None for p in paths], dtype=bool)
@@ -138,6 +129,12 @@ def labelled_samples(
             np.concatenate([p.ts.tz_convert("UTC").tz_localize(None).to_numpy() for p in parts])
         ).tz_localize("UTC"),
     )
+
+
+def labelled_count(session: Session, model: ModelSettings, model_row: Model, start: datetime, end: datetime) -> int:
+    """Labelled predictions of [start, end), readable images or not."""
+    rows = iter_rows(session, model_row.id, layout(model), start=start, end=end, labelled_only=True, with_uris=False)
+    return sum(len(r.prediction_id) for r in rows)
 
 
 def window_inputs(

@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from drift import ReferenceProfile
 from jobs.check.frames import model_frame
 from jobs.check.reference import build_reference
-from jobs.config import ModelSettings, Settings
+from jobs.config import ModelSettings, RetrainSettings, Settings
 from jobs.retrain.data import BaseData, Samples, window_inputs
+from jobs.retrain.periods import HoldoutScore, HoldoutSplit, score
 from storage import repository
 
 
@@ -135,48 +136,48 @@ def judge(
     version: int,
     plan: Any,
     base: BaseData,
+    split: HoldoutSplit,
     holdout: Samples,
     window: tuple[datetime, datetime],
 ) -> GateDecision:
-    """The gate: recent-data gain, original-test tolerance, confidently-wrong rate, then the export."""
+    """The gate: recent-data gain (weighted by period, see jobs.retrain.periods), original-test
+    tolerance, confidently-wrong rate, then the export. ``holdout`` holds ``split``'s held-out
+    samples, in order."""
+    from jobs.ml.cnn import predict
     from jobs.ml.train import evaluate
 
     policy = model.retrain
     threshold = model.confidence_threshold
-    data = {"window": [t.isoformat() for t in window], "n_holdout": len(holdout)}
+    n_drifted = split.n_drifted_held()
+    data = {
+        "window": [t.isoformat() for t in window],
+        "drift_window": [t.isoformat() for t in plan.drift_window] if plan.drift_window else None,
+        "periods": [p.to_dict() for p in split.periods],
+        "n_holdout": len(holdout),
+        "n_holdout_drifted": n_drifted,
+    }
     if len(holdout) < policy.min_holdout:
         reason = f"only {len(holdout)} held-out recent samples to judge on (< {policy.min_holdout})"
         return GateDecision(promote=False, reasons=(reason,), data=data)
+    if plan.drift_window is not None and n_drifted == 0:
+        reason = f"no held-out labelled samples from the drifted window (since {plan.drift_window[0]:%Y-%m-%d})"
+        return GateDecision(promote=False, reasons=(reason,), data=data)
     champ_test = evaluate(champion_path, base.x_test, base.y_test, threshold)
     chal_test = evaluate(challenger, base.x_test, base.y_test, threshold)
-    champ_recent = evaluate(champion_path, holdout.images, holdout.y, threshold)
-    chal_recent = evaluate(challenger, holdout.images, holdout.y, threshold)
-    metrics = {
-        "test_accuracy": chal_test.accuracy,
-        "recent_accuracy": chal_recent.accuracy,
-        "recent_confidently_wrong_rate": chal_recent.confidently_wrong_rate,
-        "champion_test_accuracy": champ_test.accuracy,
-        "champion_recent_accuracy": champ_recent.accuracy,
-        "champion_recent_confidently_wrong_rate": champ_recent.confidently_wrong_rate,
-        "n_holdout": len(holdout),
-    }
-    gain = chal_recent.accuracy - champ_recent.accuracy
-    drop = champ_test.accuracy - chal_test.accuracy
-    failures = []
-    if gain < policy.min_accuracy_gain:
-        failures.append(
-            f"recent accuracy {chal_recent.accuracy:.1%} vs champion {champ_recent.accuracy:.1%}: "
-            f"gain {gain:+.1%} < {policy.min_accuracy_gain:.1%}"
-        )
-    if drop > policy.max_test_accuracy_drop:
-        failures.append(f"original test accuracy dropped {drop:.1%} (> {policy.max_test_accuracy_drop:.1%})")
-    if chal_recent.confidently_wrong_rate > champ_recent.confidently_wrong_rate:
-        failures.append(
-            f"confidently-wrong rate {chal_recent.confidently_wrong_rate:.1%} worse than the champion's "
-            f"{champ_recent.confidently_wrong_rate:.1%}"
-        )
+    scores = _holdout_score(
+        split,
+        predict(champion_path, holdout.images),
+        predict(challenger, holdout.images),
+        holdout,
+        threshold,
+        policy.drifted_weight,
+    )
+    metrics = {"test_accuracy": chal_test.accuracy, "champion_test_accuracy": champ_test.accuracy, **scores.to_dict()}
+    failures = recent_failures(
+        policy, scores, test_accuracy=chal_test.accuracy, champion_test_accuracy=champ_test.accuracy
+    )
     passed = [
-        f"recent accuracy {champ_recent.accuracy:.1%} -> {chal_recent.accuracy:.1%}",
+        f"recent accuracy {scores.champion_accuracy:.1%} -> {scores.accuracy:.1%} ({scores.weighting})",
         f"test accuracy {champ_test.accuracy:.1%} -> {chal_test.accuracy:.1%}",
     ]
     if failures:
@@ -186,6 +187,44 @@ def judge(
         return GateDecision(promote=False, reasons=tuple(export["reasons"]), metrics=metrics, export=export, data=data)
     return GateDecision(
         promote=True, reasons=(*passed, "TFLite export verified"), metrics=metrics, export=export, data=data
+    )
+
+
+def recent_failures(
+    policy: RetrainSettings, scores: HoldoutScore, *, test_accuracy: float, champion_test_accuracy: float
+) -> list[str]:
+    """Why the challenger may not replace the champion on these figures (nothing: it may)."""
+    gain = scores.accuracy - scores.champion_accuracy
+    drop = champion_test_accuracy - test_accuracy
+    failures = []
+    if gain < policy.min_accuracy_gain:
+        failures.append(
+            f"recent accuracy {scores.accuracy:.1%} vs champion {scores.champion_accuracy:.1%} "
+            f"({scores.weighting}): gain {gain:+.1%} < {policy.min_accuracy_gain:.1%}"
+        )
+    if drop > policy.max_test_accuracy_drop:
+        failures.append(f"original test accuracy dropped {drop:.1%} (> {policy.max_test_accuracy_drop:.1%})")
+    if scores.confidently_wrong_rate > scores.champion_confidently_wrong_rate:
+        failures.append(
+            f"confidently-wrong rate {scores.confidently_wrong_rate:.1%} worse than the champion's "
+            f"{scores.champion_confidently_wrong_rate:.1%}"
+        )
+    return failures
+
+
+def _holdout_score(
+    split: HoldoutSplit, champion: Any, challenger: Any, holdout: Samples, threshold: float, drifted_weight: float
+) -> HoldoutScore:
+    """Both models' weighted figures on the held-out slice, from their predictions."""
+    correct = challenger.predicted == holdout.y
+    champion_correct = champion.predicted == holdout.y
+    return score(
+        split,
+        correct=correct,
+        confidently_wrong=~correct & (challenger.confidence >= threshold),
+        champion_correct=champion_correct,
+        champion_confidently_wrong=~champion_correct & (champion.confidence >= threshold),
+        drifted_weight=drifted_weight,
     )
 
 

@@ -6,7 +6,11 @@ production samples arrived since the champion was deployed, the cooldown has pas
 other process holds the model's retrain lease (``--force`` skips the first three, never the
 lease). The challenger learns from the champion's training set plus the labelled production
 samples (recent ones weighted up, confidently-wrong ones always in), and is judged on data it
-never saw: the original test set and a held-out slice of the recent labelled samples. It is
+never saw: the original test set and a held-out slice of the recent labelled samples. That
+slice represents the drifted data: the recent window is cut into periods (jobs.retrain.periods),
+each gives the same share to the slice, and the periods since the drifted window began (the
+first of the champion's unbroken retrain-worthy checks) carry ``drifted_weight`` of the score;
+a retrain waits until that window has ``min_drifted_labels`` labels. The challenger is
 promoted only if it beats the champion on the recent slice by the configured margin, loses no
 more than the tolerance on the original test set, is not more often confidently wrong, and its
 TFLite export passes its checks. Every decision is stored with its figures and reasons; a
@@ -27,10 +31,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from drift.errors import DriftkeeperError, TrainingError
 from jobs.config import ModelSettings, Settings
 from jobs.retrain import registry
-from jobs.retrain.data import BaseData, in_holdout, labelled_samples, window_inputs
+from jobs.retrain.data import BaseData, labelled_count, labelled_samples, window_inputs
 from jobs.retrain.gate import GateDecision, judge, teacher_samples, train_challenger
-from storage import leases, repository, retrains
+from jobs.retrain.periods import HoldoutSplit, split_periods
+from storage import drift_runs, leases, repository, retrains
 from storage.clock import wall_clock
+from storage.models import DriftRun
 from storage.statuses import RetrainDecision
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,10 @@ class RetrainPlan:
     champion: int | None
     drift_run_id: int | None
     new_labels: int
+    # the drifted window: from the first of the champion's unbroken retrain-worthy checks to the
+    # end of the latest; None when the latest check is not retrain-worthy
+    drift_window: tuple[datetime, datetime] | None = None
+    drifted_labels: int = 0  # labelled samples since the drifted window began
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +65,8 @@ class RetrainPlan:
             "champion": self.champion,
             "drift_run_id": self.drift_run_id,
             "new_labels": self.new_labels,
+            "drift_window": [t.isoformat() for t in self.drift_window] if self.drift_window else None,
+            "drifted_labels": self.drifted_labels,
         }
 
 
@@ -102,6 +114,12 @@ def plan_retrain(
         last = retrains.last_retrain_start(session, model_row.id)
         # labels that arrived since the last retrain attempt, for predictions the champion made
         new_labels = retrains.new_label_count(session, model_row.id, champion.version, since=last)
+        drift_window = None
+        drifted_labels = 0
+        if latest is not None and latest.retrain_worthy:
+            since = _drifted_since(session, latest, now - timedelta(days=policy.recent_days))
+            drift_window = (since, latest.window_end)
+            drifted_labels = labelled_count(session, model, model_row, since, now)
     blockers: list[str] = []
     reasons: list[str] = []
     if latest is not None and latest.retrain_worthy:
@@ -112,6 +130,12 @@ def plan_retrain(
         blockers.append(
             "the latest check of the champion is not retrain-worthy" if latest else "the champion was never checked"
         )
+    if drift_window is not None:
+        drifted = f"{drifted_labels} labelled samples since the drifted window began ({drift_window[0]:%Y-%m-%d})"
+        if drifted_labels >= policy.min_drifted_labels:
+            reasons.append(drifted)
+        else:
+            blockers.append(f"only {drifted}, < {policy.min_drifted_labels}: too few to judge on the drifted data")
     if new_labels >= policy.min_new_labels:
         reasons.append(f"{new_labels} new labelled samples for version {champion.version}")
     else:
@@ -133,7 +157,22 @@ def plan_retrain(
         champion=champion.version,
         drift_run_id=latest.id if latest is not None else None,
         new_labels=new_labels,
+        drift_window=drift_window,
+        drifted_labels=drifted_labels,
     )
+
+
+def _drifted_since(session: Session, latest: DriftRun, horizon: datetime) -> datetime:
+    """When the drift began: the window start of the first of ``latest``'s version's unbroken run of
+    retrain-worthy checks ending with ``latest`` (checks ending after ``horizon``)."""
+    since = latest.window_start
+    runs = drift_runs.main_runs(session, latest.model_id, horizon, latest.window_end)
+    for end in sorted(runs, reverse=True):
+        run = runs[end]
+        if end < since or run.version != latest.version or not run.retrain_worthy:
+            break
+        since = min(since, run.window_start)
+    return since
 
 
 def lease_name(model: str) -> str:
@@ -191,7 +230,11 @@ def _run(
             samples = labelled_samples(session, model, repository.get_model(session, model.name), start, now)
         if len(samples) == 0:
             raise TrainingError("no labelled production samples with readable images (check image_roots)")
-        holdout = in_holdout(samples.prediction_id, model.retrain.holdout_share)
+        periods = split_periods(
+            start, now, drift_start=plan.drift_window[0] if plan.drift_window else None, days=model.drift.window_days
+        )
+        split = HoldoutSplit.stratified(samples.prediction_id, samples.ts, periods, model.retrain.holdout_share)
+        holdout = split.held
         base = BaseData.load(model.retrain.training_data)
         extra = None
         if model.retrain.teacher_path is not None:
@@ -203,7 +246,7 @@ def _run(
         challenger = train_challenger(settings, model, champion_path, version, base, samples.take(~holdout), extra)
         counts = {"n_train_new": int((~holdout).sum()), "n_teacher": len(extra) if extra is not None else 0}
         decision = judge(
-            settings, model, champion_path, challenger, version, plan, base, samples.take(holdout), (start, now)
+            settings, model, champion_path, challenger, version, plan, base, split, samples.take(holdout), (start, now)
         )
         decision = replace(decision, data=decision.data | counts, metrics=decision.metrics | counts)
     except Exception as exc:
@@ -291,7 +334,7 @@ def _register(
 
             profile, extras = reference
             save_reference(session, model_row, version, profile, source="retrain", extras=extras)
-            registry.promote(session, model_row, version)
+            registry.promote(session, model_row, version, now=window[1])  # the retrain's clock
         else:
             row.status = "rejected"
     outcome = RetrainDecision.PROMOTED if decision.promote else RetrainDecision.REJECTED

@@ -198,11 +198,16 @@ def _check(
     end: datetime | None = None,
 ) -> _Done:
     from jobs.check.job import check
+    from jobs.check.revise import revise_recent_weeks
 
+    now = now or wall_clock()
     reports = check(sf, settings, model, window_days=window_days, end=end, now=now)
     drifted = any(r.drifted for r in reports)
-    worthy = any(r.retrain_worthy for r in reports)
-    blind = any(r.blind is not None for r in reports)
+    # past weeks whose late labels arrived: checked again, and a retrain-worthy one counts
+    revised = revise_recent_weeks(sf, settings, model, end=end or now, now=now)
+    worthy = any(r.retrain_worthy for r in reports + revised)
+    blind = any(r.blind is not None for r in reports)  # of the window checked now
+    reports += revised
     data = {
         "model": model,
         "drifted": drifted,
@@ -214,6 +219,7 @@ def _check(
         "runs": sum(r.run_id is not None for r in reports),
         "drifted": sum(r.drifted for r in reports),
         "blind": int(blind),
+        "revised": sum(r.revision is not None for r in reports),
     }
     return _Done(data=data, counts=counts, drifted=drifted, blind=blind)
 
@@ -228,7 +234,7 @@ def _report(
 ) -> _Done:
     """Check the week first when no drift run of it is stored, then write its report (which only reads)."""
     from jobs.check.job import check
-    from jobs.report.job import weekly_report
+    from jobs.report.job import stale_weeks, weekly_report
 
     now = now or wall_clock()
     week = week or last_complete_week(now)
@@ -238,7 +244,12 @@ def _report(
     if not checked:  # check the week now, so that the report shows its figures
         check(sf, settings, model, window_days=7, end=end, now=max(now, end))
     data = weekly_report(sf, settings, model, week=week, now=now, evidently=evidently).to_dict()
-    return _Done(data=data, counts={"week": data.get("week"), "status": data.get("status")})
+    rewritten = []
+    for past in stale_weeks(sf, settings, model, week):  # revised by late labels since written
+        rewritten.append(weekly_report(sf, settings, model, week=past, now=now, evidently=evidently).to_dict())
+    data["rewritten"] = rewritten
+    counts = {"week": data.get("week"), "status": data.get("status"), "rewritten": len(rewritten)}
+    return _Done(data=data, counts=counts)
 
 
 def _retrain(

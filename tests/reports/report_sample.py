@@ -1,4 +1,4 @@
-"""A realistic weekly summary (schema 1, as ``summary.json`` holds it), with hostile strings where users type text."""
+"""A realistic weekly summary (schema 2, as ``summary.json`` holds it), with hostile strings where users type text."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ MATH = "$\\frac{1}{0}$ & {{ 7*7 }} 'q'"
 HOSTILE = (SCRIPT, IMG, MATH)
 SECTION_IDS = (
     "verdict",
-    "champion",
+    "serving",
     "features",
     "outputs",
     "embedding",
@@ -96,22 +96,35 @@ def make_summary() -> dict[str, Any]:
         _example(12, "2", "2", 0.95, score=6.1),
     ]
     return {
-        "schema": 1,
+        "schema": 2,
         "model": "digits-cnn",
         "week": "2026-W38",
         "window": {"start": "2026-09-14T00:00:00+00:00", "end": "2026-09-21T00:00:00+00:00"},
         "generated_at": "2026-09-21T06:00:12+00:00",
         "verdict": {
-            "status": "retrain",
+            "status": "act",
             "headline": "Input drift on 3 features and output drift; retraining recommended",
-            "reasons": ["3 of 6 features drifted (psi > 0.2)", f"class {SCRIPT} share rose from 10% to 18%", IMG],
+            "reasons": [
+                {"kind": "drift", "level": "watch", "impact": 20.0, "text": "3 of 6 features drifted (psi > 0.2)"},
+                {
+                    "kind": "drift",
+                    "level": "watch",
+                    "impact": 8.0,
+                    "text": f"class {SCRIPT} share rose from 10% to 18%",
+                },
+                {"kind": "policy", "level": "act", "impact": 0.0, "text": IMG},
+            ],
+            "revised": {"at": "2026-10-05T02:00:00+00:00", "previous": "watch", "why": f"310 more labels: {MATH}"},
         },
-        "champion": {
+        "serving": {
             "version": 3,
             "promoted_at": "2026-08-02T09:14:00+00:00",
             "metrics": {"accuracy": 0.9712, "macro_f1": 0.9688, MATH: 1},
             "export_dir": "/var/driftkeeper/exports/digits-cnn/3",
+            "champion_now": True,
+            "reference_week": "2026-W31",
         },
+        "actions": [{"kind": "label", "text": f"label these 24 predictions {SCRIPT}", "href": "to_label.csv"}],
         "runs": [
             {
                 "version": 3,
@@ -175,6 +188,16 @@ def make_summary() -> dict[str, Any]:
             ],
             "trustworthy": False,
             "warning": "Inputs drifted: the confidence-based estimate assumes no covariate shift.",
+            "classes": {
+                "labels": ["7", SCRIPT],
+                "precision": [0.91, None],
+                "recall": [0.227, 0.5],
+                "f1": [0.36, None],
+                "support": [150, 60],
+                "confusion_matrix": [[34, 116], [30, 30]],
+                "n_labelled": 210,
+                "label_coverage": 0.05,
+            },
         },
         "confidently_wrong": {
             "count": 37,
@@ -185,6 +208,8 @@ def make_summary() -> dict[str, Any]:
         },
         "confident_outliers": {"count": 12, "rate": 0.00025, "examples": outliers},
         "segmentation": None,
+        "slices": None,
+        "baselines": None,
         "retrains": [
             {
                 "at": "2026-09-20T02:00:00+00:00",

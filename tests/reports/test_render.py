@@ -27,7 +27,8 @@ SCHEMA_KEYS = [
     "window",
     "generated_at",
     "verdict",
-    "champion",
+    "serving",
+    "actions",
     "runs",
     "features",
     "outputs",
@@ -37,6 +38,8 @@ SCHEMA_KEYS = [
     "confidently_wrong",
     "confident_outliers",
     "segmentation",
+    "slices",
+    "baselines",
     "retrains",
     "data_quality",
     "evidently_report",
@@ -53,7 +56,7 @@ def _render(summary: dict[str, Any], tmp_path: Path) -> tuple[WeeklyReportFiles,
 def test_the_typed_summary_round_trips_through_json() -> None:
     typed = make_weekly()
     assert WeeklySummary.from_dict(json.loads(json.dumps(typed.to_dict()))) == typed
-    assert typed.verdict.status == "retrain" and typed.runs[0].n_rows == 48213
+    assert typed.verdict.status == "act" and typed.runs[0].n_rows == 48213
     assert typed.confident_outliers is not None and typed.confident_outliers.examples[0].score == 7.5
 
 
@@ -63,7 +66,7 @@ def test_summary_json_is_the_input_verbatim(summary: dict[str, Any], tmp_path: P
     assert files.report_html == tmp_path / "2026-W38" / "report.html"
     written = json.loads(files.summary_json.read_text(encoding="utf-8"))
     assert written == summary
-    # Golden structure of schema 1 (the sample is the contract's shape, key for key and in order).
+    # Golden structure of schema 2 (the sample is the contract's shape, key for key and in order).
     assert list(written) == SCHEMA_KEYS
     assert list(written["features"][0]) == FEATURE_KEYS
     assert list(written["features"][0]["trend"][0]) == ["week", "score", "drifted"]
@@ -82,7 +85,7 @@ def test_summary_json_is_the_input_verbatim(summary: dict[str, Any], tmp_path: P
         "n_labelled",
     ]
     text = files.summary_json.read_text(encoding="utf-8")
-    assert text.startswith('{\n  "schema": 1,') and text.endswith("}\n")
+    assert text.startswith('{\n  "schema": 2,') and text.endswith("}\n")
     assert SCRIPT in text  # not escaped for HTML: it is data
     assert sorted(p.name for p in files.report_html.parent.iterdir()) == ["report.html", "summary.json"]
 
@@ -93,9 +96,12 @@ def test_every_section_is_present_with_its_content(summary: dict[str, Any], tmp_
     assert set(SECTION_IDS) <= set(page.ids)
     assert len(page.ids) == len(set(page.ids))
     s = page.section_text
-    assert "RETRAIN" in s["verdict"] and "retraining recommended" in s["verdict"]
+    assert "ACT" in s["verdict"] and "retraining recommended" in s["verdict"]
+    assert "Revised on" in s["verdict"] and "(was WATCH)" in s["verdict"] and "310 more labels" in s["verdict"]
+    assert "What to do" in s["verdict"] and "label these 24 predictions" in s["verdict"]
     assert "any-2-of-3" in s["verdict"]
-    assert "/var/driftkeeper/exports/digits-cnn/3" in s["champion"]
+    assert "/var/driftkeeper/exports/digits-cnn/3" in s["serving"] and "(the champion now)" in s["serving"]
+    assert "Confusion matrix" in s["performance"] and "22.7%" in s["performance"]
     assert "3 of 6 drifted" in s["features"]
     assert s["features"].index("brightness") < s["features"].index("ink_ratio")  # the lead's ranking is kept
     assert "predicted_label" in s["outputs"] and "Predicted classes" in s["outputs"] and "Confidence" in s["outputs"]
@@ -130,7 +136,7 @@ def test_missing_sections_say_no_data(summary: dict[str, Any], tmp_path: Path, v
     keep = {"schema", "model", "week", "window", "generated_at"}
     empty = {k: v for k, v in summary.items() if k in keep} | {"verdict": NO_DATA}
     if value is None:  # every section there, as null or empty
-        empty |= {k: [] if k in ("runs", "retrains") else None for k in summary if k not in empty}
+        empty |= {k: [] if k in ("runs", "retrains", "actions") else None for k in summary if k not in empty}
     _, html = _render(empty, tmp_path)
     page = parse(html)
     for sid in SECTION_IDS:
@@ -156,7 +162,8 @@ def test_empty_lists_and_inner_sections_say_no_data(summary: dict[str, Any], tmp
         confident_outliers={"count": 0, "rate": None, "examples": []},
         retrains=[],
         data_quality=None,
-        champion=None,
+        serving=None,
+        actions=[],
         embedding=None,
         evidently_report=None,
     )
@@ -180,7 +187,7 @@ def test_hostile_strings_are_escaped_everywhere(summary: dict[str, Any], tmp_pat
             assert not name.startswith("on"), (tag, name)
             if name in {"src", "href", "xlink:href"}:
                 assert value is not None
-                assert value.startswith(("data:image/png;base64,", "#", "evidently.html")), (tag, value)
+                assert value.startswith(("data:image/png;base64,", "#", "evidently.html", "to_label.csv")), (tag, value)
     # shown literally, as text, in the page and inside the SVG charts
     for hostile in HOSTILE:
         assert hostile in page.text
@@ -264,15 +271,15 @@ def test_thumbnail_budget_keeps_the_page_under_2mb(summary: dict[str, Any], tmp_
     assert 0 < len(parse(html).attrs("img")) < 120
 
 
-@pytest.mark.parametrize("status", ["ok", "drift", "retrain", "no-data"])
+@pytest.mark.parametrize("status", ["ok", "watch", "act", "no-data"])
 def test_status_badge(summary: dict[str, Any], tmp_path: Path, status: str) -> None:
     summary["verdict"]["status"] = status
     _, html = _render(summary, tmp_path)
     assert f'<span class="badge {status} big">{status.upper()}</span>' in html
     colours = {
         "ok": "--ok: #16a34a",
-        "drift": "--drift: #f59e0b",
-        "retrain": "--retrain: #dc2626",
+        "watch": "--drift: #f59e0b",
+        "act": "--retrain: #dc2626",
         "no-data": "--nodata: #6b7280",
     }
     assert colours[status] in html
@@ -313,8 +320,8 @@ def _set(path: str, value: Any) -> Any:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (_set("schema", 2), "summary schema 2 is not supported; allowed: 1"),
-        (_set("verdict.status", "fine"), "summary verdict.status: Input should be 'no-data', 'ok', 'drift' or"),
+        (_set("schema", 3), "summary schema 3 is not supported; allowed: 1, 2"),
+        (_set("verdict.status", "fine"), "summary verdict.status: Input should be 'no-data', 'ok', 'watch' or"),
         (_set("features", {"column": "x"}), "summary features: Input should be a valid tuple"),
         (_set("embedding.score", "high"), "summary embedding.score: Input should be a valid number"),
         (_set("retrains[0].decision", "maybe"), "summary retrains[0].decision: Input should be 'running', 'promoted'"),
@@ -325,8 +332,20 @@ def _set(path: str, value: Any) -> Any:
         (_set("data_quality.rows", "many"), "summary data_quality.rows: Input should be a valid integer"),
         (_set("runs[0].n_rows", None), "summary runs[0].n_rows: Input should be a valid integer"),
         (_set("verdict", None), "summary verdict: Input should be a dictionary or an instance of Verdict"),
+        (_set("actions[0].href", "javascript:alert(1)"), "must be a file name in the report's folder"),
     ],
-    ids=["schema", "status", "features-shape", "number", "decision", "unfinished", "integer", "null", "verdict"],
+    ids=[
+        "schema",
+        "status",
+        "features-shape",
+        "number",
+        "decision",
+        "unfinished",
+        "integer",
+        "null",
+        "verdict",
+        "href",
+    ],
 )
 def test_a_summary_of_the_wrong_shape_is_refused_naming_the_key(
     summary: dict[str, Any], change: Any, message: str
@@ -337,7 +356,7 @@ def test_a_summary_of_the_wrong_shape_is_refused_naming_the_key(
 
 
 def test_a_value_json_cannot_hold_raises_and_writes_nothing(summary: dict[str, Any], tmp_path: Path) -> None:
-    summary["champion"]["metrics"]["accuracy"] = float("nan")
+    summary["serving"]["metrics"]["accuracy"] = float("nan")
     with pytest.raises(ValidationError, match="strict JSON"):
         render_weekly(WeeklySummary.from_dict(summary), tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -381,3 +400,14 @@ def test_a_segmentation_section_shows_mask_quality_only_when_present(tmp_path, s
     _, page = _render(summary, tmp_path / "b")
     assert 'id="segmentation"' in page and "0.42" in page and "0.81" in page and "2 skipped" in page
     assert "&lt;road&gt;" in page and "<road>" not in page
+
+
+def test_a_schema_1_summary_is_read_as_schema_2(summary: dict[str, Any]) -> None:
+    old = dict(summary) | {"schema": 1}
+    old["verdict"] = {"status": "retrain", "headline": "retrain-worthy: outputs drifted", "reasons": [SCRIPT]}
+    old["champion"] = {k: v for k, v in old.pop("serving").items() if k != "champion_now"}
+    del old["actions"], old["slices"], old["baselines"]
+    typed = WeeklySummary.from_dict(old)
+    assert typed.schema == 2 and typed.verdict.status == "act"
+    assert [(c.kind, c.level, c.text) for c in typed.verdict.reasons] == [("policy", "act", SCRIPT)]
+    assert typed.serving is not None and typed.serving.version == 3 and typed.serving.champion_now

@@ -31,9 +31,7 @@ def setup():
 
 
 def state(part, detector, calibration, top_k=5):
-    return DayFindings.of_rows(
-        **part, detector=detector, min_confidence=0.5, calibration=calibration, top_k=top_k
-    )
+    return DayFindings.of_rows(**part, detector=detector, min_confidence=0.5, calibration=calibration, top_k=top_k)
 
 
 def test_merged_days_equal_one_pass_over_their_rows(setup):
@@ -78,3 +76,29 @@ def test_days_made_with_other_calibrations_merge_without_an_estimate(setup):
     other = Calibration.fit(np.array([0.9, 0.8] * 20), np.array([True, False] * 20))
     merged = state(rows(100, 1), detector, calibration).merge(state(rows(100, 2), detector, other))
     assert merged.n_rows == 200 and merged.estimate is None
+
+
+def test_far_rows_are_counted_for_the_estimate_and_old_days_still_load(setup):
+    detector, calibration = setup
+    near, far = state(rows(300, 11), detector, calibration), state(rows(300, 12, 4.0), detector, calibration)
+    assert near.estimate is not None and far.estimate is not None
+    assert near.estimate.n_far is not None and near.estimate.n_far < 15  # about the reference's 1%
+    assert far.estimate.n_far is not None and far.estimate.n_far > 250
+    assert near.merge(far).estimate.n_far == near.estimate.n_far + far.estimate.n_far
+    old = near.to_dict()
+    for key in ("n_far", "sum_p_far"):
+        del old["estimate"][key]  # a day stored before the counts existed
+    assert DayFindings.from_dict(old).estimate.n_far is None
+
+
+def test_a_calibration_with_predicted_labels_calibrates_per_label():
+    rng = np.random.default_rng(7)
+    confidence = rng.uniform(0.5, 1.0, 2000)
+    predicted = rng.choice(np.array(["a", "b"], dtype=object), 2000)
+    correct = rng.random(2000) < np.where(predicted == "b", confidence - 0.3, confidence)
+    with_labels = Calibration.fit(confidence, correct, predicted)
+    without = Calibration.fit(confidence, correct)
+    assert with_labels.fingerprint != without.fingerprint
+    sums = CalibratedSums.of(with_labels.calibrator, confidence, predicted)
+    assert estimate_from_sums(with_labels.calibrator, sums).method == "calibrated_per_class"
+    assert sums.sum_p / sums.n == pytest.approx(correct.mean(), abs=0.02)

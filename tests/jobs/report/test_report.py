@@ -31,7 +31,8 @@ SUMMARY_KEYS = {
     "window",
     "generated_at",
     "verdict",
-    "champion",
+    "serving",
+    "actions",
     "runs",
     "features",
     "outputs",
@@ -44,6 +45,8 @@ SUMMARY_KEYS = {
     "data_quality",
     "evidently_report",
     "segmentation",
+    "slices",
+    "baselines",
 }
 
 
@@ -88,13 +91,13 @@ def test_weekly_report_files_structure_and_escaping(database, tmp_path):
     result = weekly_report(database.session_factory, settings, "pets", week=WEEK, now=NOW)
     summary = json.loads(result.summary.read_text())
     assert set(summary) == SUMMARY_KEYS
-    assert summary["schema"] == 1 and summary["week"] == WEEK and summary["model"] == "pets"
-    assert summary["verdict"]["status"] == "retrain" and summary["verdict"]["reasons"]
+    assert summary["schema"] == 2 and summary["week"] == WEEK and summary["model"] == "pets"
+    assert summary["verdict"]["status"] == "act" and summary["verdict"]["reasons"]
     assert [r["version"] for r in summary["runs"]] == [1] and summary["runs"][0]["n_rows"] == 900
     assert summary["features"][0]["drifted"] >= summary["features"][-1]["drifted"]  # drifted first
     assert {c["column"] for c in summary["outputs"]["columns"]} >= {"prob_cat", "confidence", "predicted"}
     assert abs(sum(summary["outputs"]["class_distribution"]["current"]) - 1.0) < 1e-9
-    assert summary["data_quality"]["rows"] == 900 and summary["champion"]["version"] == 1
+    assert summary["data_quality"]["rows"] == 900 and summary["serving"]["version"] == 1
     assert summary["evidently_report"] == "evidently.html" and result.evidently.is_file()
     html = result.report.read_text()
     assert "<script>alert" not in html and "<img src=x" not in html

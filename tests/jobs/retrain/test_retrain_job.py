@@ -137,3 +137,46 @@ def test_a_teacher_labels_unlabelled_recent_samples_for_training(database, produ
     outcome = retrain(database.session_factory, settings, "digits", force=True, now=NOW)
     assert outcome.metrics["n_teacher"] > 0  # unlabelled, confidently labelled by the teacher
     assert outcome.metrics["n_train_new"] > 0 and outcome.metrics["n_holdout"] > 0
+
+
+def test_the_gate_judges_on_the_drifted_window_and_records_accuracy_per_period(database, production, tmp_path):
+    from jobs.check.job import check
+    from jobs.retrain.periods import held_count
+
+    var = tmp_path / "var"
+    reports = check(database.session_factory, production, "digits", end=START + timedelta(days=14), now=NOW)
+    assert any(r.retrain_worthy for r in reports)  # week 2 drifted: it triggers the retrain
+    drifted_week = (START + timedelta(days=7), START + timedelta(days=14))
+
+    waiting = plan_retrain(
+        database.session_factory, _settings(database.url, var, min_drifted_labels=10_000), "digits", now=NOW
+    )
+    assert not waiting.should_run and waiting.drift_window == drifted_week
+    assert any(r.endswith("< 10000: too few to judge on the drifted data") for r in waiting.reasons)
+    assert waiting.to_dict()["drift_window"] == [t.isoformat() for t in drifted_week]
+
+    settings = _settings(database.url, var, min_accuracy_gain=0.0, max_test_accuracy_drop=0.5, drifted_weight=0.75)
+    plan = plan_retrain(database.session_factory, settings, "digits", now=NOW)
+    assert plan.should_run and plan.drifted_labels >= 60, plan.reasons
+    outcome = retrain(database.session_factory, settings, "digits", now=NOW)
+    metrics = outcome.metrics
+    periods = [p for p in metrics["periods"] if p["n_labelled"]]
+    # the labelled weeks: week 1 (older) and week 2 (drifted); each held out in proportion
+    assert [(p["start"], p["drifted"]) for p in periods] == [
+        (START.isoformat(), False),
+        (drifted_week[0].isoformat(), True),
+    ]
+    assert all(p["n_holdout"] == held_count(p["n_labelled"], 0.3) for p in metrics["periods"])
+    assert [p["weight"] for p in periods] == pytest.approx([0.25, 0.75])
+    assert metrics["n_holdout"] == sum(p["n_holdout"] for p in periods)
+    assert metrics["n_holdout_drifted"] == periods[1]["n_holdout"]
+    for key, per_period in (("recent_accuracy", "accuracy"), ("champion_recent_accuracy", "champion_accuracy")):
+        assert metrics[key] == pytest.approx(sum(p["weight"] * p[per_period] for p in periods))
+    assert periods[1]["champion_accuracy"] < periods[0]["champion_accuracy"]  # the drift hurts the champion
+    assert outcome.to_dict()["metrics"]["periods"] == metrics["periods"]
+    with database.session_factory() as s:
+        run = s.scalars(select(RetrainRun)).one()
+        version = repository.get_version(s, repository.get_model(s, "digits"), outcome.version)
+    assert run.drift_run_id == plan.drift_run_id and run.metrics["periods"] == metrics["periods"]
+    assert version.metrics["recent_accuracy"] == metrics["recent_accuracy"]
+    assert version.lineage["data"]["drift_window"] == [t.isoformat() for t in drifted_week]

@@ -67,6 +67,7 @@ class FakeJobs:
         monkeypatch.setattr("jobs.retrain.job.retrain", self.retrain)
         report = types.ModuleType("jobs.report.job")
         report.weekly_report = self.report  # type: ignore[attr-defined]
+        report.stale_weeks = lambda *args, **kwargs: []  # type: ignore[attr-defined]  # no page to write again
         monkeypatch.setitem(sys.modules, "jobs.report.job", report)
         return self
 
