@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 from scipy import stats
 
-from drift.calibration import ConfidenceCalibrator
+from drift.class_calibration import Calibrator, ClassCalibrator, calibrated
 from drift.errors import InsufficientDataError, ValidationError
 from drift.inputs import as_1d, as_confidence
 from drift.intervals import z_value
@@ -28,6 +28,7 @@ from drift.intervals import z_value
 __all__ = [
     "AccuracyEstimate",
     "CalibratedSums",
+    "Calibrator",
     "ClassCalibrator",
     "EstimateCheck",
     "check_estimate",
@@ -123,67 +124,6 @@ def clipped_estimate(
     )
 
 
-class ClassCalibrator:
-    """One :class:`ConfidenceCalibrator` per predicted label, the global one for rare labels.
-
-    For models that log their own predicted label: a binary model with a tuned threshold logs
-    the larger probability as its confidence even when it predicts the other class, so the
-    same confidence means different chances of being right per predicted label.
-
-    Attributes:
-        global_: the calibrator of all reference rows.
-        by_label_: predicted label -> its calibrator (labels with ``min_class_samples`` rows).
-        n_reference_, reference_accuracy_: as :class:`ConfidenceCalibrator`'s.
-    """
-
-    def __init__(self, min_class_samples: int = 50) -> None:
-        if min_class_samples < 20:
-            raise ValidationError(f"min_class_samples must be >= 20 (a calibrator's minimum), got {min_class_samples}")
-        self.min_class_samples = min_class_samples
-
-    def fit(
-        self, confidence: ArrayLike, correct: ArrayLike, predicted: ArrayLike, sample_weight: ArrayLike | None = None
-    ) -> ClassCalibrator:
-        conf = as_confidence(confidence, "confidence")
-        labels = as_1d(predicted, "predicted", conf.size).astype(str)
-        corr = np.asarray(correct)
-        weight = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        self.global_ = ConfidenceCalibrator().fit(conf, corr, weight)
-        self.by_label_: dict[str, ConfidenceCalibrator] = {}
-        for label in np.unique(labels):
-            rows = labels == label
-            if rows.sum() >= self.min_class_samples and (weight is None or weight[rows].sum() > 0):
-                part = None if weight is None else weight[rows]
-                self.by_label_[str(label)] = ConfidenceCalibrator().fit(conf[rows], corr[rows], part)
-        self.n_reference_ = self.global_.n_reference_
-        self.reference_accuracy_ = self.global_.reference_accuracy_
-        return self
-
-    def predict(self, confidence: ArrayLike, predicted: ArrayLike | None = None) -> NDArray[np.float64]:
-        """Calibrated probability that each prediction is right, by its predicted label."""
-        if not hasattr(self, "global_"):
-            raise ValidationError("ClassCalibrator is not fitted; call fit(confidence, correct, predicted) first")
-        conf = as_confidence(confidence, "confidence")
-        p = self.global_.predict(conf)
-        if predicted is None:
-            return p
-        labels = as_1d(predicted, "predicted", conf.size).astype(str)
-        for label, calibrator in self.by_label_.items():
-            rows = labels == label
-            if rows.any():
-                p[rows] = calibrator.predict(conf[rows])
-        return p
-
-
-Calibrator = ConfidenceCalibrator | ClassCalibrator
-
-
-def _calibrated(calibrator: Calibrator, conf: NDArray[np.float64], predicted: ArrayLike | None) -> NDArray[np.float64]:
-    if isinstance(calibrator, ClassCalibrator):
-        return calibrator.predict(conf, predicted)
-    return calibrator.predict(conf)
-
-
 @dataclass(frozen=True, kw_only=True)
 class CalibratedSums:
     """What :func:`estimate_accuracy` needs of a window, as mergeable sums.
@@ -211,7 +151,7 @@ class CalibratedSums:
     ) -> CalibratedSums:
         """Sums of a window's rows; ``far`` marks the rows whose embedding lies past the reference's."""
         conf = as_confidence(confidences, "confidences")
-        p = _calibrated(calibrator, conf, predicted) if conf.size else np.empty(0)
+        p = calibrated(calibrator, conf, predicted) if conf.size else np.empty(0)
         far_mask = None if far is None else as_1d(far, "far", conf.size).astype(bool)
         return cls(
             n=int(conf.size),

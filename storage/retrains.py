@@ -27,6 +27,26 @@ def latest_check(session: Session, model_id: int, version: int) -> DriftRun | No
 
 
 @translated
+def revised_worthy_check(session: Session, model_id: int, version: int, since: datetime | None) -> DriftRun | None:
+    """The latest retrain-worthy run of ``version`` that late labels revised (stored after
+    ``since``, the last retrain's start): a past week found wanting once its labels arrived."""
+    stmt = (
+        select(DriftRun)
+        .where(
+            DriftRun.model_id == model_id,
+            DriftRun.version == version,
+            DriftRun.retrain_worthy.is_(True),
+            DriftRun.revision.is_not(None),
+        )
+        .order_by(DriftRun.created_at.desc(), DriftRun.id.desc())
+        .limit(1)
+    )
+    if since is not None:
+        stmt = stmt.where(DriftRun.created_at > since)
+    return session.scalar(stmt)
+
+
+@translated
 def last_retrain_start(session: Session, model_id: int) -> datetime | None:
     """When the latest retrain attempt of the model started; skipped plans do not count."""
     return session.scalar(

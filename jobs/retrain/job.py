@@ -112,6 +112,8 @@ def plan_retrain(
         champion = registry.champion(session, model_row)
         latest = retrains.latest_check(session, model_row.id, champion.version)
         last = retrains.last_retrain_start(session, model_row.id)
+        if latest is not None and not latest.retrain_worthy:  # a past week that late labels revised counts too
+            latest = retrains.revised_worthy_check(session, model_row.id, champion.version, last) or latest
         # labels that arrived since the last retrain attempt, for predictions the champion made
         new_labels = retrains.new_label_count(session, model_row.id, champion.version, since=last)
         drift_window = None

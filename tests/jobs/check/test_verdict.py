@@ -191,6 +191,10 @@ def test_late_labels_revise_a_past_week(database, tmp_path):
     assert r["revision"]["why"].startswith("1,400 more labels: ")
     assert "realized" in [c["kind"] for c in r["verdict"]["concerns"]]
     assert again.data["retrain_worthy"] is True  # the policy fires on the revised week
+    from jobs.retrain.job import plan_retrain
+
+    plan = plan_retrain(database.session_factory, settings, "pets", now=later)
+    assert any(f"({WEEK_END:%Y-%m-%d}) is retrain-worthy" in r for r in plan.reasons), plan.reasons
     with database.session_factory() as s:
         stored = s.scalars(select(DriftRun).where(DriftRun.window_end == WEEK_END).order_by(DriftRun.id)).all()
     assert [x.revision is not None for x in stored] == [False, True]
