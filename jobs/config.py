@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from drift.errors import ConfigError
 from jobs.alerts.settings import AlertSettings
 from jobs.metrics.settings import MetricsSettings
+from jobs.review.settings import ReviewSettings
 
 CONFIG_ENV = "DRIFTKEEPER_CONFIG"
 DEFAULT_CONFIG_NAME = "driftkeeper.yaml"
@@ -312,6 +313,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = ScheduleSettings()
     alerts: AlertSettings = AlertSettings()
     metrics: MetricsSettings = MetricsSettings()
+    review: ReviewSettings = ReviewSettings()
     models: tuple[ModelSettings, ...] = ()
 
     @model_validator(mode="after")

@@ -289,6 +289,17 @@ class DataQuality(_Record):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class ReviewProgress(_Record):
+    """The review queue's progress since the week began (``driftkeeper review``)."""
+
+    done: int
+    skipped: int
+    left: int  # as of the queue's last update
+    per_minute: float | None
+    agreement: float | None  # share of the reviewers' judgements agreeing with the model
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class WeeklySummary(_Record):
     """Everything the weekly page shows; ``summary.json`` is its :meth:`to_dict`."""
 
@@ -313,6 +324,7 @@ class WeeklySummary(_Record):
     baselines: Baselines | None = None  # against the baseline version, and week over week
     retrains: tuple[Retrain, ...] = ()
     data_quality: DataQuality | None = None
+    review: ReviewProgress | None = None
     evidently_report: str | None = None  # the detail page's file name, in the same folder
 
     @classmethod

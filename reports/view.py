@@ -229,6 +229,7 @@ def build_view(summary: WeeklySummary) -> dict[str, Any]:
         },
         "classes": _classes(summary.performance),
         "slices": summary.slices,
+        "review": summary.review,
         "baselines": summary.baselines,
         "segmentation": _segmentation(summary.segmentation),
         "runs": summary.runs,

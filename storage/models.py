@@ -400,3 +400,86 @@ class AlertDelivery(Base):
     summary: Mapped[str] = mapped_column(Text)
     fingerprints: Mapped[list[Any]] = mapped_column(default=list)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class ReviewDecision(Base):
+    """One reviewer's decision on one prediction: a label, a skip, or the accept/reject of a mask.
+
+    A decision that stores a label writes it to ``labels`` (the same path as ingested labels) at
+    ``decided_at``, remembering the label it replaced so that an undo can restore it. A
+    prediction with a decision leaves the review queue; deleting the decision (undo) returns it.
+    ``external_id`` names an imported annotation (Label Studio), so an import is idempotent.
+    """
+
+    __tablename__ = "review_decisions"
+    __table_args__ = (
+        Index("ix_review_decisions_model_prediction", "model_id", "prediction_id"),
+        Index("ix_review_decisions_model_reviewer", "model_id", "reviewer", "id"),
+        Index("ix_review_decisions_model_decided", "model_id", "decided_at"),
+        UniqueConstraint("model_id", "external_id", name="uq_review_decisions_external"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    prediction_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(30))  # the queue it came from (jobs.review.queue.ReviewKind)
+    verdict: Mapped[str] = mapped_column(String(10))  # label, skip, accept or reject
+    label: Mapped[str | None] = mapped_column(String(200))  # the label stored; None: none (skip, reject)
+    predicted_label: Mapped[str] = mapped_column(String(200))
+    reviewer: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(20))  # review, label-studio
+    external_id: Mapped[str | None] = mapped_column(String(300))
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    previous_label: Mapped[str | None] = mapped_column(String(200))
+    previous_labelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    previous_mask_uri: Mapped[str | None] = mapped_column(Text)
+
+
+class ReviewQueueItem(Base):
+    """A prediction in a model's review queue: flagged by a check, unsure, or a control sample.
+
+    Kept up to date incrementally from the flagged predictions, the predictions and the labels
+    stored since the last look (:class:`ReviewQueueSync`), so that a page of the queue is one
+    index range scan. ``is_open`` is false once the prediction has a decision (or, but for a
+    confidently wrong one, a label); ``priority`` is confidence × outlier score.
+    """
+
+    __tablename__ = "review_queue_items"
+    __table_args__ = (
+        UniqueConstraint("model_id", "prediction_id", name="uq_review_queue_items_prediction"),
+        Index("ix_review_queue_items_order", "model_id", "is_open", "priority", "ts", "prediction_id"),
+        Index("ix_review_queue_items_source", "model_id", "source", "is_open", "priority", "ts", "prediction_id"),
+        Index("ix_review_queue_items_ts", "model_id", "is_open", "ts"),
+        Index("ix_review_queue_items_source_ts", "model_id", "source", "is_open", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    prediction_id: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(30))  # confidently_wrong, confident_outlier, low_confidence, control
+    is_open: Mapped[bool] = mapped_column(Boolean)
+    priority: Mapped[float] = mapped_column(Float)
+    ts: Mapped[datetime] = mapped_column(UTCDateTime)
+    model_version: Mapped[int] = mapped_column(Integer)
+    predicted_label: Mapped[str] = mapped_column(String(200))
+    confidence: Mapped[float] = mapped_column(Float)
+    score: Mapped[float | None] = mapped_column(Float)
+    true_label: Mapped[str | None] = mapped_column(String(200))
+    input_uri: Mapped[str | None] = mapped_column(Text)
+    mask_uri: Mapped[str | None] = mapped_column(Text)
+    categorical_features: Mapped[str | None] = mapped_column(Text)
+
+
+class ReviewQueueSync(Base):
+    """How far a model's review queue has taken in flagged predictions, predictions and labels,
+    and the rules (confidence bound, control share) its unflagged items were chosen by."""
+
+    __tablename__ = "review_queue_sync"
+
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"), primary_key=True)
+    flagged_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    prediction_row_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    label_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    low_below: Mapped[float] = mapped_column(Float)
+    control_share: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

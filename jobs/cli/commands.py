@@ -264,15 +264,33 @@ def _share(share: float | None, rows: int) -> str:
     return "-" if share is None else f"{share:.0%} ({rows:,} rows)"
 
 
+def _review_root(
+    ctx: typer.Context,
+    model: ModelOption = None,
+    host: Annotated[str | None, typer.Option("--host", help="Address (default: review.host, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (default: review.port, 8765).")] = None,
+) -> None:
+    """Label flagged predictions from the keyboard in a local web app (no subcommand), or export,
+    import and follow the review queue."""
+    from jobs.cli.review_serve import review_serve_command
+
+    if ctx.invoked_subcommand is None:
+        review_serve_command(ctx, model, host, port)
+
+
 def _register_subcommands() -> None:
     from jobs.cli import alerts as cli_alerts
     from jobs.cli import models as cli_models
     from jobs.cli import monitor as cli_drift
     from jobs.cli import quarantine as cli_quarantine
+    from jobs.cli import review as cli_review
     from jobs.cli import run as cli_run
 
     app.add_typer(cli_models.models_app, name="models")
     app.add_typer(cli_alerts.alerts_app, name="alerts")
+    app.add_typer(
+        cli_review.review_app, name="review", callback=_review_root, invoke_without_command=True, no_args_is_help=False
+    )
     app.add_typer(cli_quarantine.quarantine_app, name="quarantine", no_args_is_help=True)
     app.add_typer(cli_drift.reference_app, name="reference")
     app.command("compare")(cli_drift.compare_command)

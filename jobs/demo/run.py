@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from drift.errors import ConfigError, DriftkeeperError
 from jobs.check.reference import reference_from_window
 from jobs.config import Settings
+from jobs.report.weeks import iso_week
 from jobs.retrain import registry
 from jobs.retrain.data import BaseData
 from storage import repository
@@ -223,6 +224,9 @@ def week_schedule(settings: Settings, start: datetime, end: datetime) -> list[tu
     return sorted(events, key=lambda e: (e[0], order[e[1]]))
 
 
+_LEVELS = ["ok", "watch", "act"]
+
+
 def _simulate_week(
     factory: sessionmaker[Session],
     settings: Settings,
@@ -244,6 +248,7 @@ def _simulate_week(
     runner = JobRunner(factory, settings, clock=lambda: clock[0])
     ingested = quarantined = 0
     checks: list[dict[str, Any]] = []
+    revisions: list[str] = []
     retrains: list[dict[str, Any]] = []
     report_path = None
     for fire, name, model_name in week_schedule(settings, start, end + timedelta(hours=12)):
@@ -258,8 +263,15 @@ def _simulate_week(
                 for r in outcome.data["runs"]:
                     ingested += r["inserted"] if r["stream"] == "predictions" else 0
                     quarantined += r["quarantined"]
-            elif outcome.job == "check":
-                checks += [r for r in outcome.data["runs"] if r["run_id"] is not None]
+            elif outcome.job == "check":  # this week's window, and past weeks checked again as labels arrived
+                runs = [r for r in outcome.data["runs"] if r["run_id"] is not None]
+                checks += [r for r in runs if datetime.fromisoformat(r["window_end"]) == end]
+                revisions += [
+                    f"week {iso_week(datetime.fromisoformat(r['window_end']) - WEEK)} revised "
+                    f"{r['revision']['previous']} -> {r['revision']['level']}: {r['revision']['why']}"
+                    for r in runs
+                    if r.get("revision")
+                ]
             elif outcome.job == "retrain":
                 retrains.append(outcome.data)
             elif outcome.job == "report":
@@ -267,11 +279,15 @@ def _simulate_week(
     drifted = any(c["drifted"] for c in checks) if checks else None
     retrain_worthy = any(c["retrain_worthy"] for c in checks) if checks else None
     reasons = tuple(r for c in checks for r in c["reasons"])
+    levels = [c["verdict"]["level"] for c in checks if c.get("verdict")]
     if week == 1:
         verdict = "reference set built from this week (the first week after the deploy)"
     else:
         verdict = "DRIFT" if drifted else ("no drift" if reasons else "quiet")
+        verdict += f", verdict {max(levels, key=_LEVELS.index).upper()}" if levels else ""
         verdict += f" - retrain-worthy: {'; '.join(reasons)}" if reasons else ""
+    for revised in revisions:
+        verdict += f"\n    {revised}"
     for retrained in retrains:
         verdict += (
             f"\n    retrain -> version {retrained['version']}: {retrained['decision']} "

@@ -44,6 +44,7 @@ from reports.summary import (
     IndexEntry,
     Outputs,
     Performance,
+    ReviewProgress,
     TrendPoint,
     WeeklySummary,
     Window,
@@ -113,6 +114,7 @@ def weekly_report(
     summary = replace(
         summary,
         actions=judgement.actions(summary.verdict, main_figures, to_label=to_label, retrained=bool(summary.retrains)),
+        review=_review_progress(session_factory, settings, model.name, start),
     )
     evidently_path = None
     if evidently and samples is not None:
@@ -140,6 +142,20 @@ def weekly_report(
         summary=files.summary_json,
         index=index,
         evidently=evidently_path,
+    )
+
+
+def _review_progress(
+    session_factory: sessionmaker[Session], settings: Settings, model: str, start: datetime
+) -> ReviewProgress | None:
+    """The review queue's progress since the week began; None when nobody reviewed."""
+    from jobs.review.queue import progress
+
+    done = progress(session_factory, settings, model, since=start, sync=False)  # the report only reads
+    if not done.done and not done.skipped:
+        return None
+    return ReviewProgress(
+        done=done.done, skipped=done.skipped, left=done.left, per_minute=done.per_minute, agreement=done.agreement
     )
 
 

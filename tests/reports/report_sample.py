@@ -27,6 +27,7 @@ SECTION_IDS = (
     "confident-outliers",
     "retrains",
     "data-quality",
+    "review",
 )
 WEEKS = [f"2026-W{w:02d}" for w in range(31, 39)]
 
@@ -234,6 +235,7 @@ def make_summary() -> dict[str, Any]:
             "quarantined": 178,
             "reasons": [{"reason": "missing field 'confidence'", "count": 120}, {"reason": SCRIPT, "count": 58}],
         },
+        "review": {"done": 312, "skipped": 9, "left": 1480, "per_minute": 34.5, "agreement": 0.62},
         "evidently_report": "evidently.html",
     }
 

@@ -42,6 +42,7 @@ SCHEMA_KEYS = [
     "baselines",
     "retrains",
     "data_quality",
+    "review",
     "evidently_report",
 ]
 FEATURE_KEYS = ["column", "kind", "method", "score", "p_value", "effect", "threshold", "drifted", "trend"]
@@ -113,6 +114,7 @@ def test_every_section_is_present_with_its_content(summary: dict[str, Any], tmp_
     assert "unlabelled → 0" in s["confident-outliers"]
     assert "promoted" in s["retrains"] and "failed" in s["retrains"] and "1.2 MiB" in s["retrains"]
     assert "178" in s["data-quality"] and "missing field 'confidence'" in s["data-quality"]
+    assert "312" in s["review"] and "62.0%" in s["review"]
     links = [a["href"] for a in page.attrs("a")]
     assert "evidently.html" in links
     for sid in SECTION_IDS:
@@ -164,6 +166,7 @@ def test_empty_lists_and_inner_sections_say_no_data(summary: dict[str, Any], tmp
         data_quality=None,
         serving=None,
         actions=[],
+        review=None,
         embedding=None,
         evidently_report=None,
     )

@@ -43,6 +43,7 @@ SUMMARY_KEYS = {
     "confident_outliers",
     "retrains",
     "data_quality",
+    "review",
     "evidently_report",
     "segmentation",
     "slices",
