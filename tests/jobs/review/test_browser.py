@@ -10,9 +10,7 @@ exercised in the browser too.
 from __future__ import annotations
 
 import itertools
-import shutil
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,51 +29,19 @@ from jobs.review.app import create_app
 from jobs.runner.execute import run_job
 from storage import repository
 from storage.models import DriftRun, Label
+from tests.chromium import browser_marks, chromium
 from tests.jobs.logdata import make_rows, settings_for, write_jsonl
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 REF_START = datetime(2026, 10, 1, tzinfo=UTC)
 WEEK_START = datetime(2026, 11, 2, tzinfo=UTC)
 WEEK_END = WEEK_START + timedelta(days=7)
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-        reason="needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver)",
-    ),
-]
+pytestmark = browser_marks
 
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator[Any]:
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs the selenium package")
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="dk-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for arg in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={profile}",
-        "--window-size=1200,900",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    drv = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    try:
-        yield drv
-    finally:
-        drv.quit()
-        shutil.rmtree(profile, ignore_errors=True)
+    yield from chromium()
 
 
 def checked_week(database: Any, tmp_path: Path) -> Settings:
