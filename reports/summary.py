@@ -279,6 +279,15 @@ class QuarantineReason(_Record):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class LabelDelay(_Record):
+    """Days from prediction to label, over the week's predictions labelled so far."""
+
+    n: int
+    median: float
+    p90: float
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class DataQuality(_Record):
     """Rows logged, labels arrived and rows rejected in the week, with the main rejection reasons."""
 
@@ -286,6 +295,7 @@ class DataQuality(_Record):
     labels: int
     quarantined: int
     reasons: tuple[QuarantineReason, ...] = ()
+    label_delay_days: LabelDelay | None = None  # how late the week's predictions got their labels
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -260,6 +260,7 @@ def build_view(summary: WeeklySummary) -> dict[str, Any]:
             "labels": quality.labels,
             "quarantined": quality.quarantined,
             "reasons": [(r.reason, r.count) for r in quality.reasons],
+            "label_delay": quality.label_delay_days,
         },
         "evidently_report": summary.evidently_report,
         "evidently_href": evidently_href(summary.evidently_report),

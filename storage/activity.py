@@ -38,6 +38,20 @@ def labelled_counts(session: Session, model_id: int, start: datetime, end: datet
 
 
 @translated
+def label_delays(session: Session, model_id: int, start: datetime, end: datetime, limit: int = 50_000) -> list[float]:
+    """Days from prediction to label, for (at most ``limit`` of) the predictions logged in the
+    period that are labelled now."""
+    p = PredictionLog
+    rows = session.execute(
+        select(p.ts, Label.labelled_at)
+        .join(Label, (Label.model_id == p.model_id) & (Label.prediction_id == p.prediction_id))
+        .where(p.model_id == model_id, p.ts >= start, p.ts < end)
+        .limit(limit)
+    )
+    return [(labelled - ts).total_seconds() / 86400 for ts, labelled in rows]
+
+
+@translated
 def label_count(session: Session, model_id: int, start: datetime, end: datetime) -> int:
     """Labels that arrived in the period."""
     return int(

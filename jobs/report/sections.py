@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from drift.performance import wilson_interval
@@ -27,6 +28,7 @@ from reports.summary import (
     ConfidentOutliers,
     DataQuality,
     Example,
+    LabelDelay,
     Number,
     OutlierExample,
     Performance,
@@ -165,9 +167,15 @@ def retrains(session: Session, model_row: Model, start: datetime, end: datetime)
 def data_quality(session: Session, model_row: Model, start: datetime, end: datetime) -> DataQuality:
     """Rows logged, labels arrived and rows rejected in the week."""
     quarantined, reasons = activity.quarantined(session, model_row.id, start, end, QUARANTINE_REASONS)
+    delays = activity.label_delays(session, model_row.id, start, end)
+    delay = None
+    if delays:
+        median, p90 = np.quantile(np.asarray(delays), [0.5, 0.9])
+        delay = LabelDelay(n=len(delays), median=round(float(median), 3), p90=round(float(p90), 3))
     return DataQuality(
         rows=activity.prediction_count(session, model_row.id, start, end),
         labels=activity.label_count(session, model_row.id, start, end),
         quarantined=quarantined,
         reasons=tuple(QuarantineReason(reason=r, count=n) for r, n in reasons),
+        label_delay_days=delay,
     )

@@ -94,6 +94,35 @@ def queued_items(
         page += 1
 
 
+def rejected_items(
+    session_factory: sessionmaker[Session], model: ModelSettings, *, week: str | None = None
+) -> list[ReviewItem]:
+    """The predictions whose mask a reviewer rejected and that got no label since, to be drawn
+    again in a labelling tool (``review export --kind relabel``)."""
+    from jobs.report.weeks import iso_week
+    from storage import relabel, repository
+
+    with session_factory() as session:
+        rows = relabel.rejected_masks(session, repository.get_model(session, model.name).id)
+    items = [
+        ReviewItem(
+            prediction_id=r.prediction_id,
+            kind=ReviewKind.RELABEL,
+            ts=r.ts,
+            week=iso_week(r.ts),
+            model_version=r.model_version,
+            predicted_label=r.predicted_label,
+            confidence=r.confidence,
+            score=None,
+            input_uri=r.input_uri,
+            mask_uri=r.mask_uri,
+            true_label=None,
+        )
+        for r in rows
+    ]
+    return [i for i in items if week is None or i.week == week]
+
+
 def image_url(model: ModelSettings, uri: str | None, prefix: str | None) -> str | None:
     """The URL Label Studio loads the image from: ``prefix`` + the path within its image root."""
     if uri is None or prefix is None:
@@ -179,7 +208,10 @@ def export_queue(
     m = settings.model(model)
     if fmt == ExportFormat.FOLDERS:
         return export_folders(session_factory, m, out, week=week, reviewed_only=reviewed_only)
-    items = list(queued_items(session_factory, settings, model, week=week, kind=kind))
+    if kind == ReviewKind.RELABEL:  # not a queue of the page: the masks rejected there
+        items = rejected_items(session_factory, m, week=week)
+    else:
+        items = list(queued_items(session_factory, settings, model, week=week, kind=kind))
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == ExportFormat.LABEL_STUDIO:
         prefix = review_settings(settings).image_url_prefix

@@ -40,6 +40,7 @@ class ReviewKind(StrEnum):
     LOW_CONFIDENCE = "low_confidence"  # unlabelled, below the confidence threshold
     CONTROL = "control"  # a deterministic random sample of the other unlabelled predictions
     MASK = "mask"  # segmentation: a confidently wrong mask, to accept or reject
+    RELABEL = "relabel"  # segmentation: a rejected mask, to draw again in a labelling tool (exports only)
 
 
 @dataclass(frozen=True, kw_only=True)

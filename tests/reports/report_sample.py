@@ -234,6 +234,7 @@ def make_summary() -> dict[str, Any]:
             "labels": 9120,
             "quarantined": 178,
             "reasons": [{"reason": "missing field 'confidence'", "count": 120}, {"reason": SCRIPT, "count": 58}],
+            "label_delay_days": {"n": 9120, "median": 6.5, "p90": 18.25},
         },
         "review": {"done": 312, "skipped": 9, "left": 1480, "per_minute": 34.5, "agreement": 0.62},
         "evidently_report": "evidently.html",

@@ -115,6 +115,7 @@ def test_every_section_is_present_with_its_content(summary: dict[str, Any], tmp_
     assert "promoted" in s["retrains"] and "failed" in s["retrains"] and "1.2 MiB" in s["retrains"]
     assert "178" in s["data-quality"] and "missing field 'confidence'" in s["data-quality"]
     assert "312" in s["review"] and "62.0%" in s["review"]
+    assert "median 6.5 days, 90% within 18.25 days" in s["data-quality"]
     links = [a["href"] for a in page.attrs("a")]
     assert "evidently.html" in links
     for sid in SECTION_IDS:

@@ -91,3 +91,6 @@ def test_short_demo_drifts_retrains_and_is_quiet_again(tmp_path):
     assert any("week 3" in line and "DRIFT" in line for line in lines)
     summaries = sorted((options.var_dir / "reports" / "digits").glob("*/summary.json"))
     assert summaries and all(json.loads(p.read_text())["schema"] == 2 for p in summaries)
+    delays = [json.loads(p.read_text())["data_quality"]["label_delay_days"] for p in summaries]
+    measured = [d for d in delays if d]
+    assert measured and all(3 <= d["median"] <= d["p90"] <= 21 for d in measured)  # labels come 3-21 days late

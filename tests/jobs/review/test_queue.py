@@ -191,3 +191,23 @@ def test_segmentation_masks_are_accepted_or_rejected(database):
     assert review_queue(database.session_factory, settings, "pets", now=NOW).total == 0
     p = progress(database.session_factory, settings, "pets", now=NOW)
     assert (p.done, p.agreement) == (2, 0.5)
+
+
+def test_a_rejected_mask_waits_for_relabelling_in_the_export(database, tmp_path):
+    import json
+
+    from jobs.review.exchange import ID_PREFIX, export_queue
+
+    settings = settings_for(database.url, task="segmentation")
+    preds = [Pred("m1", 1, 0.95, mask_uri="masks/m1.png"), Pred("m2", 2, 0.97, mask_uri="masks/m2.png")]
+    flags = [("m1", "confidently_wrong", 0.2, "dog"), ("m2", "confidently_wrong", 0.3, "dog")]
+    store_rows(database.session_factory, preds, flags=flags, task="segmentation")
+    decide(database.session_factory, settings, "pets", ["m1"], "accept", reviewer="ann", now=NOW)
+    decide(database.session_factory, settings, "pets", ["m2"], "reject", reviewer="ann", now=NOW)
+    out = tmp_path / "relabel.json"
+    result = export_queue(database.session_factory, settings, "pets", "label-studio", out, kind=ReviewKind.RELABEL)
+    tasks = json.loads(out.read_text())
+    assert result.items == 1 and [t["data"][ID_PREFIX + "prediction_id"] for t in tasks] == ["m2"]
+    undo(database.session_factory, settings, "pets", reviewer="ann")  # the reject taken back: nothing to redraw
+    export_queue(database.session_factory, settings, "pets", "label-studio", out, kind=ReviewKind.RELABEL)
+    assert json.loads(out.read_text()) == []
