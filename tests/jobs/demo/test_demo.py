@@ -94,3 +94,38 @@ def test_short_demo_drifts_retrains_and_is_quiet_again(tmp_path):
     delays = [json.loads(p.read_text())["data_quality"]["label_delay_days"] for p in summaries]
     measured = [d for d in delays if d]
     assert measured and all(3 <= d["median"] <= d["p90"] <= 21 for d in measured)  # labels come 3-21 days late
+    _review_twenty_and_retrain_sees_them(options)
+
+
+def _review_twenty_and_retrain_sees_them(options: DemoOptions) -> None:
+    """The loop after the demo: 20 flagged predictions reviewed on the queue become labels that
+    the retrain counts and gathers (its plan's new labels, its data of the recent window)."""
+    from jobs.retrain.data import labelled_count
+    from jobs.retrain.job import plan_retrain
+    from jobs.review.queue import ReviewKind, decide, review_queue
+    from storage import repository
+
+    settings = demo_settings(options.var_dir)
+    engine = make_engine(settings.database.url.get_secret_value())
+    factory = make_session_factory(engine)
+    model = settings.models[0]
+    try:
+        page = review_queue(factory, settings, model.name, kind=ReviewKind.CONFIDENT_OUTLIER, per_page=20)
+        if len(page.items) < 20:  # too few unlabelled outliers left: the low-confidence ones then
+            page = review_queue(factory, settings, model.name, per_page=20)
+        items = [i for i in page.items if i.true_label is None][:20]
+        assert len(items) == 20, page.total
+        start = min(i.ts for i in items)
+        end = max(i.ts for i in items) + timedelta(seconds=1)
+        with factory() as s:
+            model_row = repository.get_model(s, model.name)
+            before = labelled_count(s, model, model_row, start, end)
+        planned = plan_retrain(factory, settings, model.name, force=True)
+        for item in items:  # a reviewer's keyboard: the class the model chose, or the next one
+            decide(factory, settings, model.name, [item.prediction_id], item.predicted_label, reviewer="demo")
+        with factory() as s:
+            assert labelled_count(s, model, model_row, start, end) == before + 20
+        after = plan_retrain(factory, settings, model.name, force=True)
+        assert after.new_labels >= planned.new_labels + sum(i.model_version == after.champion for i in items)
+    finally:
+        engine.dispose()
