@@ -29,6 +29,32 @@ SECTION_IDS = (
     "data-quality",
     "review",
 )
+# the keys of summary.json (schema 2), in their order: the contract
+SCHEMA_KEYS = [
+    "schema",
+    "model",
+    "week",
+    "window",
+    "generated_at",
+    "verdict",
+    "serving",
+    "actions",
+    "runs",
+    "features",
+    "outputs",
+    "embedding",
+    "calibration",
+    "performance",
+    "confidently_wrong",
+    "confident_outliers",
+    "segmentation",
+    "slices",
+    "baselines",
+    "retrains",
+    "data_quality",
+    "review",
+    "evidently_report",
+]
 WEEKS = [f"2026-W{w:02d}" for w in range(31, 39)]
 
 

@@ -18,33 +18,8 @@ from reports import WeeklyReportFiles, render_weekly
 from reports.render import CSP
 from reports.summary import WeeklySummary
 from tests.reports.htmlcheck import parse
-from tests.reports.report_sample import HOSTILE, IMG, MATH, SCRIPT, SECTION_IDS, make_weekly, png_data_uri
+from tests.reports.report_sample import HOSTILE, IMG, MATH, SCHEMA_KEYS, SCRIPT, SECTION_IDS, make_weekly, png_data_uri
 
-SCHEMA_KEYS = [
-    "schema",
-    "model",
-    "week",
-    "window",
-    "generated_at",
-    "verdict",
-    "serving",
-    "actions",
-    "runs",
-    "features",
-    "outputs",
-    "embedding",
-    "calibration",
-    "performance",
-    "confidently_wrong",
-    "confident_outliers",
-    "segmentation",
-    "slices",
-    "baselines",
-    "retrains",
-    "data_quality",
-    "review",
-    "evidently_report",
-]
 FEATURE_KEYS = ["column", "kind", "method", "score", "p_value", "effect", "threshold", "drifted", "trend"]
 EXAMPLE_KEYS = ["prediction_id", "input_uri", "thumbnail", "true_label", "predicted_label", "confidence"]
 

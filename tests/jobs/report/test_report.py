@@ -19,36 +19,13 @@ from reports.summary import WeeklySummary
 from storage import repository
 from storage.models import DriftRun, WindowProfileRow
 from tests.jobs.logdata import make_rows, settings_for, write_jsonl
+from tests.reports.report_sample import SCHEMA_KEYS
 
 REF_START = datetime(2026, 10, 5, tzinfo=UTC)  # a Monday
 WEEK = "2026-W45"
 NOW = datetime(2026, 11, 10, tzinfo=UTC)
 HOSTILE = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
-SUMMARY_KEYS = {
-    "schema",
-    "model",
-    "week",
-    "window",
-    "generated_at",
-    "verdict",
-    "serving",
-    "actions",
-    "runs",
-    "features",
-    "outputs",
-    "embedding",
-    "calibration",
-    "performance",
-    "confidently_wrong",
-    "confident_outliers",
-    "retrains",
-    "data_quality",
-    "review",
-    "evidently_report",
-    "segmentation",
-    "slices",
-    "baselines",
-}
+SUMMARY_KEYS = set(SCHEMA_KEYS)
 
 
 def test_week_helpers():
