@@ -45,3 +45,22 @@ def last_started(session: Session, job: str, model: str | None) -> datetime | No
             JobRun.job == job, JobRun.model.is_(None) if model is None else JobRun.model == model
         )
     )
+
+
+@translated
+def mark_killed(session: Session, job: str, model: str | None, *, keep: int, finished_at: datetime) -> int:
+    """Runs of ``job`` (of ``model``) still 'running' other than ``keep``: their process died (the
+    caller holds the job's lease, so no other run of it is alive). Marked 'killed'; how many."""
+    rows = session.scalars(
+        select(JobRun).where(
+            JobRun.job == job,
+            JobRun.model.is_(None) if model is None else JobRun.model == model,
+            JobRun.status == JobStatus.RUNNING,
+            JobRun.id != keep,
+        )
+    ).all()
+    for row in rows:
+        row.status = JobStatus.KILLED
+        row.finished_at = finished_at
+        row.error = "the process died while the job ran (its lease was taken over)"
+    return len(rows)

@@ -87,9 +87,11 @@ def release(session_factory: sessionmaker[Session], name: str, holder: str) -> N
 
 
 def current_holder(session_factory: sessionmaker[Session], name: str) -> Lease | None:
+    """Who holds ``name`` now: None when nobody does, the lease expired, or its holder was a
+    process on this host that no longer runs (a killed holder holds nothing, as in :func:`acquire`)."""
     with session_factory() as session:
         lease = session.scalar(select(Lease).where(Lease.name == name))
-        if lease is not None and lease.expires_at < wall_clock():
+        if lease is not None and (lease.expires_at < wall_clock() or holder_is_dead(lease.holder)):
             return None
         return lease
 

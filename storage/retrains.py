@@ -48,10 +48,13 @@ def revised_worthy_check(session: Session, model_id: int, version: int, since: d
 
 @translated
 def last_retrain_start(session: Session, model_id: int) -> datetime | None:
-    """When the latest retrain attempt of the model started; skipped plans do not count."""
+    """When the latest retrain that trained started: skipped plans and killed runs do not count."""
     return session.scalar(
         select(RetrainRun.started_at)
-        .where(RetrainRun.model_id == model_id, RetrainRun.decision != RetrainDecision.SKIPPED)
+        .where(
+            RetrainRun.model_id == model_id,
+            RetrainRun.decision.not_in((RetrainDecision.SKIPPED, RetrainDecision.KILLED)),
+        )
         .order_by(RetrainRun.started_at.desc())
         .limit(1)
     )
@@ -69,6 +72,20 @@ def new_label_count(session: Session, model_id: int, version: int, since: dateti
     if since is not None:
         labelled = labelled.where(Label.labelled_at > since)
     return int(session.scalar(labelled) or 0)
+
+
+@translated
+def mark_killed(session: Session, model_id: int, finished_at: datetime) -> int:
+    """Retrain runs of the model still 'running': the caller holds the retrain lease, so their
+    process died. Marked 'killed' (they never count toward the cooldown); how many."""
+    rows = session.scalars(
+        select(RetrainRun).where(RetrainRun.model_id == model_id, RetrainRun.decision == RetrainDecision.RUNNING)
+    ).all()
+    for row in rows:
+        row.decision = RetrainDecision.KILLED
+        row.finished_at = finished_at
+        row.error = "the process died while it retrained (its lease was taken over)"
+    return len(rows)
 
 
 @translated

@@ -20,6 +20,7 @@ class JobStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     INTERRUPTED = "interrupted"  # Ctrl-C or SystemExit while it ran
+    KILLED = "killed"  # it died without a word (SIGKILL, a crash); found when its lease was taken over
 
 
 class RetrainDecision(StrEnum):
@@ -30,6 +31,7 @@ class RetrainDecision(StrEnum):
     REJECTED = "rejected"
     FAILED = "failed"
     SKIPPED = "skipped"  # the policy (or a dry run) said no: nothing trained
+    KILLED = "killed"  # died while it ran; found by the next retrain of the model
 
     @classmethod
     def finished(cls) -> tuple[RetrainDecision, ...]:

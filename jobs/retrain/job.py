@@ -23,6 +23,7 @@ import logging
 import traceback
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -110,6 +111,7 @@ def plan_retrain(
     with session_factory() as session:
         model_row = repository.get_model(session, model.name)
         champion = registry.champion(session, model_row)
+        champion_path = champion.artifact_path
         latest = retrains.latest_check(session, model_row.id, champion.version)
         last = retrains.last_retrain_start(session, model_row.id)
         if latest is not None and not latest.retrain_worthy:  # a past week that late labels revised counts too
@@ -146,11 +148,13 @@ def plan_retrain(
         )
     if last is not None and now - last < timedelta(hours=policy.cooldown_hours):
         blockers.append(f"cooldown: last retrain started {last:%Y-%m-%d %H:%M}, cooldown {policy.cooldown_hours:g} h")
+    missing = _missing_inputs(model, champion_path)
     holder = leases.current_holder(session_factory, lease_name(model.name))
     in_flight = f"a retrain is already in flight ({holder.holder})" if holder is not None else None
-    should = in_flight is None and (force or not blockers)
+    # nothing to train from is not a policy question: --force does not skip it
+    should = in_flight is None and not missing and (force or not blockers)
     explained = tuple(
-        reasons + (["forced"] if force and blockers else []) + blockers + ([in_flight] if in_flight else [])
+        reasons + (["forced"] if force and blockers else []) + blockers + missing + ([in_flight] if in_flight else [])
     )
     return RetrainPlan(
         model=model.name,
@@ -162,6 +166,18 @@ def plan_retrain(
         drift_window=drift_window,
         drifted_labels=drifted_labels,
     )
+
+
+def _missing_inputs(model: ModelSettings, champion_path: str | None) -> list[str]:
+    """What a retrain would need and cannot find: the champion's model file, the training data."""
+    missing = []
+    if champion_path is None or not Path(champion_path).is_file():
+        where = f" ({champion_path} does not exist)" if champion_path else " (none registered with it)"
+        missing.append(f"the champion has no model file to start from{where}")
+    data = model.retrain.training_data
+    if data is not None and not Path(data).is_file():
+        missing.append(f"retrain.training_data {data} does not exist")
+    return missing
 
 
 def _drifted_since(session: Session, latest: DriftRun, horizon: datetime) -> datetime:
@@ -210,6 +226,7 @@ def _run(
         model_row = repository.get_model(session, model.name)
         champion = registry.champion(session, model_row)
         version = registry.next_version(session, model_row)
+        retrains.mark_killed(session, model_row.id, now)  # we hold the lease: a 'running' one died
         run = retrains.start_retrain_run(
             session,
             model_row.id,

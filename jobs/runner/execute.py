@@ -23,7 +23,7 @@ from jobs.report.weeks import last_complete_week, week_window
 from jobs.runner.exit_codes import EXIT_BLIND, EXIT_DRIFT, EXIT_ERROR, EXIT_OK, EXIT_REJECTED
 from jobs.runner.progress import Progress
 from jobs.runner.runs import recorded_run
-from storage import drift_runs
+from storage import drift_runs, job_runs
 from storage.clock import wall_clock
 from storage.errors import translate
 from storage.leases import renewing_lease
@@ -103,6 +103,15 @@ def run_job(
     return outcome
 
 
+def _mark_killed(session_factory: Factory, name: str, model: str | None, current: int) -> None:
+    """Earlier runs of this job still 'running' died with their process: this run holds the
+    job's lease now, so none of them is alive. They are marked 'killed'."""
+    with session_factory.begin() as session:
+        killed = job_runs.mark_killed(session, name, model, keep=current, finished_at=wall_clock())
+    if killed:
+        log.warning("%s (%s): %d earlier run(s) died without finishing; marked killed", name, model or "all", killed)
+
+
 def _notify(session_factory: Factory, settings: Settings, outcome: JobOutcome, now: datetime | None) -> None:
     """Alerts about the outcome (a rising verdict, a retrain, a failure, a blind window); they
     never fail the job (the alerts record their own failed deliveries)."""
@@ -134,6 +143,7 @@ def _run_recorded(
         with translate(session_factory), recorded_run(session_factory, name, model) as record:
             try:
                 with translate(session_factory), renewing_lease(session_factory, lease, ttl):
+                    _mark_killed(session_factory, name, model, record.id)
                     done = _RUNNERS[name](session_factory, settings, model, now, **options)
             except LeaseHeldError as exc:
                 if exc.name != lease:
