@@ -31,6 +31,14 @@ class VerdictLevel(StrEnum):
             return cls.ACT
         return cls.WATCH if drifted else cls.OK
 
+    @classmethod
+    def stored(cls, level: object, *, drifted: bool, retrain_worthy: bool) -> VerdictLevel:
+        """The level a run stored (``level``), or, for a run stored before verdicts (``level``
+        missing or unknown), the one :meth:`of` its drift and retrain policy give."""
+        if isinstance(level, str) and level in cls._value2member_map_:
+            return cls(level)
+        return cls.of(drifted=drifted, retrain_worthy=retrain_worthy)
+
     @property
     def rank(self) -> int:
         """0 ok, 1 watch, 2 act (the ``driftkeeper_verdict_level`` gauge)."""

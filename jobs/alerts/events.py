@@ -122,10 +122,11 @@ def _check_run(run: dict[str, Any], fallback: str | None) -> tuple[list[Signal],
     if run.get("skipped") or blind:
         return signals, clears  # no verdict of a window that was not compared
     verdict = run.get("verdict")
-    if isinstance(verdict, dict) and verdict.get("level") in set(VerdictLevel):
-        level = VerdictLevel(verdict["level"])
-    else:  # a run without a verdict: drift and the retrain policy say it
-        level = VerdictLevel.of(drifted=bool(run.get("drifted")), retrain_worthy=bool(run.get("retrain_worthy")))
+    level = VerdictLevel.stored(
+        verdict.get("level") if isinstance(verdict, dict) else None,
+        drifted=bool(run.get("drifted")),
+        retrain_worthy=bool(run.get("retrain_worthy")),
+    )
     version = run.get("version")
     description = f"window {window}, version {version}, {run.get('n_rows', '?')} rows"
     reasons = _reasons(run)

@@ -32,9 +32,7 @@ log = logging.getLogger(__name__)
 def stored_level(run: DriftRun) -> VerdictLevel:
     """The level of a stored run: its verdict's, or (before verdicts) drift and the policy's."""
     level = (run.verdict or {}).get("level")
-    if level in set(VerdictLevel):
-        return VerdictLevel(level)
-    return VerdictLevel.of(drifted=run.drifted, retrain_worthy=run.retrain_worthy)
+    return VerdictLevel.stored(level, drifted=run.drifted, retrain_worthy=run.retrain_worthy)
 
 
 def revise_recent_weeks(

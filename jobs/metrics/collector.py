@@ -152,10 +152,7 @@ class DriftkeeperCollector(Collector):
 
 def _add_run(out: _Families, model: str, run: queries.LatestRun) -> None:
     mv = (model, str(run.version))
-    if run.verdict_level in set(VerdictLevel):
-        level = VerdictLevel(run.verdict_level)
-    else:  # a run stored before verdicts: drift and the retrain policy say it
-        level = VerdictLevel.of(drifted=run.drifted, retrain_worthy=run.retrain_worthy)
+    level = VerdictLevel.stored(run.verdict_level, drifted=run.drifted, retrain_worthy=run.retrain_worthy)
     out.add("verdict_level", mv, level.rank)
     out.add("drift_window_end_timestamp_seconds", mv, run.window_end.timestamp())
     out.add("drift_window_rows", mv, run.n_rows)

@@ -107,8 +107,7 @@ def weekly_report(
     with session_factory() as session:  # read only
         model_row = repository.get_model(session, model.name)
         summary, samples = build_summary(session, settings, model, model_row, week, start, end, now)
-        runs = drift_runs.runs_ending(session, model_row.id, end)
-        main_run = max(runs, key=lambda r: (r.n_rows, r.id)) if runs else None
+        main_run = judgement.main_run(judgement.week_runs(session, model_row, end))
         to_label = judgement.write_to_label(session, main_run, out_dir / judgement.TO_LABEL)
     main_figures = stored_figures(main_run.figures) if main_run is not None else None
     summary = replace(
@@ -209,10 +208,9 @@ def build_summary(
     now: datetime,
 ) -> tuple[WeeklySummary, Samples | None]:
     """The week's summary and the samples for the evidently page (None without a stored check)."""
-    latest = {r.version: r for r in drift_runs.runs_ending(session, model_row.id, end)}  # the last stored per version
-    runs = list(latest.values())
+    runs = judgement.week_runs(session, model_row, end)
     results = {r.id: DriftResult.from_dict(r.result) for r in runs}
-    main = max(runs, key=lambda r: r.n_rows) if runs else None
+    main = judgement.main_run(runs)
     summary = WeeklySummary(
         model=model.name,
         week=week,

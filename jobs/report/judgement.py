@@ -32,13 +32,24 @@ TO_LABEL = "to_label.csv"
 TO_LABEL_ROWS = 200
 
 
+def week_runs(session: Session, model_row: Model, end: datetime) -> list[DriftRun]:
+    """The week's checks: the last run stored per version of the window ending at ``end``."""
+    return list({r.version: r for r in drift_runs.runs_ending(session, model_row.id, end)}.values())
+
+
+def main_run(runs: list[DriftRun]) -> DriftRun | None:
+    """The run of the version that served most of the week (the latest stored on a tie)."""
+    return max(runs, key=lambda r: (r.n_rows, r.id)) if runs else None
+
+
 def week_verdict(model: ModelSettings, runs: list[DriftRun], results: dict[int, DriftResult]) -> Verdict:
     """The week's verdict: its main run's (the highest level of its runs, should another version's
     be worse), with the revision that late labels made, if any."""
     if not runs:
         return Verdict(status=WeekStatus.NO_DATA, headline="no checked predictions this week")
     judged = {r.id: _judged(model, r, results[r.id]) for r in runs}
-    main = max(runs, key=lambda r: (r.n_rows, r.id))
+    main = main_run(runs)
+    assert main is not None
     worst = max(runs, key=lambda r: (judged[r.id].level.rank, r.id == main.id, r.n_rows))
     verdict = judged[worst.id]
     headline = verdict.headline if worst.id == main.id else f"version {worst.version}: {verdict.headline}"
