@@ -33,7 +33,7 @@ from jobs.config import ModelSettings, Settings
 from jobs.images import within_roots
 from jobs.report.weeks import is_iso_week, week_window
 from jobs.review.queue import Decision, ReviewItem, ReviewKind, review_queue, review_settings, store_decisions
-from storage import review as store
+from storage import review_decisions as decisions_store
 from storage.repository import get_model
 
 FROM_NAME, TO_NAME = "label", "image"  # the control and object tags of the labelling config
@@ -251,7 +251,7 @@ def export_folders(
             raise ValidationError(f"week {week!r} is not an ISO week like 2026-W38")
         start, end = week_window(week)
     with session_factory() as session:
-        rows = store.labelled_rows(
+        rows = decisions_store.labelled_rows(
             session, get_model(session, model.name).id, start=start, end=end, reviewed_only=reviewed_only
         )
     files = missing = 0
@@ -359,9 +359,11 @@ def import_label_studio(
         )
     with session_factory.begin() as session:
         model_id = get_model(session, model).id
-        known = store.known_external_ids(session, model_id, [d.external_id for d in decisions if d.external_id])
+        known = decisions_store.known_external_ids(
+            session, model_id, [d.external_id for d in decisions if d.external_id]
+        )
         new = [d for d in decisions if d.external_id not in known]
-        stored_ids = set(store.targets(session, model_id, [d.prediction_id for d in new]))
+        stored_ids = set(decisions_store.targets(session, model_id, [d.prediction_id for d in new]))
         rejected += [
             f"prediction {d.prediction_id!r}: not stored for model {model}"
             for d in new

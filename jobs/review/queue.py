@@ -22,6 +22,7 @@ from jobs.config import ModelSettings, Settings
 from jobs.report.weeks import is_iso_week, iso_week, week_window
 from jobs.review.settings import ReviewSettings
 from storage import review as store
+from storage import review_decisions as decisions_store
 from storage.bulk import upsert_labels
 from storage.clock import wall_clock
 from storage.codec import unpack_categories
@@ -238,7 +239,7 @@ class Decision:
     external_id: str | None = None
 
 
-def _kind(model: ModelSettings, target: store.Target, low_below: float) -> str:
+def _kind(model: ModelSettings, target: decisions_store.Target, low_below: float) -> str:
     if target.flag_kind is not None:
         return (
             str(ReviewKind.MASK)
@@ -258,7 +259,7 @@ def store_decisions(session: Session, settings: Settings, model: ModelSettings, 
             raise ValidationError("a decision needs a reviewer name")
     verdicts = [_verdict(model, d.label) for d in decisions]
     model_id = get_model(session, model.name).id
-    found = store.targets(session, model_id, [d.prediction_id for d in decisions])
+    found = decisions_store.targets(session, model_id, [d.prediction_id for d in decisions])
     unknown = sorted({d.prediction_id for d in decisions} - set(found))
     if unknown:
         more = " ..." if len(unknown) > 5 else ""
@@ -296,7 +297,7 @@ def store_decisions(session: Session, settings: Settings, model: ModelSettings, 
     if labels:
         ids, texts, times, masks = zip(*labels, strict=True)
         upsert_labels(session.connection(), model_id, ids, texts, pd.DatetimeIndex(times), masks)
-    return store.add_decisions(session, rows)
+    return decisions_store.add_decisions(session, rows)
 
 
 def decide(
@@ -326,7 +327,7 @@ def undo(session_factory: sessionmaker[Session], settings: Settings, model: str,
     the prediction id, or None when there was nothing to undo."""
     settings.model(model)
     with session_factory.begin() as session:
-        return store.undo_last(session, get_model(session, model).id, reviewer)
+        return decisions_store.undo_last(session, get_model(session, model).id, reviewer)
 
 
 def progress(
@@ -347,7 +348,7 @@ def progress(
     m = settings.model(model)
     with session_factory() as session:
         model_id = get_model(session, model).id
-        counts = store.decision_counts(session, model_id, since)
+        counts = decisions_store.decision_counts(session, model_id, since)
         q = _query(m, model_id, review_settings(settings), None, None, None)
         if sync:
             store.sync_queue(session, model_id, q.low_below, q.control_share, now or wall_clock())
