@@ -180,7 +180,7 @@ class TFLiteClassifier:
         return cnn.Predictions(probabilities=np.concatenate(probs), embeddings=np.concatenate(embs))
 
 
-def _convert(saved_model_dir: Path, variant: str, representative: np.ndarray) -> bytes:
+def convert_variant(saved_model_dir: Path, variant: str, representative: np.ndarray) -> bytes:
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
@@ -267,7 +267,7 @@ def export_tflite(
     for name, filename in VARIANT_FILES.items():
         t0 = time.perf_counter()
         path = out_dir / filename
-        path.write_bytes(_convert(saved_model_dir, name, rep))
+        path.write_bytes(convert_variant(saved_model_dir, name, rep))
         convert_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
         got = TFLiteClassifier(path).predict(x_test)
