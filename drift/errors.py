@@ -9,6 +9,7 @@ from evidently, TensorFlow or SQLAlchemy are translated at the boundary with
 
     DriftkeeperError
     ├── ConfigError                  bad or missing configuration (file, key, allowed values)
+    │   └── ContractMismatchError(key, source, expected, actual)  config and model file disagree
     ├── ValidationError              a value or argument that breaks a rule (also a ValueError)
     │   ├── InvalidSpecError         a column spec / method / threshold that cannot be used
     │   ├── UnknownMethodError       a drift method or correction that is not registered
@@ -40,6 +41,23 @@ class ConfigError(DriftkeeperError):
 
     The message names the file, the key and what is allowed.
     """
+
+
+class ContractMismatchError(ConfigError):
+    """A model contract key (``models[].contract``) disagrees with the model file.
+
+    Args:
+        key: the config key, e.g. ``"contract.height"``.
+        source: the model file (or what was read).
+        expected: what the config says.
+        actual: what the file has.
+        shape: the file's whole input shape, when the key is part of it.
+    """
+
+    def __init__(self, key: str, source: str, expected: object, actual: object, *, shape: object = None) -> None:
+        self.key, self.source, self.expected, self.actual = key, source, expected, actual
+        whole = f" (input shape {shape})" if shape is not None else ""
+        super().__init__(f"{key}: the config says {expected}, {source} has {actual}{whole}")
 
 
 class ValidationError(DriftkeeperError, ValueError):

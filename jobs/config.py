@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from drift.errors import ConfigError
 from jobs.alerts.settings import AlertSettings
 from jobs.metrics.settings import MetricsSettings
+from jobs.ml.contract import ModelContract
 from jobs.review.settings import ReviewSettings
 
 CONFIG_ENV = "DRIFTKEEPER_CONFIG"
@@ -188,7 +189,27 @@ class RetrainSettings(_Strict):
     min_accuracy_gain: float = Field(0.02, ge=0, le=1, description="on the held-out recent slice")
     max_test_accuracy_drop: float = Field(0.02, ge=0, le=1, description="on the original test set")
     size_budget_bytes: int = Field(4_000_000, ge=1)
-    training_data: Path | None = Field(None, description=".npz with x_train, y_train, x_test, y_test")
+    training_data: str | None = Field(
+        None,
+        description=(
+            "the champion's training data: an .npz (x_train, y_train, x_test, y_test), a folder of class"
+            " subfolders (optionally under train/ and test/), or a CSV/Parquet manifest uri,label[,split];"
+            " a local path or an s3://, gs://, https:// URI"
+        ),
+    )
+    test_share: float = Field(
+        0.1, gt=0, lt=1, description="share of a folder or manifest without splits kept as the original test set"
+    )
+    shift_pixels: int = Field(
+        0, ge=0, le=32, description="augmentation: every training image shifted by up to this many pixels"
+    )
+    head_shift_copies: int = Field(
+        1, ge=0, le=8, description="head mode with shift_pixels: shifted copies of each image's features"
+    )
+    batch_size: int = Field(32, ge=1, le=4096)
+    max_train_samples: int | None = Field(
+        None, ge=1, description="cap on the training set (confidently-wrong samples always stay)"
+    )
     teacher_path: Path | None = Field(
         None, description="a larger .keras model that labels unlabelled recent samples it is sure of"
     )
@@ -217,9 +238,23 @@ class ModelSettings(_Strict):
     drift: DriftSettings = DriftSettings()
     retrain_when: RetrainPolicy = RetrainPolicy()
     retrain: RetrainSettings = RetrainSettings()
-    image_roots: tuple[Path, ...] = Field(
-        (), description="folders input images may be read from (thumbnails, retraining); nothing else is read"
+    image_roots: tuple[str, ...] = Field(
+        (),
+        description=(
+            "where input images may be read from (thumbnails, retraining): local folders or URI prefixes"
+            " (s3://bucket/prefix/, gs://..., https://host/path/); nothing else is read"
+        ),
     )
+    contract: ModelContract | None = Field(
+        None, description="the model's input, preprocessing, output kind and layers (jobs.ml.contract)"
+    )
+
+    @field_validator("image_roots", mode="before")
+    @classmethod
+    def _roots_as_str(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return tuple(str(v) for v in value)
+        return value
 
     @field_validator("class_labels", mode="before")
     @classmethod
@@ -314,6 +349,14 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     metrics: MetricsSettings = MetricsSettings()
     review: ReviewSettings = ReviewSettings()
+    storage: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        repr=False,
+        description=(
+            "fsspec options per protocol for images and training data, e.g. s3: {endpoint_url: ...};"
+            " put keys and secrets in the environment (DRIFTKEEPER__STORAGE__S3__SECRET)"
+        ),
+    )
     models: tuple[ModelSettings, ...] = ()
 
     @model_validator(mode="after")

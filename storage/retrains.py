@@ -48,12 +48,12 @@ def revised_worthy_check(session: Session, model_id: int, version: int, since: d
 
 @translated
 def last_retrain_start(session: Session, model_id: int) -> datetime | None:
-    """When the latest retrain that trained started: skipped plans and killed runs do not count."""
+    """When the latest retrain that trained started: skipped plans, killed and aborted runs do not count."""
     return session.scalar(
         select(RetrainRun.started_at)
         .where(
             RetrainRun.model_id == model_id,
-            RetrainRun.decision.not_in((RetrainDecision.SKIPPED, RetrainDecision.KILLED)),
+            RetrainRun.decision.not_in((RetrainDecision.SKIPPED, RetrainDecision.KILLED, RetrainDecision.ABORTED)),
         )
         .order_by(RetrainRun.started_at.desc())
         .limit(1)

@@ -32,11 +32,12 @@ class RetrainDecision(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"  # the policy (or a dry run) said no: nothing trained
     KILLED = "killed"  # died while it ran; found by the next retrain of the model
+    ABORTED = "aborted"  # failed before training began (contract, data): no cooldown, labels kept
 
     @classmethod
     def finished(cls) -> tuple[RetrainDecision, ...]:
         """The decisions of a retrain that ran to its end (what a report lists)."""
-        return (cls.PROMOTED, cls.REJECTED, cls.FAILED)
+        return (cls.PROMOTED, cls.REJECTED, cls.FAILED, cls.ABORTED)
 
 
 class WeekStatus(StrEnum):

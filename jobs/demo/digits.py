@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,12 @@ class DigitsData:
     y_production: IntArray
     labels: tuple[str, ...] = CLASS_LABELS
     seed: int = DEFAULT_SPLIT_SEED
+
+    def save_training_npz(self, path: Path) -> Path:
+        """The champion's training and test sets as ``retrain.training_data`` reads them."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, x_train=self.x_train, y_train=self.y_train, x_test=self.x_test, y_test=self.y_test)
+        return path
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -29,7 +29,6 @@ from jobs.check.reference import reference_from_window
 from jobs.config import Settings
 from jobs.report.weeks import iso_week
 from jobs.retrain import registry
-from jobs.retrain.data import BaseData
 from storage import repository
 from storage.engine import make_engine, make_session_factory
 from storage.migrate import upgrade
@@ -150,8 +149,8 @@ def reset_demo_state(settings: Settings, var_dir: Path) -> None:
 def run_demo(options: DemoOptions, *, echo: Any = print) -> DemoReport:
     """Train, register, simulate ``options.weeks`` weeks, ingest and check each week."""
     from jobs.demo.digits import load_digits_data
+    from jobs.demo.digits_model import train_baseline
     from jobs.demo.simulator import ProductionSimulator
-    from jobs.ml.cnn import train_baseline
 
     settings = demo_settings(options.var_dir, min_new_labels=options.min_new_labels)
     reset_demo_state(settings, options.var_dir)
@@ -175,8 +174,8 @@ def run_demo(options: DemoOptions, *, echo: Any = print) -> DemoReport:
             repository.register_version(
                 session, row, 1, artifact_path=str(model_path), status="champion", metrics=baseline
             )
-        BaseData(x_train=data.x_train, y_train=data.y_train, x_test=data.x_test, y_test=data.y_test).save(
-            model.retrain.training_data or settings.paths.models_dir / model.name / "training_data.npz"
+        data.save_training_npz(
+            Path(model.retrain.training_data or settings.paths.models_dir / model.name / "training_data.npz")
         )
         simulator = ProductionSimulator(
             options.var_dir / "demo",

@@ -1,9 +1,15 @@
 """The production simulator: plays the mobile app's backend for the demo.
 
-Each :meth:`ProductionSimulator.simulate_week` call draws ``rows_per_week`` digits from the
-production pool (never used in training), varies them slightly (shift, gain), and from
-``drift_from_week`` on drifts a share of them with the configured transforms. It classifies them
-with the model it is given (``.keras`` or ``.tflite``) and writes, as the app's backend would:
+What it simulates is a :class:`Scenario`: the production pool (images never used in training)
+and its labels, how a drawn image varies and drifts, the per-image features, how images are
+written and how the model predicts. :func:`digits_scenario` (the default) is the digits demo;
+:func:`jobs.demo.photos.photos_scenario` is the photo-quality demo (RGB PNGs, photo features,
+camera drift, 2 probabilities and 64-float embeddings).
+
+Each :meth:`ProductionSimulator.simulate_week` call draws ``rows_per_week`` images from the
+pool, varies them slightly (digits: shift, gain), and from ``drift_from_week`` on drifts a share
+of them with the configured transforms. It classifies them with the model it is given (``.keras``
+or ``.tflite``) and writes, as the app's backend would (the digits columns shown):
 
 - rows into ``out_dir/production.db``, table ``prediction_log`` (plain sqlite3; this is the
   "outside world", not driftkeeper's storage):
@@ -13,10 +19,11 @@ with the model it is given (``.keras`` or ``.tflite``) and writes, as the app's 
   prediction_id             TEXT NOT NULL UNIQUE (uuid5 of model, seed, week, row)
   logged_at                 TEXT NOT NULL, ISO-8601 UTC ``...+00:00``
   model_name, model_version TEXT, INTEGER
-  brightness .. edge_density  REAL, see :mod:`jobs.ml.image_features`
+  brightness .. edge_density  REAL: the scenario's feature columns (digits:
+                            :mod:`jobs.ml.image_features`)
   device_tier, camera       TEXT: ``low``/``mid``/``high``, ``front``/``back``
   probabilities, embedding  TEXT: JSON arrays of 10 and 32 floats
-  predicted_label           TEXT (``"0"`` .. ``"9"``), confidence REAL
+  predicted_label           TEXT (a class label, ``"0"`` .. ``"9"``), confidence REAL
   input_uri                 TEXT: absolute path of ``images/week_XX/<prediction_id>.png``
   ========================  =====================================================
 
@@ -36,14 +43,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -51,20 +59,24 @@ from drift.errors import BadInputError, UnknownMethodError, ValidationError
 from jobs.demo.digits import CLASS_LABELS, DEFAULT_SPLIT_SEED, DRIFT_TRANSFORMS, apply_drift, jitter
 from jobs.ml.image_features import FEATURE_COLUMNS, feature_matrix
 
+if TYPE_CHECKING:
+    from jobs.ml.contract import Contract
+
 DEVICE_TIERS = ("low", "mid", "high")
 CAMERAS = ("front", "back")
 CONFIDENT = 0.9
 _NAMESPACE = uuid.UUID("6f1c6a52-4d0e-5b8e-9a57-2a4c1d0e7b11")
 _STRENGTH_LEVELS = 5
 
-_SCHEMA = f"""
+_IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS prediction_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     prediction_id TEXT NOT NULL UNIQUE,
     logged_at TEXT NOT NULL,
     model_name TEXT,
     model_version INTEGER,
-    {", ".join(f"{c} REAL" for c in FEATURE_COLUMNS)},
+    {features},
     device_tier TEXT,
     camera TEXT,
     probabilities TEXT,
@@ -93,20 +105,12 @@ CREATE TABLE IF NOT EXISTS simulator_week (
 );
 """
 
-_LOG_COLUMNS = (
-    "prediction_id",
-    "logged_at",
-    "model_name",
-    "model_version",
-    *FEATURE_COLUMNS,
-    "device_tier",
-    "camera",
-    "probabilities",
-    "embedding",
-    "predicted_label",
-    "confidence",
-    "input_uri",
-)
+
+def _log_columns(feature_columns: Sequence[str]) -> tuple[str, ...]:
+    """The ``prediction_log`` columns the simulator writes, in table order (``id`` aside)."""
+    head = ("prediction_id", "logged_at", "model_name", "model_version")
+    return (*head, *feature_columns, "device_tier", "camera", "probabilities", "embedding", "predicted_label",
+            "confidence", "input_uri")  # fmt: skip
 
 
 def _iso(dt: datetime) -> str:
@@ -142,30 +146,103 @@ class WeekSummary:
         }
 
 
-def _predict(model_path: Path, images: np.ndarray) -> Any:
-    if model_path.suffix == ".tflite":
-        from jobs.ml.export import TFLiteClassifier
-
-        return TFLiteClassifier(model_path).predict(images)
-    if model_path.suffix == ".keras":
-        from jobs.ml import cnn
-
-        return cnn.predict(model_path, images)
-    raise ValidationError(f"model_path must be a .keras or .tflite file, got {model_path.name}")
+Predict = Callable[[Path, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def read_images(paths: Sequence[str | Path]) -> np.ndarray:
-    """Read the PNGs written by the simulator back as ``(N, 32, 32)`` float32 in [0, 1]."""
+def contract_predict(contract: Contract) -> Predict:
+    """``predict(model_path, pixels)`` for a ``.keras`` or ``.tflite`` file with this contract.
+
+    ``pixels`` are what the app saw (uint8 or unit floats); it returns probabilities ``(N, K)``
+    and embeddings ``(N, D)``, float32.
+    """
+
+    def predict(model_path: Path, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if model_path.suffix == ".tflite":
+            from jobs.ml.export import TFLiteClassifier
+            from jobs.ml.preprocess import model_input
+
+            out = TFLiteClassifier(model_path, contract).predict(model_input(pixels, contract))
+        elif model_path.suffix == ".keras":
+            from jobs.ml import network
+
+            out = network.predict(model_path, pixels, contract)
+        else:
+            raise ValidationError(f"model_path must be a .keras or .tflite file, got {model_path.name}")
+        return out.probabilities, out.embeddings
+
+    return predict
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    """What the simulator simulates: the pool, variation, drift, features, image files, the model.
+
+    ``vary(images, seed)`` and ``drift(images, kind, strength, seed)`` work on the pool's own
+    representation (digits: float [0, 1]); ``to_pixels`` turns it into the uint8 pixels that are
+    written as PNG (``image_mode`` ``"L"`` or ``"RGB"``), featurised by ``features(pixels) -> (N,
+    len(feature_columns))`` and classified by ``predict(model_path, pixels)``.
+    """
+
+    name: str
+    class_labels: tuple[str, ...]
+    pool_x: np.ndarray
+    pool_y: np.ndarray
+    vary: Callable[[np.ndarray, int], np.ndarray]
+    drift: Callable[[np.ndarray, str, float, int], np.ndarray]
+    drift_kinds: tuple[str, ...]
+    default_drift_kinds: tuple[str, ...]
+    to_pixels: Callable[[np.ndarray], np.ndarray]
+    features: Callable[[np.ndarray], np.ndarray]
+    feature_columns: tuple[str, ...]
+    image_mode: Literal["L", "RGB"]
+    predict: Predict
+
+    def __post_init__(self) -> None:
+        if len(self.pool_x) != len(self.pool_y) or len(self.pool_y) == 0:
+            raise ValidationError(f"the {self.name} pool needs images and as many labels, got {len(self.pool_x)}, "
+                                  f"{len(self.pool_y)}")  # fmt: skip
+        bad = [c for c in self.feature_columns if not _IDENTIFIER.match(c) or c in _log_columns(())]
+        if bad or not self.feature_columns:
+            raise ValidationError(f"feature columns must be new lower-case identifiers, got {bad or 'none'}")
+        if self.image_mode not in ("L", "RGB"):
+            raise ValidationError(f"image_mode must be L or RGB, got {self.image_mode!r}")
+
+
+def _digits_pixels(images: np.ndarray) -> np.ndarray:
+    return np.round(images * 255.0).astype(np.uint8)  # what the PNG holds and the app sees
+
+
+def _digits_features(pixels: np.ndarray) -> np.ndarray:
+    return feature_matrix(pixels.astype(np.float32) / 255.0)
+
+
+def digits_scenario(data_seed: int = DEFAULT_SPLIT_SEED, predict: Predict | None = None) -> Scenario:
+    """The digits demo: the production split of :func:`~jobs.demo.digits.load_digits_data`, 32x32 PNGs."""
+    from jobs.demo.digits import load_digits_data
+    from jobs.demo.digits_model import digits_contract
+
+    data = load_digits_data(data_seed)
+    return Scenario(
+        name="digits", class_labels=CLASS_LABELS, pool_x=data.x_production, pool_y=data.y_production,
+        vary=jitter, drift=apply_drift, drift_kinds=tuple(DRIFT_TRANSFORMS),
+        default_drift_kinds=("darken", "blur", "rotate"), to_pixels=_digits_pixels, features=_digits_features,
+        feature_columns=FEATURE_COLUMNS, image_mode="L", predict=predict or contract_predict(digits_contract()),
+    )  # fmt: skip
+
+
+def read_images(paths: Sequence[str | Path], mode: Literal["L", "RGB"] = "L") -> np.ndarray:
+    """Read the PNGs written by the simulator back as float32 in [0, 1]: ``(N, H, W)`` for ``"L"``,
+    ``(N, H, W, 3)`` for ``"RGB"``."""
     from PIL import Image
 
     out = []
     for p in paths:
         try:
             with Image.open(p) as img:
-                out.append(np.asarray(img.convert("L"), dtype=np.float32) / 255.0)
+                out.append(np.asarray(img.convert(mode), dtype=np.float32) / 255.0)
         except OSError as exc:
             raise BadInputError(str(p), f"cannot read image: {exc}") from exc
-    return np.stack(out) if out else np.zeros((0, 32, 32), np.float32)
+    return np.stack(out) if out else np.zeros((0, 32, 32) if mode == "L" else (0, 32, 32, 3), np.float32)
 
 
 class ProductionSimulator:
@@ -175,20 +252,25 @@ class ProductionSimulator:
         self,
         out_dir: Path,
         *,
-        model_name: str = "digits",
+        model_name: str | None = None,
         seed: int = 0,
         rows_per_week: int = 2000,
         drift_from_week: int = 3,
-        drift_kinds: Sequence[str] = ("darken", "blur", "rotate"),
+        drift_kinds: Sequence[str] | None = None,
         label_share: float = 0.3,
         label_delay_days: tuple[float, float] = (3, 21),
         drift_share: float = 0.7,
         drift_strength: tuple[float, float] = (0.5, 0.9),
         data_seed: int = DEFAULT_SPLIT_SEED,
+        scenario: Scenario | None = None,
     ) -> None:
+        """``scenario`` defaults to :func:`digits_scenario` of ``data_seed``; ``model_name`` and
+        ``drift_kinds`` default to the scenario's name and default drift kinds."""
+        self.scenario = scenario or digits_scenario(data_seed)
+        drift_kinds = self.scenario.default_drift_kinds if drift_kinds is None else drift_kinds
         for kind in drift_kinds:
-            if kind not in DRIFT_TRANSFORMS:
-                raise UnknownMethodError("drift transform", kind, list(DRIFT_TRANSFORMS))
+            if kind not in self.scenario.drift_kinds:
+                raise UnknownMethodError("drift transform", kind, list(self.scenario.drift_kinds))
         if not drift_kinds:
             raise ValidationError("drift_kinds must name at least one transform")
         if rows_per_week < 1:
@@ -202,7 +284,7 @@ class ProductionSimulator:
         if not 0.0 <= s_lo <= s_hi <= 1.0:
             raise ValidationError(f"drift_strength must be (min, max) within [0, 1], got {drift_strength}")
         self.out_dir = Path(out_dir)
-        self.model_name = model_name
+        self.model_name = model_name or self.scenario.name
         self.seed = seed
         self.rows_per_week = rows_per_week
         self.drift_from_week = drift_from_week
@@ -212,11 +294,14 @@ class ProductionSimulator:
         self.drift_share = drift_share
         self.drift_strength = (float(s_lo), float(s_hi))
         self.data_seed = data_seed
-        self._pool: tuple[np.ndarray, np.ndarray] | None = None
+        self._columns = _log_columns(self.scenario.feature_columns)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.labels_dir.mkdir(exist_ok=True)
         with self._connect() as conn:
-            conn.executescript(_SCHEMA)
+            conn.executescript(_SCHEMA.format(features=", ".join(f"{c} REAL" for c in self.scenario.feature_columns)))
+            found = tuple(r[1] for r in conn.execute("PRAGMA table_info(prediction_log)").fetchall()[1:])
+        if found != self._columns:
+            raise ValidationError(f"{self.db_path} holds another scenario's prediction_log (columns {found[4:-6]})")
 
     @property
     def db_path(self) -> Path:
@@ -240,21 +325,14 @@ class ProductionSimulator:
         finally:
             conn.close()
 
-    def _production_pool(self) -> tuple[np.ndarray, np.ndarray]:
-        if self._pool is None:
-            from jobs.demo.digits import load_digits_data
-
-            data = load_digits_data(self.data_seed)
-            self._pool = (data.x_production, data.y_production)
-        return self._pool
-
     def _draw(self, week: int) -> dict[str, Any]:
         """Everything random about a week, independent of the model."""
         rng = np.random.default_rng([self.seed, week])
-        pool_x, pool_y = self._production_pool()
+        sc = self.scenario
+        pool_x, pool_y = sc.pool_x, sc.pool_y
         n = self.rows_per_week
         idx = rng.integers(len(pool_y), size=n)
-        images = jitter(pool_x[idx], seed=int(rng.integers(2**31)))
+        images = sc.vary(pool_x[idx], int(rng.integers(2**31)))
         drifting = week >= self.drift_from_week
         drifted = (rng.random(n) < self.drift_share) if drifting else np.zeros(n, bool)
         kinds = rng.integers(len(self.drift_kinds), size=n)
@@ -265,8 +343,8 @@ class ProductionSimulator:
             for j, strength in enumerate(levels):
                 sel = drifted & (kinds == k) & (level == j)
                 if sel.any():
-                    images[sel] = apply_drift(images[sel], kind, float(strength), drift_seed + 31 * k + j)
-        pixels = np.round(images * 255.0).astype(np.uint8)  # what the PNG holds and the app sees
+                    images[sel] = sc.drift(images[sel], kind, float(strength), drift_seed + 31 * k + j)
+        pixels = sc.to_pixels(images)  # what the PNG holds and the app sees
         tier_p = (0.5, 0.35, 0.15) if drifting else (0.3, 0.5, 0.2)
         return {
             "labels": pool_y[idx],
@@ -295,12 +373,15 @@ class ProductionSimulator:
             if conn.execute("SELECT 1 FROM simulator_week WHERE week = ?", (week,)).fetchone():
                 raise ValidationError(f"week {week} was already simulated in {self.db_path}")
         d = self._draw(week)
-        images = d["pixels"].astype(np.float32) / 255.0
-        preds = _predict(model_path, images)
-        features = feature_matrix(images)
-        pred_idx = preds.predicted
+        sc = self.scenario
+        probabilities, embeddings = (np.asarray(a, np.float32) for a in sc.predict(model_path, d["pixels"]))
+        if probabilities.shape != (self.rows_per_week, len(sc.class_labels)) or len(embeddings) != len(probabilities):
+            raise ValidationError(f"predict gave probabilities {probabilities.shape} and embeddings {embeddings.shape} "
+                                  f"for {self.rows_per_week} images of {len(sc.class_labels)} classes")  # fmt: skip
+        features = sc.features(d["pixels"])
+        pred_idx = probabilities.argmax(axis=1)
         correct = pred_idx == d["labels"]
-        conf = preds.confidence
+        conf = probabilities.max(axis=1)
 
         image_dir = self.out_dir / "images" / f"week_{week:02d}"
         image_dir.mkdir(parents=True, exist_ok=True)
@@ -310,7 +391,8 @@ class ProductionSimulator:
         for i in range(self.rows_per_week):
             pid = str(uuid.uuid5(_NAMESPACE, f"{self.model_name}/{self.seed}/{week}/{i}"))
             png = image_dir / f"{pid}.png"
-            Image.fromarray(d["pixels"][i]).save(png, optimize=False)
+            img = Image.fromarray(d["pixels"][i])
+            (img if img.mode == sc.image_mode else img.convert(sc.image_mode)).save(png, optimize=False)
             logged_at = start + timedelta(seconds=float(d["offsets"][i]))
             log_rows.append(
                 (
@@ -321,9 +403,9 @@ class ProductionSimulator:
                     *(float(v) for v in features[i]),
                     DEVICE_TIERS[d["tiers"][i]],
                     "front" if d["front"][i] else "back",
-                    json.dumps([round(float(p), 6) for p in preds.probabilities[i]]),
-                    json.dumps([round(float(e), 5) for e in preds.embeddings[i]]),
-                    CLASS_LABELS[pred_idx[i]],
+                    json.dumps([round(float(p), 6) for p in probabilities[i]]),
+                    json.dumps([round(float(e), 5) for e in embeddings[i]]),
+                    sc.class_labels[pred_idx[i]],
                     float(conf[i]),
                     str(png.resolve()),
                 )
@@ -334,13 +416,13 @@ class ProductionSimulator:
                 (
                     pid,
                     week,
-                    CLASS_LABELS[d["labels"][i]],
+                    sc.class_labels[d["labels"][i]],
                     kind,
                     float(d["strengths"][i]) if kind else None,
                     _iso(labelled_at) if labelled_at else None,
                 )
             )
-        placeholders = ", ".join("?" for _ in _LOG_COLUMNS)
+        placeholders = ", ".join("?" for _ in self._columns)
         drifted = d["drifted"]
         summary_fields: dict[str, Any] = {
             "week": week,
@@ -359,7 +441,7 @@ class ProductionSimulator:
         }
         with self._connect() as conn:
             conn.executemany(
-                f"INSERT INTO prediction_log ({', '.join(_LOG_COLUMNS)}) VALUES ({placeholders})", log_rows
+                f"INSERT INTO prediction_log ({', '.join(self._columns)}) VALUES ({placeholders})", log_rows
             )
             conn.executemany(
                 "INSERT INTO simulator_truth (prediction_id, week, true_label, drift_kind, drift_strength, "

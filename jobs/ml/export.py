@@ -12,13 +12,15 @@
     labels.txt              one class label per line, in output order
     manifest.json           what the app needs to download, verify and swap the model
 
-Each ``.tflite`` has one signature, ``serving_default``: input ``image`` ``(N, 32, 32, 1)``
-float32 in [0, 1]; outputs ``probabilities`` ``(N, 10)`` and ``embedding`` ``(N, 32)``, so the
-app can log the embedding too. Every file is verified by running it with ai-edge-litert against
-the Keras model on ``x_test``: argmax agreement, largest probability difference, size against
-the budget. The export passes only if every variant passes. Checks that fail are reported in
-:class:`ExportReport`; machinery that fails (a model that cannot be loaded or converted) raises
-:class:`~drift.errors.ExportError`.
+Each ``.tflite`` has one signature, ``serving_default``: input ``image`` ``(N, H, W, C)`` float32,
+normalised per the model's contract; outputs ``probabilities`` (the model's own last layer:
+softmax, logits or one sigmoid unit, as the contract says) and ``embedding`` (the contract's
+embedding layer), so the app can log the embedding too. The manifest carries the whole
+contract. Every file is verified by running it with ai-edge-litert against the Keras model on
+``x_verify`` (model-ready inputs, preprocessed by :mod:`jobs.ml.preprocess`): class-argmax
+agreement, largest probability difference, size against the budget. The export passes only
+if every variant passes. Checks that fail are reported in :class:`ExportReport`; machinery
+that fails (a model that cannot be loaded or converted) raises :class:`~drift.errors.ExportError`.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from drift.errors import ExportError, ValidationError
-from jobs.ml import cnn
+from jobs.ml import network
+from jobs.ml.contract import Contract
 
 VARIANT_FILES: dict[str, str] = {
     "float32": "model.tflite",
@@ -47,15 +50,7 @@ QUANTISATION: dict[str, str] = {
 }
 SIGNATURE = "serving_default"
 INPUT_NAME = "image"
-NORMALISATION: dict[str, Any] = {
-    "color": "grayscale",
-    "range": [0.0, 1.0],
-    "scale": 1.0 / 255.0,
-    "offset": 0.0,
-    "formula": "input = pixel_uint8 * scale + offset",
-    "polarity": "light strokes on a dark background",
-}
-MANIFEST_FORMAT = "driftkeeper-tflite-manifest/1"
+MANIFEST_FORMAT = "driftkeeper-tflite-manifest/2"
 _REQUIRED_FIELDS = ("model_name", "version")
 
 
@@ -144,40 +139,45 @@ def sha256_file(path: Path) -> str:
 class TFLiteClassifier:
     """Runs a ``.tflite`` file written by :func:`export_tflite` with ai-edge-litert.
 
-    >>> clf = TFLiteClassifier(Path("model.tflite"))  # doctest: +SKIP
-    >>> clf.predict(images).probabilities.shape  # doctest: +SKIP
-    (N, 10)
+    >>> clf = TFLiteClassifier(Path("model.tflite"), contract)  # doctest: +SKIP
+    >>> clf.predict(model_inputs).probabilities.shape  # doctest: +SKIP
+    (N, K)
     """
 
-    def __init__(self, path: Path, *, num_threads: int | None = None) -> None:
+    def __init__(self, path: Path, contract: Contract, *, num_threads: int | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         self.path = Path(path)
+        self.contract = contract
         try:
             self._interpreter = Interpreter(model_path=str(self.path), num_threads=num_threads)
             self._runner = self._interpreter.get_signature_runner(SIGNATURE)
         except Exception as exc:
             raise ExportError(f"cannot load TFLite model {self.path}: {exc}") from exc
         outputs = set(self._interpreter.get_signature_list()[SIGNATURE]["outputs"])
-        if not {cnn.OUTPUT_LAYER, cnn.EMBEDDING_LAYER} <= outputs:
+        if not {network.PROBABILITIES, network.EMBEDDING} <= outputs:
             raise ExportError(f"{self.path} has outputs {sorted(outputs)}, expected probabilities, embedding")
 
-    def predict(self, images: np.ndarray, batch_size: int = 256) -> cnn.Predictions:
-        x = cnn.as_model_input(images)
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> network.Predictions:
+        """Class probabilities and embeddings for model-ready inputs ``(N, H, W, C)``."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[1:] != self.contract.input_shape:
+            raise ValidationError(f"{self.path} takes inputs {self.contract.input_shape}, got {x.shape[1:]}")
         probs, embs = [], []
         for start in range(0, len(x), batch_size):
             try:
                 out = self._runner(**{INPUT_NAME: x[start : start + batch_size]})
             except Exception as exc:
                 raise ExportError(f"running TFLite model {self.path} failed: {exc}") from exc
-            probs.append(np.asarray(out[cnn.OUTPUT_LAYER], dtype=np.float32))
-            embs.append(np.asarray(out[cnn.EMBEDDING_LAYER], dtype=np.float32))
+            probs.append(network.class_probabilities(np.asarray(out[network.PROBABILITIES]), self.contract))
+            emb = np.asarray(out[network.EMBEDDING], dtype=np.float32)
+            embs.append(emb.reshape(len(emb), -1))
         if not probs:
-            return cnn.Predictions(
-                probabilities=np.zeros((0, cnn.NUM_CLASSES), np.float32),
-                embeddings=np.zeros((0, cnn.EMBEDDING_DIM), np.float32),
+            return network.Predictions(
+                probabilities=np.zeros((0, self.contract.n_classes), np.float32),
+                embeddings=np.zeros((0, self.contract.embedding_dim), np.float32),
             )
-        return cnn.Predictions(probabilities=np.concatenate(probs), embeddings=np.concatenate(embs))
+        return network.Predictions(probabilities=np.concatenate(probs), embeddings=np.concatenate(embs))
 
 
 def convert_variant(saved_model_dir: Path, variant: str, representative: np.ndarray) -> bytes:
@@ -223,8 +223,8 @@ def export_tflite(
     keras_path: Path,
     out_dir: Path,
     representative: np.ndarray,
-    x_test: np.ndarray,
-    labels: tuple[str, ...] | list[str],
+    x_verify: np.ndarray,
+    contract: Contract,
     manifest_fields: dict[str, Any],
     size_budget_bytes: int,
     *,
@@ -234,34 +234,40 @@ def export_tflite(
 ) -> ExportReport:
     """Export ``keras_path`` to ``out_dir`` and verify every variant; see the module docstring.
 
-    ``manifest_fields`` must hold ``model_name`` and ``version`` (int >= 1); ``parent_version``,
+    ``representative`` and ``x_verify`` are model-ready inputs (float32 ``(N, H, W, C)``, as
+    :func:`jobs.ml.preprocess.model_input` or an ImageSet batch gives them). ``manifest_fields``
+    must hold ``model_name`` and ``version`` (int >= 1); ``parent_version``,
     ``training_data_window`` and ``drift_run_id`` are written as given (``None`` when absent),
     other keys are copied through. ``min_agreement`` applies to float32 and dynamic,
     ``min_agreement_int8`` to int8.
     """
     _check_manifest_fields(manifest_fields)
-    labels = tuple(str(label) for label in labels)
-    if len(labels) != cnn.NUM_CLASSES:
-        raise ValidationError(f"need {cnn.NUM_CLASSES} labels in output order, got {len(labels)}")
     if size_budget_bytes <= 0:
         raise ValidationError(f"size_budget_bytes must be > 0, got {size_budget_bytes}")
-    rep = cnn.as_model_input(representative)
-    if len(rep) == 0 or len(x_test) == 0:
-        raise ValidationError("representative and x_test must not be empty")
+    rep = np.asarray(representative, dtype=np.float32)
+    x_verify = np.asarray(x_verify, dtype=np.float32)
+    if len(rep) == 0 or len(x_verify) == 0:
+        raise ValidationError("representative and x_verify must not be empty")
+    for name, arr in (("representative", rep), ("x_verify", x_verify)):
+        if arr.shape[1:] != contract.input_shape:
+            raise ValidationError(f"{name} has inputs {arr.shape[1:]}, the contract says {contract.input_shape}")
     rep = rep[np.linspace(0, len(rep) - 1, min(representative_samples, len(rep))).astype(int)]
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    model = cnn.load_model(Path(keras_path))
+    model = network.load_model(Path(keras_path))
+    from jobs.ml.custom_trainer import check_against_contract
+
+    check_against_contract(model, contract, str(keras_path))
     saved_model_dir = out_dir / "saved_model"
     t0 = time.perf_counter()
     try:
-        cnn.with_embedding(model).export(str(saved_model_dir), format="tf_saved_model", verbose=False)
+        network.with_embedding(model, contract).export(str(saved_model_dir), format="tf_saved_model", verbose=False)
     except Exception as exc:
         raise ExportError(f"SavedModel export of {keras_path} failed: {exc}") from exc
     saved_model_seconds = time.perf_counter() - t0
-    reference = cnn.predict(model, x_test)
+    reference = network.predict_inputs(model, x_verify, contract)
 
     reports = []
     for name, filename in VARIANT_FILES.items():
@@ -270,7 +276,7 @@ def export_tflite(
         path.write_bytes(convert_variant(saved_model_dir, name, rep))
         convert_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
-        got = TFLiteClassifier(path).predict(x_test)
+        got = TFLiteClassifier(path, contract).predict(x_verify)
         verify_seconds = time.perf_counter() - t0
         agreement = float((got.predicted == reference.predicted).mean())
         threshold = min_agreement_int8 if name == "int8" else min_agreement
@@ -296,9 +302,9 @@ def export_tflite(
         )
 
     labels_path = out_dir / "labels.txt"
-    labels_path.write_text("".join(f"{label}\n" for label in labels))
+    labels_path.write_text("".join(f"{label}\n" for label in contract.class_labels))
     manifest_path = out_dir / "manifest.json"
-    manifest = _manifest(manifest_fields, labels, labels_path, reports)
+    manifest = _manifest(manifest_fields, contract, labels_path, reports)
     tmp = manifest_path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n")
     tmp.replace(manifest_path)
@@ -309,14 +315,14 @@ def export_tflite(
         labels_path=labels_path,
         manifest_path=manifest_path,
         variants=tuple(reports),
-        n_verify=len(x_test),
+        n_verify=len(x_verify),
         saved_model_seconds=saved_model_seconds,
         seconds=time.perf_counter() - started,
     )
 
 
 def _manifest(
-    fields: dict[str, Any], labels: tuple[str, ...], labels_path: Path, reports: list[VariantReport]
+    fields: dict[str, Any], contract: Contract, labels_path: Path, reports: list[VariantReport]
 ) -> dict[str, Any]:
     passed = [r for r in reports if r.passed]
     recommended = min(passed, key=lambda r: r.size_bytes).path.name if passed else None
@@ -325,6 +331,11 @@ def _manifest(
         for k, v in fields.items()
         if k not in {"model_name", "version", "parent_version", "training_data_window", "drift_run_id"}
     }
+    reading = {
+        "softmax": "class probabilities in label order",
+        "logits": "logits in label order: apply softmax for probabilities",
+        "sigmoid": f"P({contract.class_labels[-1]}); P({contract.class_labels[0]}) = 1 - it",
+    }[contract.output]
     return {
         "format": MANIFEST_FORMAT,
         "model_name": fields["model_name"],
@@ -335,15 +346,33 @@ def _manifest(
         "signature": SIGNATURE,
         "input": {
             "name": INPUT_NAME,
-            "shape": [1, *cnn.INPUT_SHAPE],
+            "shape": [1, *contract.input_shape],
             "dtype": "float32",
-            "normalisation": NORMALISATION,
+            "color_mode": contract.color_mode,
+            "resize": contract.resize,
+            "normalisation": {
+                "scale": contract.scale,
+                "offset": contract.offset,
+                "mean": list(contract.mean) if contract.mean is not None else None,
+                "std": list(contract.std) if contract.std is not None else None,
+                "formula": contract.to_dict()["formula"],
+            },
         },
         "outputs": {
-            cnn.OUTPUT_LAYER: {"shape": [1, cnn.NUM_CLASSES], "dtype": "float32", "softmax": True},
-            cnn.EMBEDDING_LAYER: {"shape": [1, cnn.EMBEDDING_DIM], "dtype": "float32"},
+            network.PROBABILITIES: {
+                "shape": [1, contract.output_units],
+                "dtype": "float32",
+                "kind": contract.output,
+                "reading": reading,
+            },
+            network.EMBEDDING: {
+                "shape": [1, contract.embedding_dim],
+                "dtype": "float32",
+                "layer": contract.embedding_layer,
+            },
         },
-        "labels": list(labels),
+        "contract": contract.to_dict(),
+        "labels": list(contract.class_labels),
         "labels_file": {"name": labels_path.name, "sha256": sha256_file(labels_path)},
         "files": {
             r.path.name: {

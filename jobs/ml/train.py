@@ -1,36 +1,39 @@
-"""Issue 5's trainer as a library: retrain a champion, teacher pseudo-labels, custom trainers, evaluation.
+"""Retrain any team's classifier from its champion: head-only or full, streamed, weighted.
 
-The registry, trigger policy and gate live elsewhere; they call these functions with paths and
-arrays. Class labels here are class indices (see :func:`jobs.demo.digits.labels_to_indices`).
+The registry, trigger policy and gate live elsewhere; they call these functions with paths,
+an :class:`~jobs.ml.imageset.ImageSet` per source and the model's
+:class:`~jobs.ml.contract.Contract`. Labels here are class indices into ``contract.class_labels``.
 
 - :func:`retrain` starts from the champion's ``.keras`` file and trains on the champion's
-  training set plus newly labelled production samples. ``mode="head"`` freezes the backbone and
-  retrains the head (embedding + softmax); ``mode="full"`` fine-tunes everything at a low
-  learning rate. New samples carry a weight (recent ones higher); confidently-wrong ones get a
-  further boost and are always kept when the training set is capped. The champion's file is never
-  written: the result goes to ``out_path`` via a temporary file and an atomic rename.
-- :func:`train_teacher` / :func:`pseudo_label`: a larger CNN (trained on drift-augmented data)
-  labels unlabelled samples it is confident about, to grow the training set.
-- :func:`run_custom_trainer`: a team's own command receives a JSON spec and must write a
-  loadable ``.keras`` file.
+  training set plus newly labelled production samples. ``mode="head"`` freezes everything
+  before ``contract.head_starts_at``: the frozen part's features are computed once, streamed
+  batch by batch (plus ``head_shift_copies`` shifted copies when ``shift_pixels`` > 0), and
+  only the head trains on them. ``mode="full"`` fine-tunes everything at a low learning rate,
+  streaming the images each epoch. New samples carry a weight (recent ones higher);
+  confidently-wrong ones get a further boost and are always kept when the training set is
+  capped. An image that cannot be read is left out and counted by reason
+  (``RetrainResult.skipped``). The champion's file is never written: the result goes to
+  ``out_path`` via a temporary file and an atomic rename.
+- :func:`run_custom_trainer` (:mod:`jobs.ml.custom_trainer`): a team's own command.
 - :func:`evaluate`: accuracy and confidently-wrong rate.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import tempfile
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from drift.errors import TrainingError, ValidationError
-from jobs.ml import cnn
+from jobs.ml import network
+from jobs.ml.contract import Contract
+from jobs.ml.imageset import ImageSet
+from jobs.ml.preprocess import normalise, shift_images
 
 _VALID_MODES = ("head", "full")
 DEFAULT_LEARNING_RATES = {"head": 1e-2, "full": 3e-4}
@@ -41,14 +44,14 @@ class NewSamples:
     """Newly labelled production samples.
 
     Args:
-        images: ``(N, 32, 32)`` images in [0, 1].
+        images: an ImageSet (URIs or arrays) or in-memory images (uint8 or unit floats).
         labels: ``(N,)`` class indices.
         weights: ``(N,)`` positive sample weights (e.g. higher for recent rows); ``None`` gives
             each sample ``retrain``'s ``new_sample_weight``.
         confidently_wrong: ``(N,)`` bool mask of samples the champion got wrong with high confidence.
     """
 
-    images: np.ndarray
+    images: Any
     labels: np.ndarray
     weights: np.ndarray | None = None
     confidently_wrong: np.ndarray | None = None
@@ -71,6 +74,25 @@ class NewSamples:
             raise ValidationError("new_samples must be (images, labels[, weights[, confidently_wrong]])")
         return cls(**dict(zip(("images", "labels", "weights", "confidently_wrong"), value, strict=False)))
 
+    def as_set(self) -> ImageSet:
+        if isinstance(self.images, ImageSet):
+            return ImageSet(
+                entries=self.images.entries,
+                arrays=self.images.arrays,
+                labels=np.asarray(self.labels, np.int64),
+                roots=self.images.roots,
+                storage_options=self.images.storage_options,
+            )
+        return ImageSet.of_arrays(np.asarray(self.images), np.asarray(self.labels, np.int64))
+
+
+def as_image_set(value: ImageSet | tuple[np.ndarray, np.ndarray]) -> ImageSet:
+    """An ImageSet, or ``(images, labels)`` arrays as one."""
+    if isinstance(value, ImageSet):
+        return value
+    images, labels = value
+    return ImageSet.of_arrays(np.asarray(images), np.asarray(labels, np.int64))
+
 
 @dataclass(frozen=True, kw_only=True)
 class RetrainResult:
@@ -89,6 +111,7 @@ class RetrainResult:
     train_seconds: float
     final_loss: float
     final_accuracy: float
+    skipped: dict[str, int] = field(default_factory=dict)  # images left out, by reason
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -107,79 +130,191 @@ class EvalMetrics:
     confidently_wrong_rate: float
     mean_confidence: float
     confidence_threshold: float
+    skipped: int = 0  # images that could not be read
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _probabilities(model: Any, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    """Softmax output of any single-input classifier (the teacher need not have an embedding)."""
-    x = cnn.as_model_input(images)
-    parts = [np.asarray(model(x[i : i + batch_size], training=False)) for i in range(0, len(x), batch_size)]
-    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, cnn.NUM_CLASSES), np.float32)
-
-
-def evaluate(model: Any, x: np.ndarray, y: np.ndarray, confidence_threshold: float = 0.9) -> EvalMetrics:
+def evaluate(
+    model: Any, images: ImageSet | np.ndarray, y: np.ndarray, contract: Contract, confidence_threshold: float = 0.9
+) -> EvalMetrics:
     """Accuracy and the share of samples predicted wrongly with confidence >= the threshold."""
     if not 0.0 < confidence_threshold <= 1.0:
         raise ValidationError(f"confidence_threshold must be in (0, 1], got {confidence_threshold}")
-    if isinstance(model, str | Path):
-        model = cnn.load_model(Path(model))
     y = np.asarray(y)
     if len(y) == 0:
         raise ValidationError("cannot evaluate on zero samples")
-    probs = _probabilities(model, x)
-    pred, conf = probs.argmax(axis=1), probs.max(axis=1)
-    wrong_confident = (pred != y) & (conf >= confidence_threshold)
+    probs, ok = network.probabilities_of(model, images, contract)
+    pred, conf, y_ok = probs.argmax(axis=1)[ok], probs.max(axis=1)[ok], y[ok]
+    if len(y_ok) == 0:
+        raise TrainingError("none of the evaluation images could be read")
+    wrong_confident = (pred != y_ok) & (conf >= confidence_threshold)
     return EvalMetrics(
-        n=len(y),
-        accuracy=float((pred == y).mean()),
+        n=len(y_ok),
+        accuracy=float((pred == y_ok).mean()),
         confidently_wrong=int(wrong_confident.sum()),
         confidently_wrong_rate=float(wrong_confident.mean()),
         mean_confidence=float(conf.mean()),
         confidence_threshold=confidence_threshold,
+        skipped=int((~ok).sum()),
     )
 
 
 def training_set(
-    base_x: np.ndarray,
-    base_y: np.ndarray,
+    base: ImageSet,
     new: NewSamples,
     *,
     new_sample_weight: float = 3.0,
     confidently_wrong_boost: float = 2.0,
     max_train_samples: int | None = None,
     seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """The training arrays ``(x (N,32,32,1), y, weights)`` and how many base samples they hold.
+) -> tuple[ImageSet, int]:
+    """The weighted training set (base first, then new) and how many base samples it holds.
 
     Base samples weigh 1, new samples their own weight (or ``new_sample_weight``), and
     confidently-wrong ones that times ``confidently_wrong_boost``. With ``max_train_samples``
     the set is capped: confidently-wrong samples are always kept (even beyond the cap), then the
     heaviest new samples, then a seeded random choice of base samples fills what room is left.
     """
+    if base.labels is None:
+        raise ValidationError("the base training set has no labels")
     rng = np.random.default_rng(seed)
     n_new = len(new.images)
     cw = np.zeros(n_new, bool) if new.confidently_wrong is None else np.asarray(new.confidently_wrong, bool)
     w_new = np.full(n_new, new_sample_weight) if new.weights is None else np.asarray(new.weights, float)
     w_new = np.where(cw, w_new * confidently_wrong_boost, w_new)
     keep_new = np.arange(n_new)
-    keep_base = np.arange(len(base_y))
-    if max_train_samples is not None and n_new + len(base_y) > max_train_samples:
+    keep_base = np.arange(len(base))
+    if max_train_samples is not None and n_new + len(base) > max_train_samples:
         # Confidently-wrong first, then the heaviest (most recent) new samples, then base samples.
         priority = np.lexsort((-w_new, ~cw))
         keep_new = np.sort(priority[: max(int(cw.sum()), min(n_new, max_train_samples))])
         room = max(0, max_train_samples - len(keep_new))
-        keep_base = np.sort(rng.choice(len(base_y), size=min(room, len(base_y)), replace=False))
-    x = np.concatenate([cnn.as_model_input(base_x[keep_base]), cnn.as_model_input(new.images[keep_new])])
-    y = np.concatenate([np.asarray(base_y)[keep_base], np.asarray(new.labels)[keep_new]]).astype(np.int64)
-    w = np.concatenate([np.ones(len(keep_base)), w_new[keep_new]]).astype(np.float32)
-    return x, y, w, len(keep_base)
+        keep_base = np.sort(rng.choice(len(base), size=min(room, len(base)), replace=False))
+    parts = [
+        base.take(keep_base).with_weights(np.ones(len(keep_base), np.float32)),
+        new.as_set().take(keep_new).with_weights(w_new[keep_new].astype(np.float32)),
+    ]
+    return ImageSet.concat(parts), len(keep_base)
+
+
+def _shifted(x: np.ndarray, dy: np.ndarray, dx: np.ndarray, shift: int, contract: Contract) -> np.ndarray:
+    """Shift model inputs, filling with the model's black (normalised zero pixels)."""
+    black = normalise(np.zeros((1, 1, 1, contract.channels), np.float32), contract)
+    return shift_images(x - black, dy, dx, shift) + black
+
+
+def _features(
+    extractor: Any, data: ImageSet, contract: Contract, offsets: np.ndarray | None, shift: int, batch_size: int = 512
+) -> tuple[np.ndarray, np.ndarray, Counter[str]]:
+    """The frozen part's features for every loadable image (shifted by ``offsets``), and which loaded."""
+    parts, oks, reasons = [], [], Counter[str]()
+    for batch in data.batches(contract, batch_size):
+        x = batch.x
+        if offsets is not None:
+            x = _shifted(x, offsets[0][batch.positions], offsets[1][batch.positions], shift, contract)
+        parts.append(np.asarray(extractor(x, training=False), dtype=np.float32)[batch.ok])
+        oks.append(batch.ok)
+        reasons.update(r for r in batch.reasons if r)
+    ok = np.concatenate(oks) if oks else np.zeros(0, bool)
+    return (np.concatenate(parts) if parts else np.zeros((0,), np.float32)), ok, reasons
+
+
+def _fit_head(
+    model: Any, contract: Contract, data: ImageSet, lr: float, epochs: int, batch_size: int, seed: int, shift: int,
+    copies: int,
+) -> tuple[dict[str, list[float]], int, Counter[str]]:  # fmt: skip
+    parts = network.split(model, contract)
+    network.set_trainable(model, parts)
+    rng = np.random.default_rng(seed)
+    assert data.labels is not None and data.weights is not None
+    feats, ys, ws, skipped = [], [], [], Counter[str]()
+    for copy in range(1 + (copies if shift > 0 else 0)):
+        offsets = None if copy == 0 else rng.integers(0, 2 * shift + 1, size=(2, len(data)))
+        f, ok, reasons = _features(parts.extractor, data, contract, offsets, shift)
+        feats.append(f)
+        ys.append(data.labels[ok])
+        ws.append(data.weights[ok])
+        if copy == 0:
+            skipped = reasons
+    y = np.concatenate(ys)
+    if len(y) == 0:
+        raise TrainingError(f"none of the {len(data)} training images could be read: {dict(skipped)}")
+    network.compile_model(parts.head, contract, lr)
+    try:
+        hist = parts.head.fit(
+            np.concatenate(feats), network.targets(y, contract), sample_weight=np.concatenate(ws),
+            epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0,
+        )  # fmt: skip
+    except Exception as exc:
+        raise TrainingError(f"training failed: {exc}") from exc
+    return {k: [float(v) for v in values] for k, values in hist.history.items()}, len(ys[0]), skipped
+
+
+def _epoch_batches(
+    data: ImageSet, contract: Contract, order: np.ndarray, offsets: np.ndarray | None, shift: int, batch_size: int,
+    skipped: Counter[str],
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:  # fmt: skip
+    assert data.labels is not None and data.weights is not None
+    for start in range(0, len(order), batch_size):
+        at = order[start : start + batch_size]
+        batch = data.load(at, contract)
+        x = batch.x
+        if offsets is not None:
+            x = _shifted(x, offsets[0][start : start + len(at)], offsets[1][start : start + len(at)], shift, contract)
+        skipped.update(r for r in batch.reasons if r)
+        yield x, network.targets(data.labels[at], contract), data.weights[at] * batch.ok
+
+
+def _fit_full(
+    model: Any, contract: Contract, data: ImageSet, lr: float, epochs: int, batch_size: int, seed: int, shift: int
+) -> tuple[dict[str, list[float]], int, Counter[str]]:
+    import tensorflow as tf
+
+    network.set_trainable(model, None)
+    network.compile_model(model, contract, lr)
+    rng = np.random.default_rng(seed)
+    history: dict[str, list[float]] = {}
+    y_shape = (None, 1) if contract.output == "sigmoid" else (None,)
+    signature = (
+        tf.TensorSpec((None, *contract.input_shape), tf.float32),
+        tf.TensorSpec(y_shape, tf.float32 if contract.output == "sigmoid" else tf.int64),
+        tf.TensorSpec((None,), tf.float32),
+    )
+    skipped: Counter[str] = Counter()
+    for epoch in range(epochs):
+        order = rng.permutation(len(data))
+        offsets = rng.integers(0, 2 * shift + 1, size=(2, len(data))) if shift > 0 else None
+        seen: Counter[str] = Counter()
+
+        def gen(order: np.ndarray = order, offsets: Any = offsets, seen: Counter[str] = seen) -> Any:
+            return _epoch_batches(data, contract, order, offsets, shift, batch_size, seen)
+
+        n_batches = -(-len(data) // batch_size)
+        dataset = (
+            tf.data.Dataset.from_generator(gen, output_signature=signature)
+            .apply(tf.data.experimental.assert_cardinality(n_batches))
+            .prefetch(2)
+        )
+        try:
+            hist = model.fit(dataset, epochs=1, verbose=0, shuffle=False)
+        except Exception as exc:
+            raise TrainingError(f"training failed: {exc}") from exc
+        for key, values in hist.history.items():
+            history.setdefault(key, []).append(float(values[-1]))
+        if epoch == 0:
+            skipped = seen
+    n_ok = len(data) - sum(skipped.values())
+    if n_ok <= 0:
+        raise TrainingError(f"none of the {len(data)} training images could be read: {dict(skipped)}")
+    return history, n_ok, skipped
 
 
 def retrain(
     champion_path: Path,
-    base_train: tuple[np.ndarray, np.ndarray],
+    contract: Contract,
+    base_train: ImageSet | tuple[np.ndarray, np.ndarray],
     new_samples: NewSamples | tuple[Any, ...],
     *,
     mode: str = "head",
@@ -191,14 +326,12 @@ def retrain(
     new_sample_weight: float = 3.0,
     confidently_wrong_boost: float = 2.0,
     max_train_samples: int | None = None,
+    shift_pixels: int = 0,
     head_shift_copies: int = 1,
 ) -> RetrainResult:
     """Retrain a challenger from the champion's ``.keras`` file and save it to ``out_path``.
 
-    ``learning_rate`` defaults to 1e-2 for ``head`` and 3e-4 for ``full``. In ``head`` mode the
-    backbone's features are computed once for the images and ``head_shift_copies`` randomly
-    shifted copies (an epoch covers all of them); ``full`` mode shifts the images anew each epoch.
-    Raises
+    ``learning_rate`` defaults to 1e-2 for ``head`` and 3e-4 for ``full``. Raises
     ValidationError for bad arguments and TrainingError when training fails; the champion's
     file is never modified.
     """
@@ -211,42 +344,31 @@ def retrain(
         raise ValidationError("out_path must differ from champion_path (the champion stays untouched)")
     if new_sample_weight <= 0 or confidently_wrong_boost <= 0:
         raise ValidationError("new_sample_weight and confidently_wrong_boost must be > 0")
+    if epochs < 1:
+        raise ValidationError(f"epochs must be >= 1, got {epochs}")
     new = NewSamples.coerce(new_samples)
     lr = DEFAULT_LEARNING_RATES[mode] if learning_rate is None else learning_rate
-    base_x, base_y = base_train
-    x, y, w, n_base = training_set(
-        np.asarray(base_x),
-        np.asarray(base_y),
+    data, n_base = training_set(
+        as_image_set(base_train),
         new,
         new_sample_weight=new_sample_weight,
         confidently_wrong_boost=confidently_wrong_boost,
         max_train_samples=max_train_samples,
         seed=seed,
     )
-    cnn.seed_everything(seed)
-    model = cnn.load_model(champion_path)
-    cnn.set_backbone_trainable(model, mode == "full")
+    network.seed_everything(seed)
+    model = network.load_model(champion_path)
     started = time.perf_counter()
     if mode == "head":
-        # The backbone is frozen, so its features are computed once (for the images and
-        # ``head_shift_copies`` shifted copies) and only the small head trains on them.
-        rng = np.random.default_rng(seed)
-        copies = [x] + [cnn.random_shift(x, 2, rng) for _ in range(head_shift_copies)]
-        features = np.concatenate([cnn.backbone_features(model, c) for c in copies])
-        head = cnn.head_model(model)
-        cnn.compile_model(head, lr)
-        history = cnn.fit_features(
-            head, features, np.tile(y, len(copies)), epochs=epochs, batch_size=batch_size,
-            sample_weight=np.tile(w, len(copies)), seed=seed,
-        )  # fmt: skip
+        history, n_train, skipped = _fit_head(
+            model, contract, data, lr, epochs, batch_size, seed, shift_pixels, head_shift_copies
+        )
     else:
-        cnn.compile_model(model, lr)
-        history = cnn.fit(model, x, y, epochs=epochs, batch_size=batch_size, sample_weight=w, seed=seed)
+        history, n_train, skipped = _fit_full(model, contract, data, lr, epochs, batch_size, seed, shift_pixels)
     seconds = time.perf_counter() - started
-    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
-    total = sum(int(np.prod(v.shape)) for v in model.weights)
-    cnn.set_backbone_trainable(model, True)  # the saved challenger loads fully trainable
-    _atomic_save(model, out_path)
+    trainable, frozen = network.trainable_counts(model)
+    network.set_trainable(model, None)  # the saved challenger loads fully trainable
+    network.atomic_save(model, out_path)
     n_cw = 0 if new.confidently_wrong is None else int(np.asarray(new.confidently_wrong, bool).sum())
     return RetrainResult(
         mode=mode,
@@ -258,80 +380,11 @@ def retrain(
         n_base=n_base,
         n_new=len(new.images),
         n_confidently_wrong=n_cw,
-        n_train=len(y),
+        n_train=n_train,
         trainable_params=trainable,
-        frozen_params=total - trainable,
+        frozen_params=frozen,
         train_seconds=seconds,
         final_loss=history["loss"][-1],
         final_accuracy=history.get("accuracy", [float("nan")])[-1],
+        skipped=dict(skipped),
     )
-
-
-def _atomic_save(model: Any, out_path: Path) -> None:
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(suffix=".keras", dir=out_path.parent, prefix=f".{out_path.stem}.")
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        cnn.save_model(model, tmp)
-        tmp.replace(out_path)
-    except Exception as exc:
-        tmp.unlink(missing_ok=True)
-        raise TrainingError(f"cannot save retrained model to {out_path}: {exc}") from exc
-
-
-# ---------------------------------------------------------------------------------------------
-# Teacher
-
-
-def _tail(text: str, lines: int = 20) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
-def run_custom_trainer(command: list[str], spec: dict[str, Any], workdir: Path, *, timeout_s: float = 3600.0) -> Path:
-    """Run a team's own trainer: ``command + [spec_path]`` must write a loadable ``.keras`` file.
-
-    The spec is written to ``workdir/trainer_spec.json``; if it has no ``output_path`` one is
-    added (``workdir/model.keras``). The command runs in ``workdir``. Raises TrainingError, with
-    the tail of the command's stderr, if it cannot start, times out, exits non-zero, or leaves no
-    loadable model with 32x32x1 input and 10 outputs.
-    """
-    if not command:
-        raise ValidationError("custom trainer command is empty")
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    spec = dict(spec)
-    spec.setdefault("output_path", str(workdir / "model.keras"))
-    output = Path(spec["output_path"])
-    if output.suffix != ".keras":
-        raise ValidationError(f"custom trainer output_path must end in .keras, got {output.name}")
-    spec_path = workdir / "trainer_spec.json"
-    spec_path.write_text(json.dumps(spec, indent=2, default=str))
-    name = command[0]
-    try:
-        proc = subprocess.run(
-            [*command, str(spec_path)], cwd=workdir, capture_output=True, text=True, timeout=timeout_s
-        )
-    except FileNotFoundError as exc:
-        raise TrainingError(f"custom trainer {name!r} cannot be started: {exc}") from exc
-    except subprocess.TimeoutExpired as exc:
-        stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
-        raise TrainingError(
-            f"custom trainer {name!r} timed out after {timeout_s:g} s; stderr tail:\n{_tail(stderr)}"
-        ) from exc
-    if proc.returncode != 0:
-        raise TrainingError(
-            f"custom trainer {name!r} exited with status {proc.returncode}; stderr tail:\n{_tail(proc.stderr)}"
-        )
-    if not output.is_file():
-        raise TrainingError(
-            f"custom trainer {name!r} exited 0 but wrote no model at {output}; stderr tail:\n{_tail(proc.stderr)}"
-        )
-    model = cnn.load_model(output)
-    in_shape, out_shape = tuple(model.input_shape[1:]), tuple(model.output_shape[1:])
-    if in_shape != cnn.INPUT_SHAPE or out_shape != (cnn.NUM_CLASSES,):
-        raise TrainingError(
-            f"custom trainer {name!r} produced a model with input {in_shape} and output {out_shape}; "
-            f"expected {cnn.INPUT_SHAPE} and ({cnn.NUM_CLASSES},)"
-        )
-    return output

@@ -1,50 +1,30 @@
-"""What a retrain learns from and is judged on, gathered from storage and the image roots."""
+"""The labelled (and recent unlabelled) production samples a retrain learns from and is judged on.
+
+Samples are listed from storage with their ``input_uri``; their images are read only when a
+batch needs them (:class:`~jobs.ml.imageset.ImageSet`), from inside the model's ``image_roots``
+(local folders or URI prefixes). Rows whose URI lies outside them, or whose local file is
+gone, are left out here and counted by reason (``Samples.skipped``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from drift.errors import TrainingError
 from jobs.check.frames import layout
-from jobs.config import ModelSettings
-from jobs.images import read_grayscale, within_roots
+from jobs.config import ModelSettings, Settings
+from jobs.images import allowed_uri
+from jobs.ml.imageset import ImageSet
 from storage.models import Model
 from storage.windows import LoggedRows, iter_rows
-
-
-@dataclass(frozen=True, kw_only=True)
-class BaseData:
-    """The champion's own training set and the original held-out test set (an .npz file)."""
-
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-
-    @classmethod
-    def load(cls, path: Path | None) -> BaseData:
-        if path is None:
-            raise TrainingError(
-                "retrain.training_data is not configured (an .npz with x_train, y_train, x_test, y_test)"
-            )
-        try:
-            with np.load(path) as data:
-                return cls(
-                    x_train=data["x_train"], y_train=data["y_train"], x_test=data["x_test"], y_test=data["y_test"]
-                )
-        except (OSError, KeyError, ValueError) as exc:
-            raise TrainingError(f"{path}: cannot read the training data: {exc}") from exc
-
-    def save(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(path, x_train=self.x_train, y_train=self.y_train, x_test=self.x_test, y_test=self.y_test)
-        return path
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,11 +32,12 @@ class Samples:
     """Labelled production samples whose images could be read."""
 
     prediction_id: np.ndarray
-    images: np.ndarray
+    images: ImageSet
     y: np.ndarray  # class indices
     predicted: np.ndarray  # class indices, by the model that served them
     confidence: np.ndarray
     ts: pd.DatetimeIndex
+    skipped: dict[str, int] = field(default_factory=dict)  # rows left out, by reason
 
     def __len__(self) -> int:
         return len(self.y)
@@ -64,11 +45,12 @@ class Samples:
     def take(self, mask: np.ndarray) -> Samples:
         return Samples(
             prediction_id=self.prediction_id[mask],
-            images=self.images[mask],
+            images=self.images.take(mask),
             y=self.y[mask],
             predicted=self.predicted[mask],
             confidence=self.confidence[mask],
             ts=self.ts[mask],
+            skipped=self.skipped,
         )
 
     def recency_weights(self) -> np.ndarray:
@@ -83,51 +65,69 @@ class Samples:
         return (self.confidence >= threshold) & (self.predicted != self.y)
 
 
-def _readable(model: ModelSettings, rows: LoggedRows) -> tuple[np.ndarray, list[Path]]:
-    paths = [within_roots(uri, model.image_roots) for uri in rows.input_uri]
-    keep = np.array([p is not None for p in paths], dtype=bool)
-    return keep, [p for p in paths if p is not None]
+def _readable(model: ModelSettings, rows: LoggedRows, skipped: Counter[str]) -> tuple[np.ndarray, list[str]]:
+    """Which rows' images may be read (inside image_roots; local files must exist), and their URIs."""
+    keep = np.zeros(len(rows.input_uri), dtype=bool)
+    uris = []
+    for i, uri in enumerate(rows.input_uri):
+        allowed = allowed_uri(uri, model.image_roots)
+        if allowed is None:
+            skipped["no input_uri" if not uri else "outside image_roots"] += 1
+        elif "://" not in allowed and not Path(allowed).is_file():
+            skipped["missing"] += 1
+        else:
+            keep[i] = True
+            uris.append(allowed)
+    return keep, uris
+
+
+def _image_set(model: ModelSettings, uris: list[str], options: Mapping[str, Mapping[str, Any]] | None) -> ImageSet:
+    return ImageSet.of_uris(uris, roots=model.image_roots, storage_options=options)
 
 
 def labelled_samples(
-    session: Session, model: ModelSettings, model_row: Model, start: datetime, end: datetime
+    session: Session,
+    model: ModelSettings,
+    model_row: Model,
+    start: datetime,
+    end: datetime,
+    storage_options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Samples:
     """Labelled predictions of [start, end) whose images lie in the model's image roots."""
     index = {label: i for i, label in enumerate(model.class_labels)}
-    parts = []
+    skipped: Counter[str] = Counter()
+    ids, uris, ys, predicted, confidence, stamps = [], [], [], [], [], []
     for rows in iter_rows(session, model_row.id, layout(model), start=start, end=end, labelled_only=True):
-        keep, paths = _readable(model, rows)
+        keep, kept_uris = _readable(model, rows, skipped)
         if not keep.any():
             continue
         assert rows.label is not None
-        parts.append(
-            Samples(
-                prediction_id=rows.prediction_id[keep],
-                images=read_grayscale(paths),
-                y=np.array([index[v] for v in rows.label[keep]], dtype=np.int64),
-                predicted=np.array([index[v] for v in rows.predicted_label[keep]], dtype=np.int64),
-                confidence=rows.confidence[keep],
-                ts=rows.ts[keep],
-            )
-        )
-    if not parts:
+        ids.append(rows.prediction_id[keep])
+        uris.extend(kept_uris)
+        ys.append(np.array([index[v] for v in rows.label[keep]], dtype=np.int64))
+        predicted.append(np.array([index[v] for v in rows.predicted_label[keep]], dtype=np.int64))
+        confidence.append(rows.confidence[keep])
+        stamps.append(rows.ts[keep].tz_convert("UTC").tz_localize(None).to_numpy())
+    if not ids:
         return Samples(
             prediction_id=np.empty(0, dtype=object),
-            images=np.zeros((0, 32, 32), np.float32),
+            images=ImageSet.empty(),
             y=np.empty(0, np.int64),
             predicted=np.empty(0, np.int64),
             confidence=np.empty(0),
             ts=pd.DatetimeIndex([], tz="UTC"),
+            skipped=dict(skipped),
         )
+    y = np.concatenate(ys)
+    images = _image_set(model, uris, storage_options)
     return Samples(
-        prediction_id=np.concatenate([p.prediction_id for p in parts]),
-        images=np.concatenate([p.images for p in parts]),
-        y=np.concatenate([p.y for p in parts]),
-        predicted=np.concatenate([p.predicted for p in parts]),
-        confidence=np.concatenate([p.confidence for p in parts]),
-        ts=pd.DatetimeIndex(
-            np.concatenate([p.ts.tz_convert("UTC").tz_localize(None).to_numpy() for p in parts])
-        ).tz_localize("UTC"),
+        prediction_id=np.concatenate(ids),
+        images=ImageSet(entries=images.entries, labels=y, roots=images.roots, storage_options=images.storage_options),
+        y=y,
+        predicted=np.concatenate(predicted),
+        confidence=np.concatenate(confidence),
+        ts=pd.DatetimeIndex(np.concatenate(stamps)).tz_localize("UTC"),
+        skipped=dict(skipped),
     )
 
 
@@ -138,11 +138,17 @@ def labelled_count(session: Session, model: ModelSettings, model_row: Model, sta
 
 
 def window_inputs(
-    session: Session, model: ModelSettings, model_row: Model, start: datetime, end: datetime, limit: int = 5000
-) -> tuple[LoggedRows, np.ndarray] | None:
-    """Up to ``limit`` recent rows with readable images: the logged columns and the images."""
+    session: Session,
+    model: ModelSettings,
+    model_row: Model,
+    start: datetime,
+    end: datetime,
+    limit: int = 5000,
+    storage_options: Mapping[str, Mapping[str, Any]] | None = None,
+) -> tuple[LoggedRows, ImageSet] | None:
+    """Up to ``limit`` recent rows with readable images: the logged columns and their images."""
     for rows in iter_rows(session, model_row.id, layout(model), start=start, end=end, chunk_size=limit):
-        keep, paths = _readable(model, rows)
+        keep, uris = _readable(model, rows, Counter())
         if not keep.any():
             return None
         kept = LoggedRows(
@@ -159,5 +165,10 @@ def window_inputs(
             input_uri=rows.input_uri[keep],
             label=None,
         )
-        return kept, read_grayscale(paths)
+        return kept, _image_set(model, uris, storage_options)
     return None
+
+
+def storage_options(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The fsspec options per protocol (``storage`` in the config)."""
+    return {protocol: dict(options) for protocol, options in settings.storage.items()}

@@ -31,9 +31,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from drift.errors import DriftkeeperError, TrainingError
 from jobs.config import ModelSettings, Settings
-from jobs.retrain import registry
-from jobs.retrain.data import BaseData, labelled_count, labelled_samples, window_inputs
-from jobs.retrain.gate import GateDecision, judge, teacher_samples, train_challenger
+from jobs.retrain import registry, training_data
+from jobs.retrain.data import labelled_count, labelled_samples, storage_options, window_inputs
+from jobs.retrain.gate import Challenger, GateDecision, judge, teacher_samples, train_challenger
 from jobs.retrain.periods import HoldoutSplit, split_periods
 from storage import drift_runs, leases, repository, retrains
 from storage.clock import wall_clock
@@ -148,7 +148,7 @@ def plan_retrain(
         )
     if last is not None and now - last < timedelta(hours=policy.cooldown_hours):
         blockers.append(f"cooldown: last retrain started {last:%Y-%m-%d %H:%M}, cooldown {policy.cooldown_hours:g} h")
-    missing = _missing_inputs(model, champion_path)
+    missing = _missing_inputs(model, champion_path, storage_options(settings))
     holder = leases.current_holder(session_factory, lease_name(model.name))
     in_flight = f"a retrain is already in flight ({holder.holder})" if holder is not None else None
     # nothing to train from is not a policy question: --force does not skip it
@@ -168,14 +168,16 @@ def plan_retrain(
     )
 
 
-def _missing_inputs(model: ModelSettings, champion_path: str | None) -> list[str]:
+def _missing_inputs(model: ModelSettings, champion_path: str | None, options: dict[str, Any]) -> list[str]:
     """What a retrain would need and cannot find: the champion's model file, the training data."""
     missing = []
     if champion_path is None or not Path(champion_path).is_file():
         where = f" ({champion_path} does not exist)" if champion_path else " (none registered with it)"
         missing.append(f"the champion has no model file to start from{where}")
     data = model.retrain.training_data
-    if data is not None and not Path(data).is_file():
+    if data is None:
+        missing.append("retrain.training_data is not configured")
+    elif not training_data.exists(data, options):
         missing.append(f"retrain.training_data {data} does not exist")
     return missing
 
@@ -241,38 +243,61 @@ def _run(
     log.info(
         "retrain %s: version %d from champion %d (%s)", model.name, version, plan.champion, "; ".join(plan.reasons)
     )
+    trained = False
     try:
         if not champion_path:
             raise TrainingError(f"champion version {plan.champion} has no model file (artifact_path)")
+        from jobs.ml.network import contract_for_file
+
+        contract = contract_for_file(champion_path, model.contract, model.class_labels, task=model.task)
+        options = storage_options(settings)
         start = now - timedelta(days=model.retrain.recent_days)
         with session_factory() as session:
-            samples = labelled_samples(session, model, repository.get_model(session, model.name), start, now)
+            samples = labelled_samples(
+                session, model, repository.get_model(session, model.name), start, now, storage_options=options
+            )
         if len(samples) == 0:
-            raise TrainingError("no labelled production samples with readable images (check image_roots)")
+            raise TrainingError(
+                f"no labelled production samples with images inside image_roots ({samples.skipped or 'none logged'})"
+            )
         periods = split_periods(
             start, now, drift_start=plan.drift_window[0] if plan.drift_window else None, days=model.drift.window_days
         )
         split = HoldoutSplit.stratified(samples.prediction_id, samples.ts, periods, model.retrain.holdout_share)
         holdout = split.held
-        base = BaseData.load(model.retrain.training_data)
+        base = training_data.load_training_data(
+            model.retrain.training_data, model.class_labels, test_share=model.retrain.test_share,
+            storage_options=options,
+        )  # fmt: skip
         extra = None
         if model.retrain.teacher_path is not None:
             with session_factory() as session:
-                recent = window_inputs(session, model, repository.get_model(session, model.name), start, now)
+                recent = window_inputs(
+                    session, model, repository.get_model(session, model.name), start, now, storage_options=options
+                )
             if recent is not None:  # unlabelled only: never the held-out slice, never a human label
                 unlabelled = ~np.isin(recent[0].prediction_id, samples.prediction_id)
-                extra = teacher_samples(model, recent[1][unlabelled], now)
-        challenger = train_challenger(settings, model, champion_path, version, base, samples.take(~holdout), extra)
-        counts = {"n_train_new": int((~holdout).sum()), "n_teacher": len(extra) if extra is not None else 0}
-        decision = judge(
-            settings, model, champion_path, challenger, version, plan, base, split, samples.take(holdout), (start, now)
+                extra = teacher_samples(model, recent[1].take(unlabelled), now, contract)
+        trained = True
+        challenger = train_challenger(
+            settings, model, contract, champion_path, version, base, samples.take(~holdout), extra
         )
-        decision = replace(decision, data=decision.data | counts, metrics=decision.metrics | counts)
+        counts = {
+            "n_train_new": int((~holdout).sum()),
+            "n_teacher": len(extra) if extra is not None else 0,
+            "training_data": base.to_dict(),
+            "images_skipped": {"samples": samples.skipped, "training": challenger.skipped},
+        }
+        decision = judge(
+            settings, model, contract, champion_path, challenger.path, version, plan, base, split,
+            samples.take(holdout), (start, now),
+        )  # fmt: skip
+        decision = replace(decision, data=decision.data | counts, metrics=decision.metrics | _plain_counts(counts))
     except Exception as exc:
         _finish(
             session_factory,
             run_id,
-            RetrainDecision.FAILED,
+            RetrainDecision.FAILED if trained else RetrainDecision.ABORTED,
             [f"{type(exc).__name__}: {exc}"],
             {},
             {},
@@ -289,6 +314,7 @@ def _run(
             plan,
             run_id,
             version,
+            contract,
             challenger,
             decision,
             samples.take(holdout),
@@ -314,14 +340,19 @@ def _register(
     plan: RetrainPlan,
     run_id: int,
     version: int,
-    challenger: Any,
+    contract: Any,
+    challenger: Challenger,
     decision: GateDecision,
     holdout: Any,
     window: tuple[datetime, datetime],
 ) -> RetrainOutcome:
     from jobs.retrain.gate import challenger_reference
 
-    reference = challenger_reference(session_factory, model, challenger, holdout, window) if decision.promote else None
+    reference = (
+        challenger_reference(session_factory, settings, model, contract, challenger.path, holdout, window)
+        if decision.promote
+        else None
+    )
     if decision.promote and reference is None:
         decision = GateDecision(
             promote=False,
@@ -336,7 +367,7 @@ def _register(
             session,
             model_row,
             version,
-            artifact_path=str(challenger),
+            artifact_path=str(challenger.path),
             status="challenger",
             parent_version=plan.champion,
             metrics=decision.metrics,
@@ -370,6 +401,11 @@ def _register(
         metrics=decision.metrics,
         export=decision.export,
     )
+
+
+def _plain_counts(counts: dict[str, Any]) -> dict[str, Any]:
+    """The counts that belong among a version's metrics (numbers only)."""
+    return {k: v for k, v in counts.items() if isinstance(v, int | float)}
 
 
 def _finish(

@@ -56,7 +56,8 @@ def champion(digits: DigitsData, tmp_path_factory: pytest.TempPathFactory) -> An
     run's common temporary directory, the others load the file and its metrics.
     """
     pytest.importorskip("tensorflow", reason="needs the ml extra (tensorflow)")
-    from jobs.ml import cnn
+    from jobs.demo.digits_model import train_baseline
+    from jobs.ml import network
 
     base = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -65,12 +66,12 @@ def champion(digits: DigitsData, tmp_path_factory: pytest.TempPathFactory) -> An
     path, meta = cache / "champion.keras", cache / "champion.json"
     with _exclusive(cache / ".lock"):
         if not meta.exists():
-            trained = cnn.train_baseline(digits, epochs=8, seed=0, out_path=path)
+            trained = train_baseline(digits, epochs=8, seed=0, out_path=path)
             meta.write_text(json.dumps(trained.to_dict()))
             return trained
     info = json.loads(meta.read_text())
-    return cnn.TrainedModel(
-        model=cnn.load_model(path),
+    return network.TrainedModel(
+        model=network.load_model(path),
         path=path,
         seed=info["seed"],
         epochs=info["epochs"],

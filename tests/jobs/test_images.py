@@ -6,7 +6,7 @@ import os
 import numpy as np
 from PIL import Image
 
-from jobs.images import read_grayscale, thumbnail_data_uri, within_roots
+from jobs.images import thumbnail_data_uri, within_roots
 
 
 def _png(path, value=128):
@@ -37,8 +37,3 @@ def test_thumbnails_are_small_png_data_uris(tmp_path):
     decoded = base64.b64decode(uri.split(",", 1)[1])
     assert decoded[:8] == b"\x89PNG\r\n\x1a\n" and len(decoded) < 1000
     assert thumbnail_data_uri(str(path), [tmp_path / "elsewhere"]) is None
-
-
-def test_read_grayscale_scales_to_unit_range(tmp_path):
-    images = read_grayscale([_png(tmp_path / "a.png", 255), _png(tmp_path / "b.png", 0)])
-    assert images.shape == (2, 32, 32) and images[0].max() == 1.0 and images[1].max() == 0.0

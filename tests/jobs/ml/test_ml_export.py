@@ -12,6 +12,10 @@ import pytest
 
 from drift.errors import ValidationError
 from jobs.demo.digits import CLASS_LABELS, DigitsData
+from jobs.demo.digits_model import digits_contract
+from jobs.ml.preprocess import model_input
+
+C = digits_contract()
 
 FIELDS = {
     "model_name": "digits",
@@ -28,8 +32,9 @@ def exported(champion: Any, digits: DigitsData, tmp_path_factory: pytest.TempPat
 
     out = tmp_path_factory.mktemp("export")
     return export_tflite(
-        champion.path, out, digits.x_train, digits.x_test, CLASS_LABELS, FIELDS, size_budget_bytes=2_000_000
-    )
+        champion.path, out, model_input(digits.x_train, C), model_input(digits.x_test, C), C, FIELDS,
+        size_budget_bytes=2_000_000,
+    )  # fmt: skip
 
 
 @pytest.mark.tf
@@ -67,6 +72,11 @@ def test_manifest_and_labels(exported: Any) -> None:
     assert exported.labels_path.read_text().splitlines() == list(CLASS_LABELS)
     assert manifest["input"]["shape"] == [1, 32, 32, 1]
     assert manifest["input"]["normalisation"]["scale"] == pytest.approx(1 / 255)
+    assert manifest["input"]["color_mode"] == "grayscale" and manifest["outputs"]["probabilities"]["kind"] == "softmax"
+    assert manifest["contract"]["embedding_layer"] == "embedding" and manifest["contract"]["class_labels"] == list(
+        CLASS_LABELS
+    )
+    assert manifest["outputs"]["embedding"]["shape"] == [1, 32]
     assert set(manifest["files"]) == {"model.tflite", "model_dynamic.tflite", "model_int8.tflite"}
     for name, entry in manifest["files"].items():
         data = (exported.out_dir / name).read_bytes()
@@ -80,11 +90,13 @@ def test_manifest_and_labels(exported: Any) -> None:
 
 @pytest.mark.tf
 def test_tflite_classifier_matches_keras(exported: Any, champion: Any, digits: DigitsData) -> None:
-    from jobs.ml import cnn
+    from jobs.ml import network
     from jobs.ml.export import TFLiteClassifier
 
-    keras_preds = cnn.predict(champion.model, digits.x_test[:40])
-    lite = TFLiteClassifier(exported.out_dir / "model.tflite").predict(digits.x_test[:40], batch_size=16)
+    keras_preds = network.predict(champion.model, digits.x_test[:40], C)
+    lite = TFLiteClassifier(exported.out_dir / "model.tflite", C).predict(
+        model_input(digits.x_test[:40], C), batch_size=16
+    )
     np.testing.assert_allclose(lite.probabilities, keras_preds.probabilities, atol=1e-4)
     np.testing.assert_allclose(lite.embeddings, keras_preds.embeddings, atol=1e-3)
 
@@ -105,8 +117,9 @@ def test_export_fails_when_a_check_fails(champion: Any, digits: DigitsData, tmp_
 
     budget = 150_000  # float32 (~300 kB) is over, the quantised files (~100 kB) are under
     report = export_tflite(
-        champion.path, tmp_path, digits.x_train[:20], digits.x_test[:50], CLASS_LABELS, FIELDS, budget
-    )
+        champion.path, tmp_path, model_input(digits.x_train[:20], C), model_input(digits.x_test[:50], C), C, FIELDS,
+        budget,
+    )  # fmt: skip
     assert not report.passed
     assert [v.passed for v in report.variants] == [False, True, True]
     assert report.reasons == (
@@ -119,8 +132,8 @@ def test_export_fails_when_a_check_fails(champion: Any, digits: DigitsData, tmp_
 def test_export_validates_arguments(tmp_path: Path) -> None:
     from jobs.ml.export import export_tflite
 
-    x = np.zeros((2, 32, 32), np.float32)
+    x = np.zeros((2, 32, 32, 1), np.float32)
     with pytest.raises(ValidationError, match="lacks version"):
-        export_tflite(tmp_path / "m.keras", tmp_path, x, x, CLASS_LABELS, {"model_name": "d"}, 10)
-    with pytest.raises(ValidationError, match="need 10 labels"):
-        export_tflite(tmp_path / "m.keras", tmp_path, x, x, ("a",), FIELDS, 10)
+        export_tflite(tmp_path / "m.keras", tmp_path, x, x, C, {"model_name": "d"}, 10)
+    with pytest.raises(ValidationError, match="the contract says"):
+        export_tflite(tmp_path / "m.keras", tmp_path, x[..., 0], x, C, FIELDS, 10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 
@@ -16,7 +17,6 @@ from drift.errors import LeaseHeldError, TrainingError
 from jobs.check.reference import reference_from_window
 from jobs.config import Settings
 from jobs.ingest.run import ingest
-from jobs.retrain.data import BaseData
 from jobs.retrain.job import lease_name, plan_retrain, retrain
 from storage import leases, repository
 from storage.models import ModelVersion, ReferenceSet, RetrainRun
@@ -41,9 +41,7 @@ def production(database, tmp_path, champion, digits):
     var = tmp_path / "var"
     settings = _settings(database.url, var)
     model = settings.models[0]
-    BaseData(x_train=digits.x_train, y_train=digits.y_train, x_test=digits.x_test, y_test=digits.y_test).save(
-        model.retrain.training_data
-    )
+    digits.save_training_npz(Path(model.retrain.training_data))
     with database.session_factory.begin() as s:
         row = repository.ensure_model(s, model.name, model.task)
         repository.register_version(s, row, 1, artifact_path=str(champion.path), status="champion")
