@@ -101,6 +101,13 @@ class SqlSource(_SourceBase):
     table: str | None = None
     query: str | None = None
     id_column: str = "id"
+    compute: Literal["pull", "pushdown"] = Field(
+        "pull",
+        description=(
+            "pull: rows are ingested into driftkeeper's database; pushdown: the check computes histograms,"
+            " counts and moments by GROUP BY in the source database and reads only aggregates and candidate rows"
+        ),
+    )
 
     @model_validator(mode="after")
     def _table_or_query(self) -> SqlSource:
@@ -116,7 +123,26 @@ class FileSource(_SourceBase):
     format: Literal["auto", "jsonl", "csv", "parquet"] = "auto"
 
 
-Source = Annotated[SqlSource | FileSource, Field(discriminator="kind")]
+class LakeSource(_SourceBase):
+    """Prediction logs kept in a Parquet (or Delta) lake partitioned by day, profiled where they lie."""
+
+    kind: Literal["lake"]
+    path: str = Field(min_length=1, description="a local path or an fsspec/Spark URI of the table's root")
+    format: Literal["parquet", "delta"] = "parquet"
+    partition_column: str = Field("day", description="the hive-style partition column holding the UTC date")
+    compute: Literal["local", "spark"] = "spark"
+
+
+Source = Annotated[SqlSource | FileSource | LakeSource, Field(discriminator="kind")]
+
+
+class SparkSettings(_Strict):
+    """Where Spark runs for lake sources with ``compute: spark`` (see README, "Scaling out")."""
+
+    master: str = Field("local[2]", description="local[N] in tests; spark://host:7077, yarn, k8s://... in production")
+    app_name: str = "driftkeeper"
+    remote: str | None = Field(None, description="a Spark Connect URL (sc://host:15002) instead of a master")
+    conf: dict[str, str] = Field(default_factory=dict, description="extra spark.* settings")
 
 
 class ColumnOverride(_Strict):
@@ -349,6 +375,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = AlertSettings()
     metrics: MetricsSettings = MetricsSettings()
     review: ReviewSettings = ReviewSettings()
+    spark: SparkSettings = SparkSettings()
     storage: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         repr=False,
