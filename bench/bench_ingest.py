@@ -8,6 +8,7 @@ a fresh subprocess so that peak RSS belongs to that case alone.
     .venv/bin/python bench/bench_ingest.py --rows 100000 --backends sqlite --repeat 5
     .venv/bin/python bench/bench_ingest.py --source sql    # from a table in a SQLite "production" database
     .venv/bin/python bench/bench_ingest.py --source jsonl  # JSON-lines drops (or csv)
+    .venv/bin/python bench/bench_ingest.py --source all --rows 100000 --backends sqlite   # the four sources
     .venv/bin/python bench/bench_ingest.py --labels        # then late labels for half of the rows
     BENCH_BATCH=50000 .venv/bin/python bench/bench_ingest.py   # another ingest.batch_size (default 10,000)
 """
@@ -210,9 +211,9 @@ def main() -> None:
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument(
         "--source",
-        choices=["files", "jsonl", "csv", "sql"],
         default="files",
-        help="Parquet drops (files), JSON-lines or CSV drops, or a table in a SQLite database",
+        help="comma-separated: Parquet drops (files), JSON-lines or CSV drops (jsonl, csv), a table in a "
+        "SQLite database read through ADBC (sql); 'all' for the four",
     )
     parser.add_argument("--repeat", type=int, default=3, help="runs per case; the table shows the median")
     parser.add_argument("--labels", action="store_true", help="also ingest late labels for half of the rows")
@@ -221,34 +222,46 @@ def main() -> None:
     if args.child:
         print(json.dumps(run_case(args.child[0], Path(args.child[1]), Path(args.child[2]) if args.child[2] else None)))
         return
-    header = f"{'backend':<11} {'rows':>9} {'seconds':>8} {'rows/s':>9} {'min-max rows/s':>16} {'peak RSS MB':>12}"
+    kinds = ["files", "csv", "jsonl", "sql"] if args.source == "all" else args.source.split(",")
+    unknown = sorted(set(kinds) - {"files", "csv", "jsonl", "sql"})
+    if unknown:
+        parser.error(f"unknown --source {', '.join(unknown)} (allowed: files, csv, jsonl, sql, all)")
+    header = f"{'source':<7} {'backend':<11} {'rows':>9} {'seconds':>8} {'rows/s':>9}"
+    header += f" {'min-max rows/s':>16} {'peak RSS MB':>12}"
     print(header + (f" {'labels':>9} {'labels/s':>9}" if args.labels else ""))
     with tempfile.TemporaryDirectory() as tmp:
         for rows in [int(r) for r in args.rows.split(",")]:
-            folder = Path(tmp) / f"src-{rows}"
-            write_source(folder, rows)
-            if args.source in ("jsonl", "csv"):
-                convert_drop(folder, Path(tmp) / f"{args.source}-{rows}", args.source)
-                folder = Path(tmp) / f"{args.source}-{rows}"
-            if args.source == "sql":
-                write_sql_source(Path(tmp) / f"source-{rows}.db", folder)
-                folder = Path(tmp) / f"source-{rows}.db"
-            labels = None
-            if args.labels:
-                labels = Path(tmp) / f"labels-{rows}"
-                write_labels(labels, Path(tmp) / f"src-{rows}")
-            for backend in args.backends.split(","):
-                results = [run_once(backend, rows, folder, tmp, attempt, labels) for attempt in range(args.repeat)]
-                seconds = statistics.median(r["seconds"] for r in results)
-                rates = sorted(rows / r["seconds"] for r in results)
-                peak = max(r["peak_mb"] for r in results)
-                spread = f"{rates[0] / 1000:,.0f}k-{rates[-1] / 1000:,.0f}k"
-                line = f"{backend:<11} {rows:>9,} {seconds:>8.2f} {rows / seconds:>9,.0f} {spread:>16} {peak:>12,.0f}"
-                if labels is not None:
-                    n_labels = results[0]["labels"]
-                    label_seconds = statistics.median(r["labels_seconds"] for r in results)
-                    line += f" {n_labels:>9,} {n_labels / label_seconds:>9,.0f}"
-                print(line, flush=True)
+            write_source(Path(tmp) / f"src-{rows}", rows)
+            for kind in kinds:
+                folder = Path(tmp) / f"src-{rows}"
+                if kind in ("jsonl", "csv"):
+                    convert_drop(folder, Path(tmp) / f"{kind}-{rows}", kind)
+                    folder = Path(tmp) / f"{kind}-{rows}"
+                if kind == "sql":
+                    if not (Path(tmp) / f"source-{rows}.db").exists():
+                        write_sql_source(Path(tmp) / f"source-{rows}.db", folder)
+                    folder = Path(tmp) / f"source-{rows}.db"
+                labels = None
+                if args.labels:
+                    labels = Path(tmp) / f"labels-{rows}"
+                    if not labels.exists():
+                        write_labels(labels, Path(tmp) / f"src-{rows}")
+                for backend in args.backends.split(","):
+                    results = [run_once(backend, rows, folder, tmp, attempt, labels) for attempt in range(args.repeat)]
+                    seconds = statistics.median(r["seconds"] for r in results)
+                    rates = sorted(rows / r["seconds"] for r in results)
+                    peak = max(r["peak_mb"] for r in results)
+                    spread = f"{rates[0] / 1000:,.0f}k-{rates[-1] / 1000:,.0f}k"
+                    name = "parquet" if kind == "files" else kind
+                    line = (
+                        f"{name:<7} {backend:<11} {rows:>9,} {seconds:>8.2f} {rows / seconds:>9,.0f} "
+                        f"{spread:>16} {peak:>12,.0f}"
+                    )
+                    if labels is not None:
+                        n_labels = results[0]["labels"]
+                        label_seconds = statistics.median(r["labels_seconds"] for r in results)
+                        line += f" {n_labels:>9,} {n_labels / label_seconds:>9,.0f}"
+                    print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from decimal import Decimal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from jobs.config import ColumnGroup
 from storage.bulk import Reject, raw_json
@@ -70,7 +72,7 @@ def number_column(series: pd.Series, field: str, failures: Failures) -> np.ndarr
         failures.add(np.isinf(numbers), field, "not a finite number")
         return numbers
     failures.add(missing_cells(series), field, "missing value")
-    numbers = np.fromiter(map(_number, series.tolist()), dtype=np.float64, count=len(series))
+    numbers = text_numbers(series)
     failures.add(np.isnan(numbers), field, f"not a number: expected a numeric {field}")
     failures.add(~np.isfinite(numbers) & ~np.isnan(numbers), field, "not a finite number")
     return numbers
@@ -202,13 +204,59 @@ def _number(value: object) -> float:
     return np.nan
 
 
+# What float() reads the same as Arrow's text-to-double cast (both correctly rounded); the
+# other cells a plain-ASCII float() may still read ("inf", " 1.5") go through _number.
+_PLAIN_NUMBER = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+
+
+def text_numbers(series: pd.Series) -> np.ndarray:
+    """``_number`` of every cell, NaN where none; Arrow-backed text (CSV, Parquet) is parsed
+    in C and only the cells that are not plain decimal numbers one by one."""
+    if not (isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow"):
+        return np.fromiter(map(_number, series.tolist()), dtype=np.float64, count=len(series))
+    texts = pa.array(series.array)
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if _only_number_bytes(texts):  # digits, signs, points and exponents: what both read alike
+        plain = pc.is_valid(texts)
+    else:
+        plain = pc.fill_null(pc.match_substring_regex(texts, _PLAIN_NUMBER), False)
+    try:
+        parsed = pc.cast(pc.if_else(plain, texts, pa.scalar(None, texts.type)), pa.float64())
+    except pa.ArrowInvalid:  # a cell Arrow will not read as float() does: every cell by _number
+        return np.fromiter(map(_number, series.tolist()), dtype=np.float64, count=len(series))
+    numbers = np.asarray(parsed.to_numpy(zero_copy_only=False), dtype=np.float64).copy()
+    not_plain = ~np.asarray(plain.to_numpy(zero_copy_only=False), dtype=bool)
+    others = np.flatnonzero(not_plain & ~np.asarray(series.isna()))
+    if len(others):
+        values = series.to_numpy(dtype=object)
+        numbers[others] = [_number(values[i]) for i in others]
+    return numbers
+
+
+_NUMBER_BYTES = b"0123456789+-.eE"
+
+
+def _only_number_bytes(texts: pa.Array) -> bool:
+    """Whether the text cells hold only the bytes of plain decimal numbers (nulls aside)."""
+    if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
+        return False
+    offset_type = np.int64 if pa.types.is_large_string(texts.type) else np.int32
+    buffers = texts.buffers()
+    if len(texts) == 0 or buffers[2] is None:
+        return True
+    offsets = np.frombuffer(buffers[1], dtype=offset_type)[texts.offset : texts.offset + len(texts) + 1]
+    data = memoryview(buffers[2])[int(offsets[0]) : int(offsets[-1])]
+    return not bytes(data).translate(None, _NUMBER_BYTES)
+
+
 def _parse_numbers(frame: pd.DataFrame) -> np.ndarray | None:
     """Text cells (CSV) as numbers in one pass per column, by :func:`_number`'s rule; None if
     any cell is not a plain number (a blank, a word, "nan"), for the column-by-column path to
     name each bad cell."""
     n = len(frame)
     # by position: two features may read the same column
-    columns = [np.fromiter(map(_number, frame.iloc[:, j].tolist()), np.float64, n) for j in range(frame.shape[1])]
+    columns = [text_numbers(frame.iloc[:, j]) for j in range(frame.shape[1])]
     block = np.column_stack(columns) if columns else np.empty((n, 0))
     return None if np.isnan(block).any() else block
 

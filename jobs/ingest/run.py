@@ -183,8 +183,8 @@ class Ingestor:
     def _ingest_sql(self, stream: str, source: SqlSource, tally: _Tally) -> str:
         field = sources.TIMESTAMP_FIELD[stream]
         engine = make_source_engine(source.url.get_secret_value())
+        reader = sources.SqlReader(source, engine, self._columns(stream).get(field, field))
         try:
-            reader = sources.SqlReader(source, engine, self._columns(stream).get(field, field))
             described = reader.describe()
             raise_problems([check_sql(self.model, stream, reader)])  # before the first row is read
             self._quarantine_null_timestamps(stream, reader, described, tally)
@@ -214,6 +214,7 @@ class Ingestor:
                     if self.before_commit is not None:
                         self.before_commit(stream, tally.batches)
         finally:
+            reader.close()
             engine.dispose()
         return described
 

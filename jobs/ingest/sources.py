@@ -7,24 +7,23 @@ parsed (kept as rejects, never dropped).
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import json
+import logging
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pandas as pd
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from drift.errors import BadInputError
 from jobs.config import FileSource, SqlSource
-from storage.bulk import Reject, raw_json
-from storage.codec import utf8_encodable
+from jobs.ingest import arrow_files
+from jobs.ingest.adbc import AdbcSource, AdbcUnavailable
+from jobs.ingest.rawbatch import RawBatch
 from storage.engine import redact_url
 
 FORMATS_BY_SUFFIX = {
@@ -36,18 +35,9 @@ FORMATS_BY_SUFFIX = {
     ".pq": "parquet",
 }
 IGNORED_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload")
+log = logging.getLogger(__name__)
+
 TIMESTAMP_FIELD = {"predictions": "timestamp", "labels": "labelled_at"}  # what a stream is read in order of
-
-
-@dataclass(frozen=True, kw_only=True)
-class RawBatch:
-    frame: pd.DataFrame
-    positions: list[str]
-    rejects: list[Reject] = field(default_factory=list)
-    consumed: int = 0  # source rows consumed up to the end of this batch (files)
-
-    def __len__(self) -> int:
-        return len(self.frame) + len(self.rejects)
 
 
 # ---------------------------------------------------------------- SQL sources
@@ -76,9 +66,15 @@ def decode_key(encoded: str) -> Any:
 
 
 class SqlReader:
-    """Reads a table or query incrementally, ordered by (timestamp, id)."""
+    """Reads a table or query incrementally, ordered by (timestamp, id).
 
-    def __init__(self, source: SqlSource, engine: Engine, ts_column: str) -> None:
+    The incremental reads go through ADBC where it can read the source (PostgreSQL, SQLite;
+    see :mod:`jobs.ingest.adbc`), else through SQLAlchemy; the preflight's sample and the
+    rare rows without a timestamp always through SQLAlchemy. Which reader is used is logged
+    once, with the URL's password hidden.
+    """
+
+    def __init__(self, source: SqlSource, engine: Engine, ts_column: str, *, use_adbc: bool = True) -> None:
         self.source = source
         self.engine = engine
         self.ts_column = ts_column
@@ -90,6 +86,8 @@ class SqlReader:
             self._from = f"({source.query}) AS src"
         self._ts = preparer.quote(ts_column)
         self._id = preparer.quote(self.id_column)
+        self._adbc = AdbcSource(engine) if use_adbc and AdbcSource.supports(engine) else None
+        self._adbc_connected = False
 
     @property
     def key(self) -> str:
@@ -109,7 +107,41 @@ class SqlReader:
             params["ts"] = decode_key(last_ts)
             params["id"] = decode_key(last_id)
         sql = f"SELECT * FROM {self._from} WHERE {where} ORDER BY {self._ts}, {self._id} LIMIT :limit"
-        return self._read(sql, params)
+        frame = self._read_arrow(sql, params)
+        if frame is None:
+            return self._read(sql, params)
+        return frame, self._positions(frame)
+
+    def _read_arrow(self, sql: str, params: dict[str, Any]) -> pd.DataFrame | None:
+        """The rows through ADBC, or None where it cannot read them as SQLAlchemy would."""
+        if self._adbc is None:
+            return None
+        names = re.findall(r":(ts|id|limit)\b", sql)
+        marks = iter(range(1, len(names) + 1))
+        bound = re.sub(r":(ts|id|limit)\b", lambda _: self._adbc.placeholder(next(marks)) if self._adbc else "?", sql)
+        try:
+            frame = self._adbc.read(bound, [params[n] for n in names])
+        except AdbcUnavailable as exc:
+            if not exc.connecting:  # one read ADBC cannot type as the driver does: this one by SQLAlchemy
+                log.info("%s: read with SQLAlchemy (ADBC: %s)", self.describe(), exc)
+                return None
+            log.info("%s: read with SQLAlchemy; ADBC could not connect (%s)", self.describe(), exc)
+            self.close()
+            return None
+        if not self._adbc_connected:
+            log.info("%s: read with ADBC (%s)", self.describe(), self.engine.dialect.name)
+            self._adbc_connected = True
+        if len(frame) and self.id_column not in frame.columns:
+            raise BadInputError(
+                self.describe(), f"id column {self.id_column!r} not in the source", field=self.id_column
+            )
+        return frame
+
+    def close(self) -> None:
+        """Close the ADBC connection, if one was opened (the engine is the caller's)."""
+        if self._adbc is not None:
+            self._adbc.close()
+            self._adbc = None
 
     def sample(self, limit: int) -> pd.DataFrame:
         """The first rows of the source, in no order, for the preflight's column check."""
@@ -142,8 +174,10 @@ class SqlReader:
             raise BadInputError(
                 self.describe(), f"id column {self.id_column!r} not in the source", field=self.id_column
             )
-        positions = [f"{self.id_column}={v}" for v in frame[self.id_column].tolist()] if len(frame) else []
-        return frame, positions
+        return frame, self._positions(frame)
+
+    def _positions(self, frame: pd.DataFrame) -> list[str]:
+        return [f"{self.id_column}={v}" for v in frame[self.id_column].tolist()] if len(frame) else []
 
 
 # ---------------------------------------------------------------- file sources
@@ -181,117 +215,8 @@ def file_format(path: Path, declared: str) -> str:
 
 def read_file_batches(path: Path, fmt: str, batch_size: int, skip: int = 0) -> Iterator[RawBatch]:
     """Batches of a file from row ``skip`` on (rows already taken by an interrupted run)."""
-    readers = {"jsonl": _jsonl_batches, "csv": _csv_batches, "parquet": _parquet_batches}
+    readers = {"jsonl": arrow_files.jsonl_batches, "csv": arrow_files.csv_batches, "parquet": _parquet_batches}
     yield from readers[fmt](path, batch_size, skip)
-
-
-def _jsonl_batches(path: Path, batch_size: int, skip: int) -> Iterator[RawBatch]:
-    records: list[dict[str, Any]] = []
-    positions: list[str] = []
-    rejects: list[Reject] = []
-    consumed = skip
-    with path.open("rb") as handle:  # bytes: orjson reads them without a decode
-        for number, line in enumerate(handle, start=1):
-            if number <= skip:
-                continue
-            consumed = number
-            if not line.strip():
-                continue
-            record, problem = _parse_json_line(line)
-            if record is not None:
-                records.append(record)
-                positions.append(f"line {number}")
-            else:
-                raw = line.decode("utf-8", "replace").rstrip("\r\n")
-                rejects.append(Reject(position=f"line {number}", field=None, reason=problem, raw=raw))
-            if len(records) + len(rejects) >= batch_size:
-                yield RawBatch(
-                    frame=pd.DataFrame.from_records(records), positions=positions, rejects=rejects, consumed=consumed
-                )
-                records, positions, rejects = [], [], []
-    if records or rejects or consumed == skip:
-        yield RawBatch(
-            frame=pd.DataFrame.from_records(records), positions=positions, rejects=rejects, consumed=consumed
-        )
-
-
-# A run of 19 digits may be an integer past 64 bits, which orjson would turn into a float. Found
-# by mapping digits to "9" and the rest to " " (a C-speed pass; a regex backtracks on numbers).
-_DIGIT_RUNS = bytes(ord("9") if ord("0") <= b <= ord("9") else ord(" ") for b in range(256))
-_LONG_INTEGER = b"9" * 19
-
-
-def _parse_json_line(line: bytes) -> tuple[dict[str, Any] | None, str]:
-    """A JSON-lines record, or None and why not.
-
-    orjson parses the common line (~2.5x json's speed); the standard library takes lines
-    with integers orjson cannot hold exactly and lines orjson refuses (NaN, Infinity), so
-    that what is accepted does not depend on the parser; bytes that are not UTF-8 are read
-    as U+FFFD. A lone surrogate escape (``\\ud800``) cannot be stored as text and rejects the
-    line.
-    """
-    record: Any = None
-    fast = _LONG_INTEGER not in line.translate(_DIGIT_RUNS)
-    if fast:
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            fast = False
-    if not fast:
-        try:
-            record = json.loads(line.decode("utf-8", "replace"))
-        except json.JSONDecodeError as exc:
-            return None, f"not valid JSON: {exc.msg}"
-        if not utf8_encodable(json.dumps(record, ensure_ascii=False, default=str)):
-            return None, "not valid Unicode text (a lone surrogate)"
-    if not isinstance(record, dict):
-        return None, "expected a JSON object"
-    return record, ""
-
-
-def _csv_batches(path: Path, batch_size: int, skip: int) -> Iterator[RawBatch]:
-    with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            yield RawBatch(frame=pd.DataFrame(), positions=[], consumed=0)
-            return
-        rows: list[list[str | None]] = []
-        positions: list[str] = []
-        rejects: list[Reject] = []
-        consumed = skip
-        for index, row in enumerate(reader, start=1):
-            if index <= skip:
-                continue
-            consumed = index
-            if len(row) != len(header):
-                raw = raw_json(dict(zip(header, row, strict=False))) if row else ""
-                rejects.append(
-                    Reject(
-                        position=f"row {index}",
-                        field=None,
-                        reason=f"expected {len(header)} fields, got {len(row)}",
-                        raw=raw,
-                    )
-                )
-            else:
-                rows.append([v if v != "" else None for v in row])
-                positions.append(f"row {index}")
-            if len(rows) + len(rejects) >= batch_size:
-                yield RawBatch(
-                    frame=pd.DataFrame(rows, columns=header, dtype=object),
-                    positions=positions,
-                    rejects=rejects,
-                    consumed=consumed,
-                )
-                rows, positions, rejects = [], [], []
-        if rows or rejects or consumed == skip:
-            yield RawBatch(
-                frame=pd.DataFrame(rows, columns=header, dtype=object),
-                positions=positions,
-                rejects=rejects,
-                consumed=consumed,
-            )
 
 
 def _parquet_batches(path: Path, batch_size: int, skip: int) -> Iterator[RawBatch]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from drift.errors import TrainingError, ValidationError
-from jobs.ml.contract import Contract
+from jobs.ml.contract import Contract, resolve_contract
 from jobs.ml.imageset import ImageSet
 from jobs.ml.preprocess import model_input
 
@@ -289,6 +289,4 @@ def contract_for_file(
     path: Path | str, configured: Any, class_labels: tuple[str, ...], *, task: Any = "classification"
 ) -> Contract:
     """Load the ``.keras`` file and resolve the configured contract against it (see jobs.ml.contract)."""
-    from jobs.ml.contract import resolve_contract
-
     return resolve_contract(load_model(path), configured, class_labels, source=str(path), task=task)
