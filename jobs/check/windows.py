@@ -8,13 +8,18 @@ the write lock that ingestion needs).
 
 The same pass feeds each day's label-free findings state (:class:`~jobs.check.state.DayFindings`),
 stored beside its profile and merged the same way.
+
+A model whose predictions stay in a lake or a source database (:mod:`jobs.lake`,
+:mod:`jobs.pushdown`) has no stored rows: its days come from that engine instead
+(``external``), are stored the same way, and are reused while the engine's watermark of the
+day (its files, its highest id) is the one stored as ``last_row_id``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -26,6 +31,9 @@ from jobs.config import ModelSettings
 from storage.clock import wall_clock
 from storage.models import Model
 from storage.windows import has_rows_after, iter_rows, rows_up_to, save_day, stored_day
+
+if TYPE_CHECKING:
+    from jobs.lake.base import ExternalDays
 
 DAY = timedelta(days=1)
 
@@ -134,6 +142,7 @@ def window_profile(
     end: datetime,
     now: datetime,
     inputs: FindingsInputs | None = None,
+    external: ExternalDays | None = None,
 ) -> WindowOfProfiles:
     """The merged profile and findings state of [start, end), from stored days where they are current.
 
@@ -143,6 +152,8 @@ def window_profile(
     """
     profile_only = inputs is None
     inputs = inputs or FindingsInputs(detector=None, calibration=None, min_confidence=1.0)
+    if external is not None:
+        return _external_window(session, external, model_row, version, reference, start, end, now, inputs, profile_only)
     profiles: list[WindowProfile] = []
     states: list[DayFindings] = []
     to_store: list[DayProfile] = []
@@ -211,6 +222,55 @@ def window_profile(
     return WindowOfProfiles(
         profile=WindowProfile.merge_all(profiles) if profiles else None,
         findings=DayFindings.merge_all(states),
+        to_store=tuple(to_store),
+    )
+
+
+def _external_window(
+    session: Session,
+    external: ExternalDays,
+    model_row: Model,
+    version: int,
+    reference: ReferenceProfile,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    inputs: FindingsInputs,
+    profile_only: bool,
+) -> WindowOfProfiles:
+    """The window from an external engine: stored days where current, the rest computed in one pass."""
+    cut = segments(start, end)
+    full = [a for a, b, is_full in cut if is_full and b <= now]
+    marks = external.watermarks(version, full) if full else {}
+    parts: dict[datetime, tuple[WindowProfile | None, DayFindings]] = {}
+    for day in full:
+        stored = stored_day(session, model_row.id, version, day, reference.fingerprint)
+        if stored is None or stored.findings is None or stored.last_row_id != marks[day]:
+            continue
+        kept = DayFindings.from_dict(stored.findings)
+        if profile_only or kept.made_with(inputs.min_confidence, inputs.calibration, inputs.top_k):
+            parts[day] = (WindowProfile.from_dict(stored.profile) if stored.n_rows else None, kept)
+    todo = [(a, b) for a, b, _ in cut if a not in parts]
+    to_store = []
+    for day, state in external.states(version, todo, reference, inputs).items():
+        parts[day] = (state.profile, state.findings)
+        if day in marks:
+            to_store.append(
+                DayProfile(
+                    model_id=model_row.id,
+                    version=version,
+                    day=day,
+                    fingerprint=reference.fingerprint,
+                    n_rows=state.n_rows,
+                    last_row_id=marks[day],
+                    profile=state.profile.to_dict() if state.profile is not None else {},
+                    findings=state.findings.to_dict(),
+                )
+            )
+    present = [parts[a] for a, _, _ in cut if parts[a][0] is not None]
+    return WindowOfProfiles(
+        profile=WindowProfile.merge_all([p for p, _ in present if p is not None]) if present else None,
+        findings=DayFindings.merge_all([f for _, f in present]),
         to_store=tuple(to_store),
     )
 

@@ -22,8 +22,8 @@ or ``.tflite``) and writes, as the app's backend would (the digits columns shown
   brightness .. edge_density  REAL: the scenario's feature columns (digits:
                             :mod:`jobs.ml.image_features`)
   device_tier, camera       TEXT: ``low``/``mid``/``high``, ``front``/``back``
-  probabilities, embedding  TEXT: JSON arrays of 10 and 32 floats
-  predicted_label           TEXT (a class label, ``"0"`` .. ``"9"``), confidence REAL
+  probabilities, embedding  TEXT: JSON arrays of 10 and 32 floats (photos: 2 and 64)
+  predicted_label           TEXT: a class label (``"0"`` .. ``"9"``), confidence REAL
   input_uri                 TEXT: absolute path of ``images/week_XX/<prediction_id>.png``
   ========================  =====================================================
 

@@ -246,7 +246,7 @@ def _holdout_score(
     )
 
 
-def _inputs(images: ImageSet, contract: Contract, at_most: int) -> np.ndarray:
+def sample_inputs(images: ImageSet, contract: Contract, at_most: int) -> np.ndarray:
     """Up to ``at_most`` readable images of ``images``, evenly spread, model-ready."""
     if len(images) == 0:
         return np.zeros((0, *contract.input_shape), np.float32)
@@ -268,12 +268,14 @@ def _export(
 ) -> dict[str, Any]:
     from jobs.ml.export import export_tflite
 
-    representative = np.concatenate([_inputs(base.train, contract, 300), _inputs(holdout.images, contract, 100)])
+    representative = np.concatenate(
+        [sample_inputs(base.train, contract, 300), sample_inputs(holdout.images, contract, 100)]
+    )
     report = export_tflite(
         challenger,
         version_dir(settings, model, version) / "export",
         representative,
-        _inputs(base.test, contract, VERIFY_AT_MOST),
+        sample_inputs(base.test, contract, VERIFY_AT_MOST),
         contract,
         {
             "model_name": model.name,
