@@ -324,6 +324,19 @@ class ModelSettings(_Strict):
         outputs = [f"prob_{label}" for label in self.class_labels] + ["confidence", "margin", "entropy", "predicted"]
         return tuple(f.name for f in self.features) + tuple(outputs)
 
+    def ingested_source(self, stream: str) -> SqlSource | FileSource | None:
+        """The source of ``stream`` whose rows ingestion pulls into driftkeeper's database.
+
+        None when there is none, or when its rows stay where they are: a lake source, or a SQL
+        source with ``compute: pushdown`` (the check reads aggregates from them instead).
+        """
+        source = self.predictions if stream == "predictions" else self.labels
+        if source is None or isinstance(source, LakeSource):
+            return None
+        if isinstance(source, SqlSource) and source.compute == "pushdown" and stream == "predictions":
+            return None
+        return source
+
     @property
     def numeric_features(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features if f.type == "numeric")

@@ -223,22 +223,24 @@ def thumbnail_data_uri(
     size: int = 64,
     *,
     storage_options: StorageOptions | None = None,
+    contract: Any = None,
 ) -> str | None:
-    """A small PNG of the image as a ``data:`` URI for reports, or None when not allowed/readable."""
+    """A small PNG of the image as a ``data:`` URI for reports, or None when not allowed/readable.
+
+    Drawn by :func:`jobs.ml.preprocess.thumbnail_png` with the model's ``contract`` (its colour
+    mode and input size): the owner sees what the model saw.
+    """
     data, _ = read_uri_bytes(uri, roots, storage_options)
     if data is None:
         return None
-    from PIL import Image
+    from drift.errors import ValidationError
+    from jobs.ml.preprocess import thumbnail_png
 
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.thumbnail((size, size))
-            scaled = img.convert("L").resize((size, size), Image.Resampling.NEAREST)
-            buffer = io.BytesIO()
-            scaled.save(buffer, format="PNG", optimize=True)
-    except (OSError, ValueError, Image.DecompressionBombError):
+        png = thumbnail_png(data, contract, size)
+    except ValidationError:
         return None
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def read_mask(

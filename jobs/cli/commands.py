@@ -234,15 +234,23 @@ def demo(
     weeks: Annotated[int, typer.Option(min=2, max=52, help="Simulated weeks of production.")] = 6,
     rows_per_week: Annotated[int, typer.Option(min=100, help="Predictions per simulated week.")] = 2000,
     drift_from_week: Annotated[int, typer.Option(min=2, help="First week whose inputs drift.")] = 3,
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs of the baseline CNN.")] = 8,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Training epochs of the baseline (8 digits, 5 photos).")
+    ] = None,
+    scenario: Annotated[
+        str, typer.Option(help="digits (the small CNN) or photos (a MobileNetV3Small photo classifier, RGB 96x96).")
+    ] = "digits",
     as_json: JsonOption = False,
 ) -> None:
     """Run the whole story on the embedded default: train, simulate production, ingest, check."""
     from jobs.demo.run import DemoOptions, run_demo
 
+    if scenario not in ("digits", "photos"):
+        raise typer.BadParameter("must be digits or photos", param_hint="--scenario")
     options = DemoOptions(
-        var_dir=var_dir, weeks=weeks, rows_per_week=rows_per_week, drift_from_week=drift_from_week, epochs=epochs
-    )
+        var_dir=var_dir, weeks=weeks, rows_per_week=rows_per_week, drift_from_week=drift_from_week,
+        epochs=epochs or (5 if scenario == "photos" else 8), scenario=scenario,
+    )  # fmt: skip
     console = Console(stderr=as_json)
     if not app_context(ctx).verbose:
         logging.getLogger("jobs").setLevel(logging.WARNING)  # the demo narrates; job logs with -v
@@ -257,7 +265,8 @@ def demo(
     console.print(f"reports:  {report.reports_index}")
     if var_dir == Path("var"):
         console.print("next:     driftkeeper init   (a driftkeeper.yaml matching the demo), then")
-        console.print("          driftkeeper status | errors -m digits | models list -m digits | report -m digits")
+        name = scenario
+        console.print(f"          driftkeeper status | errors -m {name} | models list -m {name} | report -m {name}")
 
 
 def _share(share: float | None, rows: int) -> str:

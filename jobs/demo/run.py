@@ -37,6 +37,7 @@ from storage.statuses import JobStatus
 log = logging.getLogger(__name__)
 DEMO_START = datetime(2026, 9, 7, tzinfo=UTC)  # a Monday
 WEEK = timedelta(days=7)
+SCENARIOS = ("digits", "photos")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +50,7 @@ class DemoOptions:
     seed: int = 0
     drift_strength: tuple[float, float] = (0.4, 0.7)
     min_new_labels: int | None = None  # override retrain.min_new_labels (short demos)
+    scenario: str = "digits"  # digits | photos (see jobs.demo.photos_demo)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,7 +136,7 @@ def reset_demo_state(settings: Settings, var_dir: Path) -> None:
                 names = {m.name for m in repository.list_models(session)}
         finally:
             engine.dispose()
-        foreign = names - {m.name for m in settings.models}
+        foreign = names - set(SCENARIOS)
         if foreign:
             raise ConfigError(
                 f"{database} holds models the demo does not own ({', '.join(sorted(foreign))}); "
@@ -142,49 +144,36 @@ def reset_demo_state(settings: Settings, var_dir: Path) -> None:
             )
         for suffix in ("", "-wal", "-shm"):
             Path(f"{database}{suffix}").unlink(missing_ok=True)
-    for folder in (var_dir / "demo", settings.paths.models_dir / "digits", settings.paths.reports_dir / "digits"):
+    for name in SCENARIOS:
+        for folder in (settings.paths.models_dir / name, settings.paths.reports_dir / name):
+            shutil.rmtree(folder, ignore_errors=True)
+    for folder in (var_dir / "demo", var_dir / "team"):
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_demo(options: DemoOptions, *, echo: Any = print) -> DemoReport:
     """Train, register, simulate ``options.weeks`` weeks, ingest and check each week."""
-    from jobs.demo.digits import load_digits_data
-    from jobs.demo.digits_model import train_baseline
-    from jobs.demo.simulator import ProductionSimulator
+    if options.scenario not in SCENARIOS:
+        raise ConfigError(f"unknown demo scenario {options.scenario!r}; allowed: {', '.join(SCENARIOS)}")
+    if options.scenario == "photos":
+        from jobs.demo.photos_demo import photos_settings
 
-    settings = demo_settings(options.var_dir, min_new_labels=options.min_new_labels)
+        settings = photos_settings(options.var_dir, min_new_labels=options.min_new_labels)
+    else:
+        settings = demo_settings(options.var_dir, min_new_labels=options.min_new_labels)
     reset_demo_state(settings, options.var_dir)
     model = settings.models[0]
     engine = make_engine(settings.database.url.get_secret_value())
     upgrade(engine)
     factory = make_session_factory(engine)
     try:
-        echo(f"training the baseline CNN on scikit-learn's digits ({options.epochs} epochs)...")
-        data = load_digits_data(options.seed)
-        model_path = settings.paths.models_dir / model.name / "v1" / "model.keras"
-        trained = train_baseline(data, epochs=options.epochs, seed=options.seed, out_path=model_path)
-        baseline = {
-            "val_accuracy": trained.val_accuracy,
-            "test_accuracy": trained.test_accuracy,
-            "train_seconds": round(trained.train_seconds, 1),
-        }
-        echo(f"  version 1: test accuracy {trained.test_accuracy:.1%} ({trained.train_seconds:.0f} s)")
-        with factory.begin() as session:
-            row = repository.ensure_model(session, model.name, model.task)
-            repository.register_version(
-                session, row, 1, artifact_path=str(model_path), status="champion", metrics=baseline
-            )
-        data.save_training_npz(
-            Path(model.retrain.training_data or settings.paths.models_dir / model.name / "training_data.npz")
-        )
-        simulator = ProductionSimulator(
-            options.var_dir / "demo",
-            model_name=model.name,
-            seed=options.seed,
-            rows_per_week=options.rows_per_week,
-            drift_from_week=options.drift_from_week,
-            drift_strength=options.drift_strength,
-        )
+        if options.scenario == "photos":
+            from jobs.demo.photos_demo import setup_photos
+
+            simulator, baseline = setup_photos(settings, options, echo=echo)
+            model_path = Path(baseline.pop("model_path"))
+        else:
+            simulator, baseline, model_path = _setup_digits(factory, settings, options, echo)
         outcomes = [_simulate_week(factory, settings, simulator, week, echo) for week in range(1, options.weeks + 1)]
         with factory() as session:
             champion = registry.champion(session, repository.get_model(session, model.name))
@@ -199,6 +188,40 @@ def run_demo(options: DemoOptions, *, echo: Any = print) -> DemoReport:
         )
     finally:
         engine.dispose()
+
+
+def _setup_digits(
+    factory: sessionmaker[Session], settings: Settings, options: DemoOptions, echo: Any
+) -> tuple[Any, dict[str, Any], Path]:
+    from jobs.demo.digits import load_digits_data
+    from jobs.demo.digits_model import train_baseline
+    from jobs.demo.simulator import ProductionSimulator
+
+    model = settings.models[0]
+    echo(f"training the baseline CNN on scikit-learn's digits ({options.epochs} epochs)...")
+    data = load_digits_data(options.seed)
+    model_path = settings.paths.models_dir / model.name / "v1" / "model.keras"
+    trained = train_baseline(data, epochs=options.epochs, seed=options.seed, out_path=model_path)
+    baseline = {
+        "val_accuracy": trained.val_accuracy,
+        "test_accuracy": trained.test_accuracy,
+        "train_seconds": round(trained.train_seconds, 1),
+    }
+    echo(f"  version 1: test accuracy {trained.test_accuracy:.1%} ({trained.train_seconds:.0f} s)")
+    with factory.begin() as session:
+        row = repository.ensure_model(session, model.name, model.task)
+        repository.register_version(session, row, 1, artifact_path=str(model_path), status="champion", metrics=baseline)
+    npz = model.retrain.training_data or settings.paths.models_dir / model.name / "training_data.npz"
+    data.save_training_npz(Path(npz))
+    simulator = ProductionSimulator(
+        options.var_dir / "demo",
+        model_name=model.name,
+        seed=options.seed,
+        rows_per_week=options.rows_per_week,
+        drift_from_week=options.drift_from_week,
+        drift_strength=options.drift_strength,
+    )
+    return simulator, baseline, model_path
 
 
 def week_schedule(settings: Settings, start: datetime, end: datetime) -> list[tuple[datetime, str, str | None]]:

@@ -214,7 +214,7 @@ def check_stream(
 ) -> list[PreflightResult]:
     """Preflight one stream of ``model``: its SQL source, or each file of its folder not yet
     ``taken`` (all of them without a database to ask)."""
-    source = model.predictions if stream == "predictions" else model.labels
+    source = model.ingested_source(stream)
     if source is None:
         return []
     if isinstance(source, FileSource):

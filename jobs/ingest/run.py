@@ -94,8 +94,8 @@ class Ingestor:
     def run(self, streams: Iterable[str] = STREAMS) -> list[IngestReport]:
         reports = []
         for stream in streams:
-            source = self.model.predictions if stream == "predictions" else self.model.labels
-            if source is None:
+            source = self.model.ingested_source(stream)
+            if source is None:  # none, or its rows stay where they are (lake, push-down): nothing to pull
                 continue
             start = time.monotonic()
             tally = _Tally()

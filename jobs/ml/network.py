@@ -86,6 +86,7 @@ class TrainedModel:
 
 def keras_module() -> Any:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter, not ours
     import keras
 
     return keras

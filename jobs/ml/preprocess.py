@@ -11,7 +11,7 @@ The steps, for an encoded image (PNG, JPEG, ...) or an in-memory array:
 3. scale to unit floats ``pixel / 255`` (in-memory float arrays are taken as unit floats already);
 4. normalise: ``input = unit * 255 * scale + offset``, then ``(input - mean) / std`` when given.
 
->>> from jobs.ml.contract import Contract
+>>> from jobs.ml.contract import Contract, ModelContract
 >>> c = Contract(height=2, width=2, channels=1, color_mode="grayscale", resize="nearest", scale=1 / 127.5,
 ...              offset=-1.0, mean=None, std=None, output="softmax", class_labels=("a", "b"),
 ...              embedding_layer="e", embedding_dim=2, head_starts_at="h")
@@ -26,7 +26,7 @@ import io
 import numpy as np
 
 from drift.errors import ValidationError
-from jobs.ml.contract import Contract
+from jobs.ml.contract import Contract, ModelContract
 
 _PIL_MODE = {"grayscale": "L", "rgb": "RGB"}
 
@@ -133,17 +133,27 @@ def shift_images(images: np.ndarray, dy: np.ndarray, dx: np.ndarray, max_shift: 
     return out
 
 
-def thumbnail_png(data: bytes, contract: Contract | None, size: int = 64) -> bytes:
-    """A PNG thumbnail of the image as the model sees it (its colour mode and input size)."""
-    from PIL import Image
+def thumbnail_png(data: bytes, contract: Contract | ModelContract | None, size: int = 64) -> bytes:
+    """A ``size x size`` PNG of the image as the model sees it: its colour mode and input size.
 
-    if contract is not None:
-        pixels = decode_pixels(data, contract)
-        img = Image.fromarray(pixels[..., 0] if contract.channels == 1 else pixels)
-    else:
+    ``contract`` may be a resolved one or the configured (possibly partial) one; without a colour
+    mode, grayscale images stay gray and others are shown in RGB. Raises ValidationError for bytes
+    PIL cannot decode.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
         with Image.open(io.BytesIO(data)) as opened:
-            img = opened.convert("RGB")
-    img.thumbnail((size, size))
-    buffer = io.BytesIO()
-    img.save(buffer, format="PNG", optimize=True)
+            color = contract.color_mode if contract is not None else None
+            mode = _PIL_MODE[color] if color else ("L" if opened.mode in ("L", "1", "I;16") else "RGB")
+            img = opened.convert(mode)
+            height = contract.height if contract is not None else None
+            width = contract.width if contract is not None else None
+            if height and width and img.size != (width, height):
+                img = img.resize((width, height), _resample(contract.resize if contract is not None else "bilinear"))
+            scaled = img.resize((size, size), _resample("nearest"))
+            buffer = io.BytesIO()
+            scaled.save(buffer, format="PNG", optimize=True)
+    except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        raise ValidationError(f"not a decodable image: {type(exc).__name__}") from exc
     return buffer.getvalue()

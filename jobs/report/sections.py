@@ -65,7 +65,7 @@ def _example_fields(f: FlaggedPrediction, model: ModelSettings) -> dict[str, Any
     return {
         "prediction_id": f.prediction_id,
         "input_uri": f.input_uri,
-        "thumbnail": thumbnail_data_uri(f.input_uri, model.image_roots),
+        "thumbnail": thumbnail_data_uri(f.input_uri, model.image_roots, contract=model.contract),
         "true_label": f.true_label,
         "predicted_label": f.predicted_label,
         "confidence": f.confidence,
