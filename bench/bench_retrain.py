@@ -1,13 +1,20 @@
-"""Benchmark: head-only vs full retraining on ~5k 32x32 images, TFLite export + verification, sizes.
+"""Benchmark: retraining and re-exporting a team's MobileNetV3Small photo classifier on 2 cores.
 
-Run (2 CPU cores, as on a laptop)::
+Cases (each in a fresh subprocess, so its peak RSS is its own):
 
-    .venv/bin/python bench/bench_retrain.py            # table
-    .venv/bin/python bench/bench_retrain.py --json     # machine-readable
+- ``retrain``: MobileNetV3Small (weights=None) at 96x96x3 with one sigmoid unit, trained briefly
+  as the champion; then a head-only and a full retrain on ``--images`` (5,000) photo patches
+  written as PNG class folders and streamed from disk; the three TFLite variants exported and
+  verified with ai-edge-litert (time per variant, size, argmax agreement with Keras).
+- ``stream``: a head-only retrain of a MobileNetV3Small at 224x224x3 on ``--stream-images``
+  (50,000) JPEGs the bench generates on disk, streamed through ``tf.data`` and never held in
+  memory at once; time and peak RSS.
 
-The champion is trained on the digits' training split; the retraining set is that split
-augmented (shifted copies) plus drifted production digits as "newly labelled" samples, about
-5,000 images in all. Both modes run the same number of epochs from the same champion.
+Run::
+
+    .venv/bin/python bench/bench_retrain.py                          # both cases, a table
+    .venv/bin/python bench/bench_retrain.py --case retrain --images 2000
+    .venv/bin/python bench/bench_retrain.py --case stream --stream-images 5000 --json
 """
 
 from __future__ import annotations
@@ -17,14 +24,14 @@ import os
 for _var, _value in {
     "OPENBLAS_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",
-    "TF_NUM_INTEROP_THREADS": "1",
-    "TF_NUM_INTRAOP_THREADS": "2",
     "TF_CPP_MIN_LOG_LEVEL": "2",
 }.items():
     os.environ.setdefault(_var, _value)
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import resource  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -33,123 +40,173 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from jobs.demo.digits import CLASS_LABELS, apply_drift, jitter, load_digits_data  # noqa: E402
-from jobs.ml import cnn  # noqa: E402
-from jobs.ml.export import export_tflite  # noqa: E402
-from jobs.ml.train import NewSamples, evaluate, retrain  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+LABELS = ("acceptable", "unacceptable")
 
 
-def _drift(x: np.ndarray, seed: int) -> np.ndarray:
-    out = np.empty_like(x)
-    for i, kind in enumerate(("darken", "blur", "rotate")):
-        out[i::3] = apply_drift(x[i::3], kind, 0.8, seed=seed + i)
+def _patches(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth colour gradients (acceptable) and dark, noisy ones (unacceptable), uint8."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    y = rng.integers(0, 2, n)
+    out = np.empty((n, size, size, 3), np.uint8)
+    for i in range(n):
+        img = (0.35 + 0.25 * (xx * rng.uniform(0.2, 1) + yy * rng.uniform(0.2, 1)))[..., None] * rng.uniform(0.3, 1, 3)
+        if y[i]:
+            img = img * rng.uniform(0.2, 0.5) + rng.normal(0, 0.25, img.shape)
+        out[i] = np.clip(img * 255, 0, 255).astype(np.uint8)
+    return out, y
+
+
+def _write_folders(root: Path, n: int, size: int, seed: int, fmt: str, chunk: int = 1000) -> None:
+    from PIL import Image
+
+    for start in range(0, n, chunk):
+        x, y = _patches(min(chunk, n - start), size, seed + start)
+        for i, (img, label) in enumerate(zip(x, y, strict=True)):
+            split = "test" if (start + i) % 10 == 0 else "train"
+            folder = root / split / LABELS[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(folder / f"{start + i:06d}.{fmt}", quality=90)
+
+
+def _model(size: int) -> Any:
+    from jobs.ml.network import keras_module
+
+    keras = keras_module()
+    base = keras.applications.MobileNetV3Small(
+        input_shape=(size, size, 3), include_top=False, weights=None, pooling="avg", include_preprocessing=True
+    )
+    for layer in base.layers:
+        if layer.__class__.__name__ == "BatchNormalization":
+            layer.momentum = 0.9
+    inputs = keras.Input((size, size, 3), name="image")
+    x = keras.layers.Dense(64, activation="relu", name="embedding")(base(inputs))
+    return keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="score")(x))
+
+
+def _champion(folder: Path, size: int, seed: int) -> tuple[Path, Any]:
+    from jobs.ml import network
+    from jobs.ml.contract import ModelContract
+    from jobs.ml.preprocess import model_input
+
+    model = _model(size)
+    path = folder / "champion.keras"
+    contract = network.resolve_contract(model, ModelContract(scale=1.0, offset=0.0), LABELS, source=str(path))
+    x, y = _patches(600, size, seed=seed + 10**6)
+    network.seed_everything(seed)
+    network.compile_model(model, contract, 3e-3)
+    model.fit(model_input(x, contract), network.targets(y, contract), epochs=3, batch_size=32, verbose=0)
+    network.save_model(model, path)
+    return path, contract
+
+
+def case_retrain(images: int, seed: int) -> dict[str, Any]:
+    from jobs.ml.export import export_tflite
+    from jobs.ml.train import retrain
+    from jobs.retrain.gate import sample_inputs
+    from jobs.retrain.training_data import load_training_data
+
+    out: dict[str, Any] = {"case": "retrain", "images": images, "input": "96x96x3"}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        t0 = time.perf_counter()
+        _write_folders(folder / "data", images, 96, seed, "png")
+        out["write_seconds"] = round(time.perf_counter() - t0, 1)
+        champion, contract = _champion(folder, 96, seed)
+        data = load_training_data(str(folder / "data"), LABELS)
+        new = data.train.take(np.arange(min(500, len(data.train))))
+        for mode, epochs in (("head", 5), ("full", 1)):
+            t0 = time.perf_counter()
+            result = retrain(
+                champion,
+                contract,
+                data.train,
+                (new, new.labels),
+                mode=mode,
+                epochs=epochs,
+                out_path=folder / f"{mode}.keras",
+            )
+            out[f"{mode}_seconds"] = round(time.perf_counter() - t0, 1)
+            out[f"{mode}_epochs"] = epochs
+            out[f"{mode}_train_images"] = result.n_train
+        report = export_tflite(
+            folder / "full.keras", folder / "export", sample_inputs(data.train, contract, 200),
+            sample_inputs(data.test, contract, 500), contract, {"model_name": "photos", "version": 2}, 8_000_000,
+        )  # fmt: skip
+        out["export_passed"] = report.passed
+        out["saved_model_seconds"] = round(report.saved_model_seconds, 1)
+        for v in report.variants:
+            out[f"{v.name}_convert_seconds"] = round(v.convert_seconds, 1)
+            out[f"{v.name}_bytes"] = v.size_bytes
+            out[f"{v.name}_agreement"] = round(v.agreement, 4)
     return out
 
 
-def run(epochs: int, base_copies: int, new_copies: int, workdir: Path) -> dict[str, Any]:
-    data = load_digits_data()
-    t0 = time.perf_counter()
-    champion = cnn.train_baseline(data, seed=0, out_path=workdir / "champion.keras")
-    baseline_seconds = time.perf_counter() - t0
-    assert champion.path is not None
+def case_stream(images: int, seed: int) -> dict[str, Any]:
+    from jobs.ml.train import retrain
+    from jobs.retrain.training_data import load_training_data
 
-    # ~5k images: augmented training split + drifted production digits (half held out).
-    base_x = np.concatenate([data.x_train] + [jitter(data.x_train, seed=s) for s in range(base_copies - 1)])
-    base_y = np.tile(data.y_train, base_copies)
-    drifted = _drift(data.x_production, seed=10)
-    half = len(drifted) // 2
-    held_x, held_y = drifted[half:], data.y_production[half:]
-    new_x = np.concatenate([drifted[:half]] + [jitter(drifted[:half], seed=100 + s) for s in range(new_copies - 1)])
-    new_y = np.tile(data.y_production[:half], new_copies)
-    champ_drift = evaluate(champion.model, held_x, held_y).accuracy
-
-    modes = {}
-    for mode in ("head", "full"):
+    out: dict[str, Any] = {"case": "stream", "images": images, "input": "224x224x3"}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        t0 = time.perf_counter()
+        _write_folders(folder / "data", images, 224, seed, "jpg")
+        out["write_seconds"] = round(time.perf_counter() - t0, 1)
+        out["disk_mb"] = round(sum(p.stat().st_size for p in (folder / "data").rglob("*.jpg")) / 1e6, 1)
+        champion, contract = _champion(folder, 224, seed)
+        data = load_training_data(str(folder / "data"), LABELS)
+        t0 = time.perf_counter()
         result = retrain(
-            champion.path,
-            (base_x, base_y),
-            NewSamples(images=new_x, labels=new_y),
-            mode=mode,
-            epochs=epochs,
-            seed=0,
-            out_path=workdir / f"{mode}.keras",
-        )
-        modes[mode] = {
-            **result.to_dict(),
-            "seconds_per_epoch": result.train_seconds / epochs,
-            "drifted_accuracy": evaluate(result.out_path, held_x, held_y).accuracy,
-            "test_accuracy": evaluate(result.out_path, data.x_test, data.y_test).accuracy,
-        }
-
-    report = export_tflite(
-        workdir / "full.keras",
-        workdir / "export",
-        base_x,
-        data.x_test,
-        CLASS_LABELS,
-        {"model_name": "digits", "version": 2, "parent_version": 1},
-        size_budget_bytes=1_000_000,
-    )
-    sizes = {v.name: v.size_bytes for v in report.variants}
-    return {
-        "cpu_threads": os.environ.get("TF_NUM_INTRAOP_THREADS"),
-        "n_train": modes["head"]["n_train"],
-        "epochs": epochs,
-        "baseline": {
-            "seconds": baseline_seconds,
-            "epochs": champion.epochs,
-            "n_train": len(data.y_train),
-            "test_accuracy": champion.test_accuracy,
-            "drifted_accuracy": champ_drift,
-        },
-        "retrain": modes,
-        "export": report.to_dict(),
-        "size_ratio_float32_to_int8": sizes["float32"] / sizes["int8"],
-        "size_ratio_float32_to_dynamic": sizes["float32"] / sizes["dynamic"],
-    }
+            champion, contract, data.train, (data.train.take(np.arange(0)), np.zeros(0, np.int64)), mode="head",
+            epochs=2, out_path=folder / "head.keras", batch_size=64,
+        )  # fmt: skip
+        out["head_seconds"] = round(time.perf_counter() - t0, 1)
+        out["images_per_second"] = round(result.n_train / max(out["head_seconds"], 1e-9), 1)
+        out["train_images"] = result.n_train
+    return out
 
 
-def _print_table(r: dict[str, Any]) -> None:
-    b = r["baseline"]
-    print(f"Retraining on {r['n_train']} images of 32x32, {r['epochs']} epochs, "
-          f"TF intra-op threads={r['cpu_threads']}")  # fmt: skip
-    print(f"baseline: {b['n_train']} images x {b['epochs']} epochs in {b['seconds']:.1f} s, "
-          f"test acc {b['test_accuracy']:.3f}, held-out drifted acc {b['drifted_accuracy']:.3f}")  # fmt: skip
-    print()
-    print(f"{'mode':<6} {'trainable':>10} {'frozen':>8} {'total s':>8} {'s/epoch':>8} "
-          f"{'drifted acc':>12} {'test acc':>9}")  # fmt: skip
-    for mode, m in r["retrain"].items():
-        print(f"{mode:<6} {m['trainable_params']:>10} {m['frozen_params']:>8} {m['train_seconds']:>8.1f} "
-              f"{m['seconds_per_epoch']:>8.2f} {m['drifted_accuracy']:>12.3f} {m['test_accuracy']:>9.3f}")  # fmt: skip
-    head, full = r["retrain"]["head"], r["retrain"]["full"]
-    print(f"head-only is {full['train_seconds'] / head['train_seconds']:.1f}x faster than full")
-    e = r["export"]
-    print()
-    print(f"export (full-mode model): SavedModel {e['saved_model_seconds']:.2f} s, total {e['seconds']:.2f} s, "
-          f"verified on {e['n_verify']} test images, passed={e['passed']}")  # fmt: skip
-    print(f"{'variant':<8} {'bytes':>9} {'convert s':>10} {'verify s':>9} {'agreement':>10} {'max |dp|':>9}")
-    for v in e["variants"]:
-        print(f"{v['name']:<8} {v['size_bytes']:>9} {v['convert_seconds']:>10.2f} {v['verify_seconds']:>9.3f} "
-              f"{v['agreement']:>10.4f} {v['max_abs_prob_diff']:>9.4f}")  # fmt: skip
-    print(f"size ratio float32/int8 = {r['size_ratio_float32_to_int8']:.2f}, "
-          f"float32/dynamic = {r['size_ratio_float32_to_dynamic']:.2f}")  # fmt: skip
+def _run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--child", case, "--images", str(args.images),
+           "--stream-images", str(args.stream_images), "--seed", str(args.seed)]  # fmt: skip
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if proc.returncode != 0:
+        raise SystemExit(f"{case} failed:\n{proc.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall_seconds"] = round(time.perf_counter() - started, 1)
+    return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--base-copies", type=int, default=4, help="copies of the training split (988 each)")
-    parser.add_argument("--new-copies", type=int, default=6, help="copies of the 179 drifted new samples")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--case", choices=("retrain", "stream", "all"), default="all")
+    parser.add_argument("--images", type=int, default=5000)
+    parser.add_argument("--stream-images", type=int, default=50_000)
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--child", choices=("retrain", "stream"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench_retrain_") as tmp:
-        result = run(args.epochs, args.base_copies, args.new_copies, Path(tmp))
+    if args.child:
+        fn = case_retrain if args.child == "retrain" else case_stream
+        result = fn(args.images if args.child == "retrain" else args.stream_images, args.seed)
+        result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        print(json.dumps(result))
+        return
+    cases = ("retrain", "stream") if args.case == "all" else (args.case,)
+    results = [_run_case(c, args) for c in cases]
     if args.json:
-        print(json.dumps(result, indent=2, default=str))
-    else:
-        _print_table(result)
+        print(json.dumps(results, indent=2))
+        return
+    for r in results:
+        print(f"\n{r['case']}: {r['images']:,} images at {r['input']} (peak RSS {r['peak_rss_mb']:,} MB, "
+              f"wall {r['wall_seconds']} s)")  # fmt: skip
+        width = max(len(k) for k in r)
+        for key, value in r.items():
+            if key not in ("case", "images", "input"):
+                print(f"  {key:<{width}}  {value}")
 
 
 if __name__ == "__main__":

@@ -215,6 +215,10 @@ class RetrainSettings(_Strict):
     min_accuracy_gain: float = Field(0.02, ge=0, le=1, description="on the held-out recent slice")
     max_test_accuracy_drop: float = Field(0.02, ge=0, le=1, description="on the original test set")
     size_budget_bytes: int = Field(4_000_000, ge=1)
+    min_export_agreement: float = Field(
+        0.99, gt=0, le=1, description="float32 and dynamic TFLite files: class-argmax agreement with Keras"
+    )
+    min_int8_agreement: float = Field(0.97, gt=0, le=1, description="the int8 TFLite file's agreement with Keras")
     training_data: str | None = Field(
         None,
         description=(

@@ -91,6 +91,6 @@ def setup_photos(settings: Settings, options: Any, *, echo: Any) -> tuple[Any, d
         seed=seed,
         rows_per_week=options.rows_per_week,
         drift_from_week=options.drift_from_week,
-        drift_strength=options.drift_strength,
+        drift_strength=options.drift_strength or (0.8, 1.0),  # a new camera at its worst
     )
     return simulator, baseline | {"model_path": onboarded.artifact_path}

@@ -48,7 +48,7 @@ class DemoOptions:
     drift_from_week: int = 3
     epochs: int = 8
     seed: int = 0
-    drift_strength: tuple[float, float] = (0.4, 0.7)
+    drift_strength: tuple[float, float] | None = None  # default: (0.4, 0.7) digits, (0.8, 1.0) photos
     min_new_labels: int | None = None  # override retrain.min_new_labels (short demos)
     scenario: str = "digits"  # digits | photos (see jobs.demo.photos_demo)
 
@@ -219,7 +219,7 @@ def _setup_digits(
         seed=options.seed,
         rows_per_week=options.rows_per_week,
         drift_from_week=options.drift_from_week,
-        drift_strength=options.drift_strength,
+        drift_strength=options.drift_strength or (0.4, 0.7),
     )
     return simulator, baseline, model_path
 

@@ -38,6 +38,7 @@ class Samples:
     confidence: np.ndarray
     ts: pd.DatetimeIndex
     skipped: dict[str, int] = field(default_factory=dict)  # rows left out, by reason
+    mask_uris: np.ndarray | None = None  # segmentation: the labels' true masks
 
     def __len__(self) -> int:
         return len(self.y)
@@ -51,6 +52,7 @@ class Samples:
             confidence=self.confidence[mask],
             ts=self.ts[mask],
             skipped=self.skipped,
+            mask_uris=None if self.mask_uris is None else self.mask_uris[mask],
         )
 
     def recency_weights(self) -> np.ndarray:
@@ -96,7 +98,7 @@ def labelled_samples(
     """Labelled predictions of [start, end) whose images lie in the model's image roots."""
     index = {label: i for i, label in enumerate(model.class_labels)}
     skipped: Counter[str] = Counter()
-    ids, uris, ys, predicted, confidence, stamps = [], [], [], [], [], []
+    ids, uris, ys, predicted, confidence, stamps, masks = [], [], [], [], [], [], []
     for rows in iter_rows(session, model_row.id, layout(model), start=start, end=end, labelled_only=True):
         keep, kept_uris = _readable(model, rows, skipped)
         if not keep.any():
@@ -108,6 +110,8 @@ def labelled_samples(
         predicted.append(np.array([index[v] for v in rows.predicted_label[keep]], dtype=np.int64))
         confidence.append(rows.confidence[keep])
         stamps.append(rows.ts[keep].tz_convert("UTC").tz_localize(None).to_numpy())
+        if rows.true_mask_uri is not None:
+            masks.append(np.asarray(rows.true_mask_uri, dtype=object)[keep])
     if not ids:
         return Samples(
             prediction_id=np.empty(0, dtype=object),
@@ -128,6 +132,7 @@ def labelled_samples(
         confidence=np.concatenate(confidence),
         ts=pd.DatetimeIndex(np.concatenate(stamps)).tz_localize("UTC"),
         skipped=dict(skipped),
+        mask_uris=np.concatenate(masks) if len(masks) == len(ids) else None,
     )
 
 

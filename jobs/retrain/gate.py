@@ -285,6 +285,8 @@ def _export(
             "drift_run_id": plan.drift_run_id,
         },
         model.retrain.size_budget_bytes,
+        min_agreement=model.retrain.min_export_agreement,
+        min_agreement_int8=model.retrain.min_int8_agreement,
     )
     return {
         "passed": report.passed,
@@ -321,6 +323,10 @@ def challenger_reference(
     if found is None:
         return None
     rows, images = found
+    if model.task == "segmentation":
+        from jobs.retrain.segmentation import segmentation_reference
+
+        return segmentation_reference(model, contract, challenger, rows, images, holdout, settings)
     trained = load_model(challenger)
     predictions = predict_set(trained, images, contract)
     ok = predictions.ok if predictions.ok is not None else np.ones(len(images), bool)

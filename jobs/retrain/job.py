@@ -265,33 +265,42 @@ def _run(
         )
         split = HoldoutSplit.stratified(samples.prediction_id, samples.ts, periods, model.retrain.holdout_share)
         holdout = split.held
-        base = training_data.load_training_data(
-            model.retrain.training_data, model.class_labels, test_share=model.retrain.test_share,
-            storage_options=options,
-        )  # fmt: skip
-        extra = None
+        unlabelled = None
         if model.retrain.teacher_path is not None:
             with session_factory() as session:
                 recent = window_inputs(
                     session, model, repository.get_model(session, model.name), start, now, storage_options=options
                 )
             if recent is not None:  # unlabelled only: never the held-out slice, never a human label
-                unlabelled = ~np.isin(recent[0].prediction_id, samples.prediction_id)
-                extra = teacher_samples(model, recent[1].take(unlabelled), now, contract)
-        trained = True
-        challenger = train_challenger(
-            settings, model, contract, champion_path, version, base, samples.take(~holdout), extra
-        )
-        counts = {
-            "n_train_new": int((~holdout).sum()),
-            "n_teacher": len(extra) if extra is not None else 0,
-            "training_data": base.to_dict(),
-            "images_skipped": {"samples": samples.skipped, "training": challenger.skipped},
-        }
-        decision = judge(
-            settings, model, contract, champion_path, challenger.path, version, plan, base, split,
-            samples.take(holdout), (start, now),
-        )  # fmt: skip
+                unlabelled = recent[1].take(~np.isin(recent[0].prediction_id, samples.prediction_id))
+        if model.task == "segmentation":
+            from jobs.retrain.segmentation import train_and_judge
+
+            trained = True
+            challenger, decision = train_and_judge(
+                settings, model, contract, champion_path, version, plan, samples, split, (start, now), unlabelled
+            )
+            counts: dict[str, Any] = {}
+        else:
+            base = training_data.load_training_data(
+                model.retrain.training_data, model.class_labels, test_share=model.retrain.test_share,
+                storage_options=options,
+            )  # fmt: skip
+            extra = teacher_samples(model, unlabelled, now, contract) if unlabelled is not None else None
+            trained = True
+            challenger = train_challenger(
+                settings, model, contract, champion_path, version, base, samples.take(~holdout), extra
+            )
+            counts = {
+                "n_train_new": int((~holdout).sum()),
+                "n_teacher": len(extra) if extra is not None else 0,
+                "training_data": base.to_dict(),
+                "images_skipped": {"samples": samples.skipped, "training": challenger.skipped},
+            }
+            decision = judge(
+                settings, model, contract, champion_path, challenger.path, version, plan, base, split,
+                samples.take(holdout), (start, now),
+            )  # fmt: skip
         decision = replace(decision, data=decision.data | counts, metrics=decision.metrics | _plain_counts(counts))
     except Exception as exc:
         _finish(

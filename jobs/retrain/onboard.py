@@ -150,7 +150,7 @@ def register_trained_model(
         tmp.replace(target)
     export: dict[str, Any] = {}
     if export_dir is not None:
-        export = _export(target, Path(export_dir), contract, data, model.name, number, model.retrain.size_budget_bytes)
+        export = _export(target, Path(export_dir), contract, data, model.name, number, model.retrain)
         if not export["passed"]:
             raise ValidationError(f"the export of {artifact} failed its checks: {'; '.join(export['reasons'])}")
     with session_factory.begin() as session:
@@ -190,7 +190,7 @@ def _describe(contract: dict[str, Any]) -> str:
 
 def _export(
     keras_path: Path, out_dir: Path, contract: Any, data: training_data.TrainingData, name: str, version: int,
-    budget: int,
+    policy: Any,
 ) -> dict[str, Any]:  # fmt: skip
     from jobs.ml.export import export_tflite
 
@@ -201,7 +201,9 @@ def _export(
         sample_inputs(data.test, contract, VERIFY_AT_MOST),
         contract,
         {"model_name": name, "version": version, "parent_version": None, "source": "registered"},
-        budget,
+        policy.size_budget_bytes,
+        min_agreement=policy.min_export_agreement,
+        min_agreement_int8=policy.min_int8_agreement,
     )
     return {
         "passed": report.passed,
