@@ -9,13 +9,19 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install system-packages demo test lint bench clean
 
-# Debian packages: headless Chromium and its driver for the report's browser test.
+# Debian packages: headless Chromium and its driver for the report's browser test, and Java 17
+# (openjdk-17-jre-headless) for Spark, which profiles lake sources (jobs.lake.spark).
 # Installed when missing and we are root (CI is); otherwise those tests skip with a reason.
 system-packages:
 	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
 	  else echo "chromium/chromedriver missing and not root: the browser test will be skipped"; fi; \
+	fi
+	@if ! command -v java >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	  else echo "java missing and not root: the Spark tests will be skipped"; fi; \
 	fi
 
 $(STAMP): pyproject.toml

@@ -24,7 +24,7 @@ from storage.statuses import JobStatus, RetrainDecision, VerdictLevel
 if TYPE_CHECKING:
     from jobs.runner.execute import JobOutcome
 
-RETRAIN_EVENTS = tuple(str(d) for d in RetrainDecision.finished())  # promoted, rejected, failed
+RETRAIN_EVENTS = tuple(str(d) for d in RetrainDecision.finished())  # promoted, rejected, failed, aborted
 _SEVERITY = {VerdictLevel.OK: "info", VerdictLevel.WATCH: "warning", VerdictLevel.ACT: "critical"}
 _MAX_REASONS = 10
 
@@ -154,7 +154,7 @@ def _retrain(data: dict[str, Any], fallback: str | None, now: datetime) -> Signa
     run_id = data.get("run_id")
     version = data.get("version")
     reasons = _reasons(data)
-    severity = "critical" if decision == RetrainDecision.FAILED else "info"
+    severity = "critical" if decision in (RetrainDecision.FAILED, RetrainDecision.ABORTED) else "info"
     return Signal(
         key=f"retrain:{model}:{run_id if run_id is not None else now.isoformat()}",
         kind=AlertKind.RETRAIN,

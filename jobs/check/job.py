@@ -27,6 +27,7 @@ from jobs.check.reference import load_reference
 from jobs.check.verdict import window_verdict
 from jobs.check.windows import DayProfile, store_days, window_profile
 from jobs.config import ModelSettings, Settings
+from jobs.lake.engine import external_days, store_rejected
 from storage import quarantine, repository
 from storage.clock import wall_clock
 from storage.models import DriftColumnResult, DriftRun, FlaggedPrediction, Model
@@ -127,7 +128,8 @@ def check(
     with session_factory() as session:
         model_row = repository.get_model(session, model.name)
         model_id = model_row.id
-        versions = versions_in_window(session, model_id, start, end)
+        external = external_days(session, settings, model, model_row)  # a lake or push-down source
+        versions = external.versions(start, end) if external else versions_in_window(session, model_id, start, end)
         missing: list[int] = []
         for version in versions:
             try:
@@ -137,7 +139,9 @@ def check(
                 log.warning("%s version %d has no reference set; its rows are not checked", model.name, version)
                 continue
             inputs, reference_labelled = findings_inputs(session, model, model_row, version, reference, reference_row)
-            profiles = window_profile(session, model, model_row, version, reference, start, end, now, inputs)
+            profiles = window_profile(
+                session, model, model_row, version, reference, start, end, now, inputs, external=external
+            )
             days += profiles.to_store
             window = profiles.profile
             n_rows = window.n_rows if window is not None else 0
@@ -191,6 +195,8 @@ def check(
         reports = [_judged(session, model, model_row, r, quality) for r in reports]
     with session_factory.begin() as session:  # one short write transaction for all of it
         store_days(session, tuple(days))
+        if external is not None:
+            store_rejected(session, model, model_id, external.rejected())
         for i, report in enumerate(reports):
             if report.result is None:
                 continue

@@ -20,6 +20,9 @@ import pytest
 from jobs.demo.digits import DigitsData, apply_drift, load_digits_data
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # one TensorFlow thread per worker: -n 2 on 2 cores, no oversubscription
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 
 @dataclass(frozen=True, kw_only=True)

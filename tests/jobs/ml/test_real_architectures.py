@@ -128,7 +128,7 @@ def champion(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
             layer.momentum = 0.8
     path = folder / "champion.keras"
     contract = network.resolve_contract(model, configured, labels, source=str(path))
-    x, y = data(400, seed=1)
+    x, y = data(300, seed=1)
     network.seed_everything(0)
     network.compile_model(model, contract, 3e-3)
     model.fit(model_input(x, contract), network.targets(y, contract), epochs=4, batch_size=32, verbose=0)
@@ -173,7 +173,7 @@ def test_head_retrain_trains_only_the_head_and_full_retrain_everything(
     from jobs.ml.train import evaluate, retrain
 
     contract = champion["contract"]
-    new_x, new_y = champion["data"](120, seed=3)
+    new_x, new_y = champion["data"](60, seed=3)
     base = ImageSet.of_arrays(champion["x"], champion["y"])
     head = retrain(
         champion["path"], contract, base, (new_x, new_y), mode="head", epochs=2, out_path=tmp_path / "h.keras"
@@ -194,7 +194,7 @@ def test_head_retrain_trains_only_the_head_and_full_retrain_everything(
     assert any(changed(before, after_head, trained))
     assert any(changed(before, after_full, not trained))  # full mode: the backbone moved
     assert head.frozen_params > head.trainable_params and full.trainable_params > head.trainable_params
-    assert head.n_train == full.n_train == len(champion["y"]) + 120
+    assert head.n_train == full.n_train == len(champion["y"]) + 60
     accuracy = evaluate(after_full, champion["test_x"], champion["test_y"], contract).accuracy
     assert accuracy >= 0.6, accuracy  # better than chance on the synthetic task
 

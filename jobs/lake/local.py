@@ -1,0 +1,123 @@
+"""Lake sources read in this process with ``pyarrow.dataset`` (``compute: local``).
+
+Only the partitions of the segments asked for are opened, a batch at a time, so memory stays
+flat at any row count; the work is one Python process, like a pass over stored rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from datetime import datetime, timedelta
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from drift import ReferenceProfile
+from drift.errors import ConfigError
+from jobs.check.windows import FindingsInputs
+from jobs.config import LakeSource, ModelSettings
+from jobs.lake.base import DayState, ExternalDays, Segment
+from jobs.lake.partial import BatchJob, batch_states, known, merge_into
+
+BATCH_ROWS = 100_000
+
+
+def partition_days(segments: Sequence[Segment]) -> list[str]:
+    """The partition values (``YYYY-MM-DD``) holding the segments' rows."""
+    days: set[str] = set()
+    for start, end in segments:
+        day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+        while day < end:
+            days.add(f"{day:%Y-%m-%d}")
+            day += timedelta(days=1)
+    return sorted(days)
+
+
+class LakeTable:
+    """One lake table's partitions and files, with pyarrow (local paths or fsspec URIs)."""
+
+    def __init__(self, source: LakeSource) -> None:
+        if source.format != "parquet":
+            raise ConfigError(f"lake source {source.path}: format {source.format!r} needs compute: spark")
+        self.source = source
+        partitioning = ds.partitioning(pa.schema([(source.partition_column, pa.string())]), flavor="hive")
+        self.dataset = ds.dataset(source.path, format="parquet", partitioning=partitioning)
+
+    def _day_filter(self, days: Sequence[str]) -> ds.Expression:
+        return pc.field(self.source.partition_column).isin(list(days))
+
+    def batches(
+        self, days: Sequence[str], columns: Sequence[str] | None = None
+    ) -> Iterator[tuple[str, pa.RecordBatch]]:
+        """(partition day, batch) of the given days, file by file."""
+        for fragment in self.dataset.get_fragments(filter=self._day_filter(days)):
+            day = str(ds.get_partition_keys(fragment.partition_expression)[self.source.partition_column])
+            for batch in fragment.to_batches(columns=list(columns) if columns else None, batch_size=BATCH_ROWS):
+                yield day, batch
+
+    def files_by_day(self, days: Sequence[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for fragment in self.dataset.get_fragments(filter=self._day_filter(days)):
+            day = str(ds.get_partition_keys(fragment.partition_expression)[self.source.partition_column])
+            out.setdefault(day, []).append(fragment.path)
+        return out
+
+    def watermark(self, days: Sequence[str]) -> dict[str, int]:
+        """Per partition, the newest file's modification time (ns) plus its file count."""
+        files = self.files_by_day(days)
+        fs = self.dataset.filesystem
+        out = {}
+        for day, paths in files.items():
+            infos = fs.get_file_info(paths)
+            out[day] = max(int(i.mtime_ns or 0) for i in infos) + len(paths)
+        return out
+
+
+class LocalLake(ExternalDays):
+    """A lake source profiled batch by batch in this process."""
+
+    kind = "lake-local"
+
+    def __init__(self, model: ModelSettings, source: LakeSource, known_versions: Collection[int], tolerance: float):
+        super().__init__()
+        self.model = model
+        self.source = source
+        self.known_versions = known(known_versions)
+        self.tolerance = tolerance
+        self.table = LakeTable(source)
+
+    def versions(self, start: datetime, end: datetime) -> list[int]:
+        name = self.source.columns.get("model_version", "model_version")
+        found: set[int] = set()
+        for _, batch in self.table.batches(partition_days([(start, end)]), columns=[name]):
+            values = pc.unique(batch.column(name)).to_pylist()
+            found |= {int(v) for v in values if isinstance(v, int | float) and float(v).is_integer()}
+        return sorted(v for v in found if v in self.known_versions)
+
+    def watermarks(self, version: int, days: Sequence[datetime]) -> dict[datetime, int]:
+        marks = self.table.watermark([f"{d:%Y-%m-%d}" for d in days])
+        return {d: marks.get(f"{d:%Y-%m-%d}", 0) for d in days}
+
+    def job(
+        self, version: int, segments: Sequence[Segment], reference: ReferenceProfile, inputs: FindingsInputs
+    ) -> BatchJob:
+        return BatchJob(
+            model=self.model,
+            columns=dict(self.source.columns),
+            known_versions=self.known_versions,
+            tolerance=self.tolerance,
+            version=version,
+            segments=tuple(segments),
+            reference=reference,
+            inputs=inputs,
+        )
+
+    def compute(
+        self, version: int, segments: Sequence[Segment], reference: ReferenceProfile, inputs: FindingsInputs
+    ) -> dict[datetime, DayState]:
+        job = self.job(version, segments, reference, inputs)
+        merged: dict[int, DayState] = {}
+        for i, (day, batch) in enumerate(self.table.batches(partition_days(segments))):
+            merge_into(merged, batch_states(job, batch, day, f"{self.source.path}#{day}#{i}"))
+        return {segments[i][0]: state for i, state in merged.items()}

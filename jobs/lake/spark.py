@@ -1,0 +1,158 @@
+"""Lake sources profiled by Spark (``compute: spark``): ``mapInArrow`` over the day partitions.
+
+Each Spark task turns its Arrow batches into day states with the very code of the local path
+(:func:`jobs.lake.partial.batch_states`) and emits one JSON-serialised partial state per
+segment; the driver merges them. Only those partials travel to the driver: a few of them
+per task, each bounded (cells, the bottom-k sample, the top-k outliers), so the driver's
+memory does not grow with the row count.
+
+The session comes from ``settings.spark``: ``master`` (``local[2]`` in tests, a cluster URL
+in production) or ``remote`` (a Spark Connect URL, ``sc://host:15002``, with ``pyspark-client``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Collection, Iterator, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from drift import ReferenceProfile
+from drift.errors import ConfigError
+from jobs.check.windows import FindingsInputs
+from jobs.config import LakeSource, ModelSettings, SparkSettings
+from jobs.lake.base import DayState, ExternalDays, Segment
+from jobs.lake.local import partition_days
+from jobs.lake.partial import BatchJob, batch_states, known, merge_into
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+STATE_SCHEMA = "segment int, state string"
+
+
+def file_set_mark(paths: Sequence[str]) -> int:
+    """A 62-bit number naming a set of files (0: none)."""
+    if not paths:
+        return 0
+    digest = hashlib.sha256("\n".join(sorted(paths)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 2
+
+
+def spark_session(settings: SparkSettings) -> SparkSession:
+    """A Spark session as configured (the running one, if any, is reused)."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise ConfigError("compute: spark needs pyspark (pip install 'pyspark>=4.0', and Java 17)") from exc
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers run this interpreter
+    builder: Any = SparkSession.builder.appName(settings.app_name)
+    builder = builder.remote(settings.remote) if settings.remote else builder.master(settings.master)
+    builder = builder.config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
+    builder = builder.config("spark.sql.session.timeZone", "UTC")
+    # batches as large as the local path's: each one is validated and profiled as a whole
+    builder = builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", "100000")
+    for key, value in settings.conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
+
+
+def _partials(job: BatchJob, partition_column: str) -> Any:
+    """The function each task runs: its batches -> one JSON partial state per segment."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        merged: dict[int, DayState] = {}
+        for i, batch in enumerate(batches):
+            if not batch.num_rows:
+                continue
+            days = batch.column(partition_column)
+            for day in sorted({str(d) for d in days.to_pylist()}):
+                part = batch.filter(pa.compute.equal(days, day)) if len(set(days.to_pylist())) > 1 else batch
+                part = part.drop_columns([partition_column])
+                merge_into(merged, batch_states(job, part, day, f"spark#{day}#{os.getpid()}-{i}"))
+        if merged:
+            yield pa.RecordBatch.from_pydict(
+                {
+                    "segment": pa.array(list(merged), type=pa.int32()),
+                    "state": pa.array([json.dumps(s.to_dict()) for s in merged.values()], type=pa.string()),
+                }
+            )
+
+    return run
+
+
+class SparkLake(ExternalDays):
+    """A lake source profiled by a Spark cluster (or ``local[N]``)."""
+
+    kind = "lake-spark"
+
+    def __init__(
+        self,
+        model: ModelSettings,
+        source: LakeSource,
+        known_versions: Collection[int],
+        tolerance: float,
+        spark: SparkSettings,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.source = source
+        self.known_versions = known(known_versions)
+        self.tolerance = tolerance
+        self.settings = spark
+        self._session: SparkSession | None = None
+
+    @property
+    def session(self) -> SparkSession:
+        if self._session is None:
+            self._session = spark_session(self.settings)
+        return self._session
+
+    def _frame(self, days: Sequence[str]) -> DataFrame:
+        from pyspark.sql import functions as F
+
+        reader = self.session.read.format(self.source.format)
+        frame = reader.load(self.source.path)
+        return frame.where(F.col(self.source.partition_column).isin(list(days)))
+
+    def versions(self, start: datetime, end: datetime) -> list[int]:
+        name = self.source.columns.get("model_version", "model_version")
+        rows = self._frame(partition_days([(start, end)])).select(name).distinct().collect()
+        found = {int(r[0]) for r in rows if isinstance(r[0], int | float) and float(r[0]).is_integer()}
+        return sorted(v for v in found if v in self.known_versions)
+
+    def watermarks(self, version: int, days: Sequence[datetime]) -> dict[datetime, int]:
+        """A hash of each partition's file names (from the table's metadata, no row read):
+        Spark writes new files under new names, so an added or rewritten file changes it."""
+        labels = [f"{d:%Y-%m-%d}" for d in days]
+        files: dict[str, list[str]] = {}
+        marker = f"{self.source.partition_column}="
+        for path in self._frame(labels).inputFiles():
+            part = next((p[len(marker) :] for p in path.split("/") if p.startswith(marker)), None)
+            if part is not None:
+                files.setdefault(part, []).append(path)
+        return {d: file_set_mark(files.get(label, [])) for d, label in zip(days, labels, strict=True)}
+
+    def compute(
+        self, version: int, segments: Sequence[Segment], reference: ReferenceProfile, inputs: FindingsInputs
+    ) -> dict[datetime, DayState]:
+        job = BatchJob(
+            model=self.model,
+            columns=dict(self.source.columns),
+            known_versions=self.known_versions,
+            tolerance=self.tolerance,
+            version=version,
+            segments=tuple(segments),
+            reference=reference,
+            inputs=inputs,
+        )
+        frame = self._frame(partition_days(segments))
+        merged: dict[int, DayState] = {}
+        for row in frame.mapInArrow(_partials(job, self.source.partition_column), STATE_SCHEMA).toLocalIterator():
+            merge_into(merged, {int(row[0]): DayState.from_dict(json.loads(row[1]))})
+        return {segments[i][0]: state for i, state in merged.items()}

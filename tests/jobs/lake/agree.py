@@ -1,0 +1,84 @@
+"""Assertions shared by the agreement tests: two day states / windows are the same answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from drift import DriftResult, WindowProfile
+from jobs.check.state import DayFindings
+from jobs.check.windows import WindowOfProfiles
+
+SUM_RTOL = 1e-9  # sums are added in another order: equal up to rounding
+
+
+def assert_same_profile(a: WindowProfile, b: WindowProfile, *, sample: bool = True) -> None:
+    assert a.fingerprint == b.fingerprint and a.n_rows == b.n_rows
+    assert set(a.columns) == set(b.columns)
+    for name, x in a.columns.items():
+        y = b.columns[name]
+        dx, dy = x.to_dict(), y.to_dict()
+        if dx["kind"] == "numeric":
+            assert (dx["cells"], dx["counts"], dx["n_missing"]) == (dy["cells"], dy["counts"], dy["n_missing"]), name
+            np.testing.assert_allclose(dx["sums"], dy["sums"], rtol=SUM_RTOL, atol=1e-9, err_msg=name)
+            np.testing.assert_allclose([dx["total"], dx["total_sq"]], [dy["total"], dy["total_sq"]], rtol=SUM_RTOL)
+            if name == "entropy":  # ln in a database may differ from numpy's log by an ulp
+                np.testing.assert_allclose([dx["min"], dx["max"]], [dy["min"], dy["max"]], rtol=1e-14)
+            else:
+                assert (dx["min"], dx["max"]) == (dy["min"], dy["max"]), name
+        else:
+            assert dict(map(tuple, dx["counts"])) == dict(map(tuple, dy["counts"])), name
+            assert dx["n_missing"] == dy["n_missing"], name
+    if sample:
+        assert a.sample.keys.tolist() == b.sample.keys.tolist()
+        assert a.sample.to_dict() == b.sample.to_dict()  # the stored form
+
+
+def assert_same_findings(a: DayFindings, b: DayFindings) -> None:
+    assert (a.n_rows, a.n_outliers, a.min_confidence, a.calibration) == (
+        b.n_rows,
+        b.n_outliers,
+        b.min_confidence,
+        b.calibration,
+    )
+    assert [(f.prediction_id, f.score, f.confidence) for f in a.outliers] == [
+        (f.prediction_id, f.score, f.confidence) for f in b.outliers
+    ]
+    if a.estimate is not None or b.estimate is not None:
+        assert a.estimate is not None and b.estimate is not None
+        assert (a.estimate.n, a.estimate.n_far) == (b.estimate.n, b.estimate.n_far)
+        np.testing.assert_allclose(
+            [a.estimate.sum_p, a.estimate.sum_pq], [b.estimate.sum_p, b.estimate.sum_pq], rtol=SUM_RTOL
+        )
+
+
+def assert_same_window(a: WindowOfProfiles, b: WindowOfProfiles, *, sample: bool = True) -> None:
+    assert a.profile is not None and b.profile is not None
+    assert_same_profile(a.profile, b.profile, sample=sample)
+    assert_same_findings(a.findings, b.findings)
+    days_a = {d.day: d for d in a.to_store}
+    days_b = {d.day: d for d in b.to_store}
+    assert sorted(days_a) == sorted(days_b) and len(days_a) == 7
+    for day, x in days_a.items():
+        y = days_b[day]
+        assert x.n_rows == y.n_rows
+        assert_same_profile(WindowProfile.from_dict(x.profile), WindowProfile.from_dict(y.profile), sample=sample)
+        assert_same_findings(DayFindings.from_dict(x.findings), DayFindings.from_dict(y.findings))
+
+
+def assert_same_result(a: DriftResult, b: DriftResult, *, embedding: bool = True) -> None:
+    """Same verdicts; scores and p-values equal up to the rounding of sums (the embedding test's
+    only where both read the same sample: ``embedding``)."""
+    assert (a.drifted, a.outputs_drifted, a.embedding_drifted) == (b.drifted, b.outputs_drifted, b.embedding_drifted)
+    cols_a = {c.column: c for c in a.columns if embedding or c.kind != "embedding"}
+    cols_b = {c.column: c for c in b.columns if embedding or c.kind != "embedding"}
+    assert sorted(cols_a) == sorted(cols_b)
+    for name, x in cols_a.items():
+        y = cols_b[name]
+        assert (x.method, x.drifted) == (y.method, y.drifted), name
+        np.testing.assert_allclose([x.score, x.p_value or 0.0], [y.score, y.p_value or 0.0], rtol=1e-7, atol=1e-12)
+
+
+def summary(result: DriftResult) -> list[tuple[Any, ...]]:
+    return [(c.column, c.method, c.drifted) for c in result.columns]

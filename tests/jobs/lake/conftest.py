@@ -1,0 +1,90 @@
+"""A seeded week of predictions, ingested into driftkeeper's database *and* written as a lake.
+
+The same rows (with two that validation rejects) reach every path: the stored rows (local),
+the lake read by pyarrow, the lake read by Spark, so their day states can be compared.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobs.check.reference import reference_from_window
+from jobs.config import Settings
+from jobs.ingest.run import ingest
+from storage import repository
+from tests.jobs.lake.lakedata import bad_rows, write_lake
+from tests.jobs.logdata import make_rows, settings_for, write_jsonl
+
+REF_START = datetime(2026, 10, 1, tzinfo=UTC)
+WEEK_START = datetime(2026, 11, 2, tzinfo=UTC)
+WEEK_END = WEEK_START + timedelta(days=7)
+WEEK_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class World:
+    database: Any
+    files: Settings  # the model ingested from JSON lines (the local path)
+    lake: Path
+
+    def with_source(self, source: dict[str, Any]) -> Settings:
+        data = self.files.model_dump(mode="python")
+        data["database"] = {"url": self.files.database.url.get_secret_value()}
+        data["models"][0]["predictions"] = source
+        return Settings(**data)
+
+
+def week_rows(**shift: float) -> list[dict[str, Any]]:
+    rows = make_rows(
+        WEEK_ROWS, seed=7, start_index=10_000, start=WEEK_START, minutes_per_row=7 * 1440 / WEEK_ROWS, **shift
+    )
+    return rows + bad_rows(900_000, "2026-11-04")
+
+
+@pytest.fixture
+def world(database: Any, tmp_path: Path) -> World:
+    drop = tmp_path / "drop"
+    settings = settings_for(database.url, {"kind": "files", "path": str(drop)}, batch_size=50_000)
+    with database.session_factory.begin() as s:
+        repository.register_version(s, repository.ensure_model(s, "pets", "classification"), 1)
+    write_jsonl(drop / "ref.jsonl", make_rows(1500, seed=0, start=REF_START, minutes_per_row=5))
+    rows = week_rows(brightness_shift=0.05)
+    write_jsonl(drop / "week.jsonl", rows)
+    ingest(database.session_factory, settings)
+    reference_from_window(database.session_factory, settings.models[0], 1, REF_START, REF_START + timedelta(days=7))
+    return World(database=database, files=settings, lake=write_lake(tmp_path / "lake", rows))
+
+
+def _java_reason() -> str | None:
+    if shutil.which("java") is None:
+        return "Java is not installed (make system-packages installs openjdk-17-jre-headless as root)"
+    try:
+        subprocess.run(["java", "-version"], check=True, capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"java does not run: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One local[2] Spark session for the test process (skipped where Java or pyspark are missing)."""
+    reason = _java_reason()
+    if reason:
+        pytest.skip(reason)
+    pytest.importorskip("pyspark", reason="needs pyspark (pip install -e '.[dev]')")
+    from jobs.config import SparkSettings
+    from jobs.lake.spark import spark_session
+
+    session = spark_session(
+        SparkSettings(master="local[2]", conf={"spark.ui.enabled": "false", "spark.sql.shuffle.partitions": "2"})
+    )
+    yield session
+    session.stop()
