@@ -144,33 +144,42 @@ def case_retrain(images: int, seed: int) -> dict[str, Any]:
     return out
 
 
-def case_stream(images: int, seed: int) -> dict[str, Any]:
+def prepare_stream(images: int, seed: int, folder: Path) -> dict[str, Any]:
+    """The 224x224x3 JPEGs and the champion, in a process of their own (their memory is not the stream's)."""
+    t0 = time.perf_counter()
+    _write_folders(folder / "data", images, 224, seed, "jpg")
+    out = {"write_seconds": round(time.perf_counter() - t0, 1)}
+    out["disk_mb"] = round(sum(p.stat().st_size for p in (folder / "data").rglob("*.jpg")) / 1e6, 1)
+    _champion(folder, 224, seed)
+    return out
+
+
+def case_stream(images: int, seed: int, folder: Path) -> dict[str, Any]:
+    from jobs.ml import network
+    from jobs.ml.contract import ModelContract
     from jobs.ml.train import retrain
     from jobs.retrain.training_data import load_training_data
 
     out: dict[str, Any] = {"case": "stream", "images": images, "input": "224x224x3"}
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        t0 = time.perf_counter()
-        _write_folders(folder / "data", images, 224, seed, "jpg")
-        out["write_seconds"] = round(time.perf_counter() - t0, 1)
-        out["disk_mb"] = round(sum(p.stat().st_size for p in (folder / "data").rglob("*.jpg")) / 1e6, 1)
-        champion, contract = _champion(folder, 224, seed)
-        data = load_training_data(str(folder / "data"), LABELS)
-        t0 = time.perf_counter()
-        result = retrain(
-            champion, contract, data.train, (data.train.take(np.arange(0)), np.zeros(0, np.int64)), mode="head",
-            epochs=2, out_path=folder / "head.keras", batch_size=64,
-        )  # fmt: skip
-        out["head_seconds"] = round(time.perf_counter() - t0, 1)
-        out["images_per_second"] = round(result.n_train / max(out["head_seconds"], 1e-9), 1)
-        out["train_images"] = result.n_train
+    champion = folder / "champion.keras"
+    contract = network.contract_for_file(champion, ModelContract(scale=1.0, offset=0.0), LABELS)
+    data = load_training_data(str(folder / "data"), LABELS)
+    t0 = time.perf_counter()
+    result = retrain(
+        champion, contract, data.train, (data.train.take(np.arange(0)), np.zeros(0, np.int64)), mode="head",
+        epochs=2, out_path=folder / "head.keras", batch_size=64,
+    )  # fmt: skip
+    out["head_seconds"] = round(time.perf_counter() - t0, 1)
+    out["images_per_second"] = round(result.n_train / max(out["head_seconds"], 1e-9), 1)
+    out["train_images"] = result.n_train
     return out
 
 
-def _run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
+def _child(case: str, args: argparse.Namespace, workdir: Path | None = None) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", case, "--images", str(args.images),
            "--stream-images", str(args.stream_images), "--seed", str(args.seed)]  # fmt: skip
+    if workdir is not None:
+        cmd += ["--workdir", str(workdir)]
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
@@ -180,6 +189,16 @@ def _run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _run_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
+    if case == "retrain":
+        return _child("retrain", args)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = _child("stream-prepare", args, Path(tmp))
+        result = _child("stream", args, Path(tmp))
+    return result | {"write_seconds": prepared["write_seconds"], "disk_mb": prepared["disk_mb"],
+                     "prepare_peak_rss_mb": prepared["peak_rss_mb"]}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--case", choices=("retrain", "stream", "all"), default="all")
@@ -187,26 +206,36 @@ def main() -> None:
     parser.add_argument("--stream-images", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--child", choices=("retrain", "stream"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=("retrain", "stream-prepare", "stream"), help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        fn = case_retrain if args.child == "retrain" else case_stream
-        result = fn(args.images if args.child == "retrain" else args.stream_images, args.seed)
+        if args.child == "retrain":
+            result = case_retrain(args.images, args.seed)
+        elif args.child == "stream-prepare":
+            result = prepare_stream(args.stream_images, args.seed, args.workdir)
+        else:
+            result = case_stream(args.stream_images, args.seed, args.workdir)
         result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         print(json.dumps(result))
         return
     cases = ("retrain", "stream") if args.case == "all" else (args.case,)
-    results = [_run_case(c, args) for c in cases]
+    results = []
+    for case in cases:  # print each case as it ends: the stream case takes a while
+        results.append(_run_case(case, args))
+        if not args.json:
+            _print(results[-1])
     if args.json:
         print(json.dumps(results, indent=2))
-        return
-    for r in results:
-        print(f"\n{r['case']}: {r['images']:,} images at {r['input']} (peak RSS {r['peak_rss_mb']:,} MB, "
-              f"wall {r['wall_seconds']} s)")  # fmt: skip
-        width = max(len(k) for k in r)
-        for key, value in r.items():
-            if key not in ("case", "images", "input"):
-                print(f"  {key:<{width}}  {value}")
+
+
+def _print(r: dict[str, Any]) -> None:
+    print(f"\n{r['case']}: {r['images']:,} images at {r['input']} (peak RSS {r['peak_rss_mb']:,} MB, "
+          f"wall {r['wall_seconds']} s)", flush=True)  # fmt: skip
+    width = max(len(k) for k in r)
+    for key, value in r.items():
+        if key not in ("case", "images", "input"):
+            print(f"  {key:<{width}}  {value}", flush=True)
 
 
 if __name__ == "__main__":

@@ -146,6 +146,17 @@ def as_model(model_or_path: Any) -> Any:
     return load_model(model_or_path) if isinstance(model_or_path, str | Path) else model_or_path
 
 
+INFERENCE_PIXELS = 4_000_000  # input values per eager inference batch (~1 GB of activations at 224x224x3)
+
+
+def inference_batch(contract: Contract, requested: int) -> int:
+    """A batch size for eager inference whose activations stay bounded: ``requested`` for small
+    inputs (32x32 digits: 512), fewer for large ones (224x224x3: 26). Eager Keras calls keep a
+    batch's intermediate activations until it returns: 512 images at 224x224x3 took 11 GB."""
+    h, w, c = contract.input_shape
+    return max(8, min(requested, INFERENCE_PIXELS // (h * w * c)))
+
+
 def class_probabilities(raw: np.ndarray, contract: Contract) -> np.ndarray:
     """The model's raw output as class probabilities ``(N, K)`` per ``contract.output``."""
     out = np.asarray(raw, dtype=np.float32)
@@ -183,6 +194,7 @@ def predict_inputs(model_or_path: Any, x: np.ndarray, contract: Contract, batch_
     """Like :func:`predict`, for inputs already preprocessed (model-ready float32)."""
     both = with_embedding(as_model(model_or_path), contract)
     probs, embs = [], []
+    batch_size = inference_batch(contract, batch_size)
     for start in range(0, len(x), batch_size):
         out = both(x[start : start + batch_size], training=False)
         probs.append(class_probabilities(np.asarray(out[PROBABILITIES]), contract))
@@ -195,7 +207,7 @@ def predict_set(model_or_path: Any, images: ImageSet, contract: Contract, batch_
     both = with_embedding(as_model(model_or_path), contract)
     probs, embs, oks = [], [], []
     failures: dict[str, int] = {}
-    for batch in images.batches(contract, batch_size):
+    for batch in images.batches(contract, inference_batch(contract, batch_size)):
         out = both(batch.x, training=False)
         probs.append(class_probabilities(np.asarray(out[PROBABILITIES]), contract))
         embs.append(_flat_embedding(out[EMBEDDING]))
@@ -215,7 +227,7 @@ def probabilities_of(
     model = as_model(model_or_path)
     data = images if isinstance(images, ImageSet) else ImageSet.of_arrays(np.asarray(images))
     probs, oks = [], []
-    for batch in data.batches(contract, batch_size):
+    for batch in data.batches(contract, inference_batch(contract, batch_size)):
         probs.append(class_probabilities(np.asarray(model(batch.x, training=False)), contract))
         oks.append(batch.ok)
     if not probs:

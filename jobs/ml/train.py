@@ -210,7 +210,7 @@ def _features(
 ) -> tuple[np.ndarray, np.ndarray, Counter[str]]:
     """The frozen part's features for every loadable image (shifted by ``offsets``), and which loaded."""
     parts, oks, reasons = [], [], Counter[str]()
-    for batch in data.batches(contract, batch_size):
+    for batch in data.batches(contract, network.inference_batch(contract, batch_size)):
         x = batch.x
         if offsets is not None:
             x = _shifted(x, offsets[0][batch.positions], offsets[1][batch.positions], shift, contract)
