@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine:
-#   make demo   - creates .venv if missing, installs everything, runs the end-to-end demo
+#   make demo   - creates .venv if missing, installs everything, runs the end-to-end demo (photos scenario)
 #   make test   - the same set-up, then the whole test suite (what CI runs)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/driftkeeper demo
+	$(BIN)/driftkeeper demo --scenario photos
 
 test: $(STAMP)
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile -q
