@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from drift.errors import ConfigError
 from jobs.alerts.settings import AlertSettings
+from jobs.ingest.settings import FileSource, LakeSource, Source, SparkSettings, SqlSource
 from jobs.metrics.settings import MetricsSettings
 from jobs.ml.contract import ModelContract
 from jobs.review.settings import ReviewSettings
@@ -86,63 +87,6 @@ class ColumnGroup(_Strict):
     @property
     def width(self) -> int | None:
         return len(self.columns) if self.columns is not None else self.size
-
-
-class _SourceBase(_Strict):
-    columns: dict[str, str] = Field(
-        default_factory=dict,
-        description="canonical field -> source column, for names that differ",
-    )
-
-
-class SqlSource(_SourceBase):
-    kind: Literal["sql"]
-    url: SecretStr
-    table: str | None = None
-    query: str | None = None
-    id_column: str = "id"
-    compute: Literal["pull", "pushdown"] = Field(
-        "pull",
-        description=(
-            "pull: rows are ingested into driftkeeper's database; pushdown: the check computes histograms,"
-            " counts and moments by GROUP BY in the source database and reads only aggregates and candidate rows"
-        ),
-    )
-
-    @model_validator(mode="after")
-    def _table_or_query(self) -> SqlSource:
-        if (self.table is None) == (self.query is None):
-            raise ValueError("give exactly one of 'table' or 'query'")
-        return self
-
-
-class FileSource(_SourceBase):
-    kind: Literal["files"]
-    path: Path
-    pattern: str = "*"
-    format: Literal["auto", "jsonl", "csv", "parquet"] = "auto"
-
-
-class LakeSource(_SourceBase):
-    """Prediction logs kept in a Parquet (or Delta) lake partitioned by day, profiled where they lie."""
-
-    kind: Literal["lake"]
-    path: str = Field(min_length=1, description="a local path or an fsspec/Spark URI of the table's root")
-    format: Literal["parquet", "delta"] = "parquet"
-    partition_column: str = Field("day", description="the hive-style partition column holding the UTC date")
-    compute: Literal["local", "spark"] = "spark"
-
-
-Source = Annotated[SqlSource | FileSource | LakeSource, Field(discriminator="kind")]
-
-
-class SparkSettings(_Strict):
-    """Where Spark runs for lake sources with ``compute: spark`` (see README, "Scaling out")."""
-
-    master: str = Field("local[2]", description="local[N] in tests; spark://host:7077, yarn, k8s://... in production")
-    app_name: str = "driftkeeper"
-    remote: str | None = Field(None, description="a Spark Connect URL (sc://host:15002) instead of a master")
-    conf: dict[str, str] = Field(default_factory=dict, description="extra spark.* settings")
 
 
 class ColumnOverride(_Strict):

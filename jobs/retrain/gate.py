@@ -288,12 +288,18 @@ def _export(
         min_agreement=model.retrain.min_export_agreement,
         min_agreement_int8=model.retrain.min_int8_agreement,
     )
+    return export_record(report)
+
+
+def export_record(report: Any, agreement: str = "agreement") -> dict[str, Any]:
+    """What the retrain record and the version keep of an export (classifier or segmenter):
+    pass/fail, where, why not, sizes and agreement (``agreement``: the variants' attribute) per file."""
     return {
         "passed": report.passed,
         "out_dir": str(report.out_dir),
         "reasons": list(report.reasons),
         "sizes": {v.path.name: v.size_bytes for v in report.variants},
-        "agreement": {v.path.name: v.agreement for v in report.variants},
+        "agreement": {v.path.name: getattr(v, agreement) for v in report.variants},
         "seconds": round(report.seconds, 2),
     }
 

@@ -28,7 +28,7 @@ from drift.errors import ContractMismatchError, DriftkeeperError, ValidationErro
 from jobs.config import Settings
 from jobs.retrain import training_data
 from jobs.retrain.data import storage_options
-from jobs.retrain.gate import VERIFY_AT_MOST, sample_inputs, version_dir
+from jobs.retrain.gate import VERIFY_AT_MOST, export_record, sample_inputs, version_dir
 from storage import repository
 
 
@@ -205,10 +205,4 @@ def _export(
         min_agreement=policy.min_export_agreement,
         min_agreement_int8=policy.min_int8_agreement,
     )
-    return {
-        "passed": report.passed,
-        "out_dir": str(report.out_dir),
-        "reasons": list(report.reasons),
-        "sizes": {v.path.name: v.size_bytes for v in report.variants},
-        "agreement": {v.path.name: v.agreement for v in report.variants},
-    }
+    return export_record(report)

@@ -38,7 +38,7 @@ from jobs.ml.contract import Contract
 from jobs.ml.imageset import ImageSet
 from jobs.ml.preprocess import model_input
 from jobs.retrain.data import Samples, storage_options
-from jobs.retrain.gate import Challenger, GateDecision, version_dir
+from jobs.retrain.gate import Challenger, GateDecision, export_record, version_dir
 from jobs.retrain.periods import HoldoutSplit
 
 
@@ -190,14 +190,7 @@ def _export(
         model.retrain.size_budget_bytes,
         min_pixel_agreement=model.retrain.min_export_agreement,
     )
-    return {
-        "passed": report.passed,
-        "out_dir": str(report.out_dir),
-        "reasons": list(report.reasons),
-        "sizes": {v.path.name: v.size_bytes for v in report.variants},
-        "agreement": {v.path.name: v.pixel_agreement for v in report.variants},
-        "seconds": round(report.seconds, 2),
-    }
+    return export_record(report, "pixel_agreement")
 
 
 def segmentation_reference(
