@@ -226,6 +226,19 @@ def input_uris(session: Session, model_id: int, prediction_ids: Sequence[str]) -
     return {str(pid): uri for pid, uri in session.execute(stmt)}
 
 
+def labels_since(session: Session, model_id: int, since: datetime, chunk: int = 50_000) -> Iterator[dict[str, str]]:
+    """The model's labels given at or after ``since``, prediction id -> label, ``chunk`` at a time
+    (for predictions kept outside this database: a lake, a push-down source)."""
+    stmt = (
+        select(Label.prediction_id, Label.label)
+        .where(Label.model_id == model_id, Label.labelled_at >= since)
+        .order_by(Label.id)
+        .execution_options(yield_per=chunk)
+    )
+    for part in session.execute(stmt).partitions(chunk):
+        yield {str(pid): str(label) for pid, label in part}
+
+
 def save_day(
     session: Session,
     *,

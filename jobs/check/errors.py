@@ -16,6 +16,7 @@ from jobs.check.flagged import Flagged
 from jobs.check.reference import load_reference
 from jobs.check.windows import window_profile
 from jobs.config import Settings
+from jobs.lake.engine import external_days
 from storage import repository
 from storage.windows import versions_in_window
 
@@ -40,12 +41,16 @@ def flagged_in_window(
     out: list[VersionFlagged] = []
     with session_factory() as session:
         model_row = repository.get_model(session, model.name)
-        for version in versions_in_window(session, model_row.id, start, end):
+        external = external_days(session, settings, model, model_row)  # a lake or push-down source
+        versions = external.versions(start, end) if external else versions_in_window(session, model_row.id, start, end)
+        for version in versions:
             reference, reference_row = load_reference(session, model_row, version)
             inputs, reference_labelled = findings_inputs(
                 session, model, model_row, version, reference, reference_row, top_k=top_k
             )
-            window = window_profile(session, model, model_row, version, reference, start, end, end, inputs)
+            window = window_profile(
+                session, model, model_row, version, reference, start, end, end, inputs, external=external
+            )
             findings = compute_findings(
                 session,
                 model,
@@ -58,6 +63,7 @@ def flagged_in_window(
                 state=window.findings,
                 inputs=inputs,
                 reference_labelled=reference_labelled,
+                external=external,
             )
             out.append(VersionFlagged(version=version, flagged=findings.flagged))
     return out

@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy.orm import Session
@@ -42,6 +42,7 @@ from drift.estimators import coverage_adjusted, embedding_coverage
 from drift.outliers import EmbeddingOutlierDetector
 from drift.performance import check_estimate, confidently_wrong, estimate_accuracy, realized_performance
 from drift.segmentation import confident_mask_errors, iou_per_class
+from jobs.check.external_rows import Labelled, external_labelled, external_uris
 from jobs.check.figures import MIN_LABELS, CheckFigures
 from jobs.check.flagged import Flagged, FlagKind
 from jobs.check.frames import embedding_columns, layout
@@ -51,6 +52,9 @@ from jobs.config import ModelSettings
 from jobs.images import read_mask
 from storage.models import Model, ReferenceSet
 from storage.windows import input_uris, iter_rows
+
+if TYPE_CHECKING:
+    from jobs.lake.base import ExternalDays
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -293,11 +297,13 @@ def compute_findings(
     state: DayFindings,
     inputs: FindingsInputs,
     reference_labelled: LabelledArrays | None,
+    external: ExternalDays | None = None,
 ) -> Findings:
     """All figures of the window [start, end) of ``version``.
 
     The label-free parts come from ``state`` (the window's merged per-day state, made with
-    ``inputs``); the label-dependent ones read the window's labelled rows, and only those.
+    ``inputs``); the label-dependent ones read the window's labelled rows, and only those:
+    stored ones, or, for predictions kept outside (``external``), those its engine finds.
     """
     threshold = model.confidence_threshold
     n_rows = state.n_rows
@@ -305,21 +311,10 @@ def compute_findings(
     flagged: list[Flagged] = []
     if n_rows == 0:
         return Findings(figures=CheckFigures(n_rows=0))
-    labelled_parts: list[tuple[np.ndarray, ...]] = [
-        (
-            rows.confidence,
-            _or_none(rows.label, len(rows)),
-            rows.predicted_label,
-            rows.prediction_id,
-            rows.input_uri,
-            _or_none(rows.mask_uri, len(rows)),
-            _or_none(rows.true_mask_uri, len(rows)),
-        )
-        for rows in iter_rows(
-            session, model_row.id, layout(model), version=version, start=start, end=end, labelled_only=True
-        )
-    ]
-    labelled = tuple(np.concatenate(c) for c in zip(*labelled_parts, strict=True)) if labelled_parts else None
+    if external is not None:
+        labelled = external_labelled(session, external, model_row.id, version, start, end)
+    else:
+        labelled = _stored_labelled(session, model, model_row, version, start, end)
     if inputs.detector is not None:
         figures["confident_outliers"] = {
             "count": state.n_outliers,
@@ -329,7 +324,12 @@ def compute_findings(
             "method": "mahalanobis",
         }
         outliers = state.outliers[: inputs.top_k]  # the state keeps no URIs: read them for these few
-        outlier_uris = input_uris(session, model_row.id, [f.prediction_id for f in outliers])
+        outlier_ids = [f.prediction_id for f in outliers]
+        outlier_uris = (
+            external_uris(external, version, start, end, outlier_ids)
+            if external is not None
+            else input_uris(session, model_row.id, outlier_ids)
+        )
         outliers = tuple(replace(f, input_uri=outlier_uris.get(f.prediction_id)) for f in outliers)
         flagged += _with_true_labels(outliers, labelled)
     if model.task == "segmentation":
@@ -370,6 +370,26 @@ def compute_findings(
     if ref is not None and inputs.calibration is not None and state.estimate is not None:
         figures["estimated_performance"] = _estimate_entry(inputs, state, reference, ref, current)
     return Findings(figures=CheckFigures.from_dict(figures), flagged=tuple(flagged))
+
+
+def _stored_labelled(
+    session: Session, model: ModelSettings, model_row: Model, version: int, start: datetime, end: datetime
+) -> Labelled | None:
+    parts: list[Labelled] = [
+        (
+            rows.confidence,
+            _or_none(rows.label, len(rows)),
+            rows.predicted_label,
+            rows.prediction_id,
+            rows.input_uri,
+            _or_none(rows.mask_uri, len(rows)),
+            _or_none(rows.true_mask_uri, len(rows)),
+        )
+        for rows in iter_rows(
+            session, model_row.id, layout(model), version=version, start=start, end=end, labelled_only=True
+        )
+    ]
+    return tuple(np.concatenate(c) for c in zip(*parts, strict=True)) if parts else None
 
 
 def _estimate_entry(

@@ -161,6 +161,7 @@ def check(
                 state=profiles.findings,
                 inputs=inputs,
                 reference_labelled=reference_labelled,
+                external=external,
             )
             decision = retrain_decision(model.retrain_when, result, findings.figures)
             reports.append(

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 from drift import ReferenceProfile, WindowProfile
 from jobs.check.state import DayFindings
 from jobs.check.windows import FindingsInputs
@@ -115,6 +117,36 @@ class DayState:
 EMPTY = DayState(profile=None, findings=DayFindings())
 
 
+@dataclass(frozen=True, kw_only=True)
+class IdentifiedRows:
+    """Accepted rows picked by prediction id (the labelled ones, the flagged ones): what the
+    label-dependent findings and the flagged list need of them, one array per field."""
+
+    prediction_id: np.ndarray  # object array of str
+    confidence: np.ndarray  # float64
+    predicted_label: np.ndarray  # object array of str
+    input_uri: np.ndarray  # object array of str or None
+
+    def __len__(self) -> int:
+        return len(self.prediction_id)
+
+    @classmethod
+    def empty(cls) -> IdentifiedRows:
+        text = np.empty(0, dtype=object)
+        return cls(prediction_id=text, confidence=np.empty(0), predicted_label=text, input_uri=text)
+
+    @classmethod
+    def concat(cls, parts: Sequence[IdentifiedRows]) -> IdentifiedRows:
+        if not parts:
+            return cls.empty()
+        return cls(
+            prediction_id=np.concatenate([p.prediction_id for p in parts]),
+            confidence=np.concatenate([p.confidence for p in parts]),
+            predicted_label=np.concatenate([p.predicted_label for p in parts]),
+            input_uri=np.concatenate([p.input_uri for p in parts]),
+        )
+
+
 class ExternalDays(ABC):
     """Day states of a model's predictions kept outside driftkeeper's database.
 
@@ -141,6 +173,11 @@ class ExternalDays(ABC):
         self, version: int, segments: Sequence[Segment], reference: ReferenceProfile, inputs: FindingsInputs
     ) -> dict[datetime, DayState]:
         """The states of ``version``'s rows in each segment, keyed by the segment's start."""
+
+    @abstractmethod
+    def rows_by_id(self, version: int, start: datetime, end: datetime, ids: Sequence[str]) -> IdentifiedRows:
+        """The accepted rows of ``version`` in [start, end) whose prediction id is in ``ids``
+        (validated as the profile's pass validates them; a rejected row is not returned)."""
 
     def states(
         self, version: int, segments: Sequence[Segment], reference: ReferenceProfile, inputs: FindingsInputs

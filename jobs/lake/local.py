@@ -17,8 +17,8 @@ from drift import ReferenceProfile
 from drift.errors import ConfigError
 from jobs.check.windows import FindingsInputs
 from jobs.config import LakeSource, ModelSettings
-from jobs.lake.base import DayState, ExternalDays, Segment
-from jobs.lake.partial import BatchJob, batch_states, known, merge_into
+from jobs.lake.base import DayState, ExternalDays, IdentifiedRows, Segment
+from jobs.lake.partial import BatchJob, RowFilter, batch_states, identified_rows, known, merge_into
 
 BATCH_ROWS = 100_000
 
@@ -112,6 +112,28 @@ class LocalLake(ExternalDays):
             reference=reference,
             inputs=inputs,
         )
+
+    def row_filter(self, version: int, start: datetime, end: datetime) -> RowFilter:
+        return RowFilter(
+            model=self.model,
+            columns=dict(self.source.columns),
+            known_versions=self.known_versions,
+            tolerance=self.tolerance,
+            version=version,
+            start=start,
+            end=end,
+        )
+
+    def rows_by_id(self, version: int, start: datetime, end: datetime, ids: Sequence[str]) -> IdentifiedRows:
+        wanted = pa.array(sorted(set(ids)), type=pa.string())
+        if not len(wanted):
+            return IdentifiedRows.empty()
+        picks = self.row_filter(version, start, end)
+        parts = [
+            identified_rows(picks, batch, wanted, f"{self.source.path}#{day}#{i}")
+            for i, (day, batch) in enumerate(self.table.batches(partition_days([(start, end)])))
+        ]
+        return IdentifiedRows.concat([p for p in parts if len(p)])
 
     def compute(
         self, version: int, segments: Sequence[Segment], reference: ReferenceProfile, inputs: FindingsInputs

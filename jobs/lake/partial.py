@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from drift import ReferenceProfile
 from jobs.check.frames import model_frame
@@ -24,7 +26,7 @@ from jobs.check.state import DayFindings
 from jobs.check.windows import FindingsInputs
 from jobs.config import ColumnGroup, ModelSettings
 from jobs.ingest.validate import validate_predictions
-from jobs.lake.base import DayState, RejectTally, Segment
+from jobs.lake.base import DayState, IdentifiedRows, RejectTally, Segment
 from storage.bulk import PredictionRows
 
 
@@ -162,6 +164,53 @@ def rows_state(job: BatchJob, rows: AcceptedRows) -> DayState:
         top_k=inputs.top_k,
     )
     return DayState(profile=job.reference.profile(frame), findings=findings)
+
+
+def identified_rows(job: RowFilter, batch: pa.RecordBatch, ids: pa.Array | None, position: str) -> IdentifiedRows:
+    """The accepted rows of ``job.version`` in [``job.start``, ``job.end``) of one batch whose
+    prediction id is in ``ids`` (None: every row, already picked): picked in Arrow first, so
+    only those few rows are validated."""
+    name = job.columns.get("prediction_id", "prediction_id")
+    if name not in batch.schema.names or (ids is not None and not len(ids)) or not batch.num_rows:
+        return IdentifiedRows.empty()
+    if ids is not None:
+        column = batch.column(name)
+        picked = pc.is_in(column if pa.types.is_string(column.type) else pc.cast(column, pa.string()), value_set=ids)
+        index = np.flatnonzero(np.asarray(pc.fill_null(picked, False).to_numpy(zero_copy_only=False), dtype=bool))
+        if not index.size:
+            return IdentifiedRows.empty()
+        batch = batch.take(pa.array(index))
+    else:
+        index = np.arange(batch.num_rows)
+    raw, model = _flattened(batch, job.model)
+    positions = [f"{position}:{i}" for i in index.tolist()]
+    rows, _ = validate_predictions(raw, positions, model, job.columns, job.known_versions, job.tolerance)
+    if not len(rows):
+        return IdentifiedRows.empty()
+    ts = rows.ts.tz_convert("UTC")
+    keep = np.flatnonzero(
+        (rows.model_version == job.version) & (ts >= pd.Timestamp(job.start)) & (ts < pd.Timestamp(job.end))
+    )
+    accepted = rows_subset(rows, keep)
+    return IdentifiedRows(
+        prediction_id=accepted.prediction_id,
+        confidence=accepted.confidence,
+        predicted_label=accepted.predicted_label,
+        input_uri=accepted.input_uri,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RowFilter:
+    """What :func:`identified_rows` validates and keeps (picklable, for Spark)."""
+
+    model: ModelSettings
+    columns: dict[str, str]
+    known_versions: tuple[int, ...]
+    tolerance: float
+    version: int
+    start: datetime
+    end: datetime
 
 
 def merge_into(into: dict[int, DayState], parts: dict[int, DayState]) -> None:

@@ -20,20 +20,22 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 
 from drift import ReferenceProfile
 from drift.errors import ConfigError
 from jobs.check.windows import FindingsInputs
 from jobs.config import LakeSource, ModelSettings, SparkSettings
-from jobs.lake.base import DayState, ExternalDays, Segment
+from jobs.lake.base import DayState, ExternalDays, IdentifiedRows, Segment
 from jobs.lake.local import partition_days
-from jobs.lake.partial import BatchJob, batch_states, known, merge_into
+from jobs.lake.partial import BatchJob, RowFilter, batch_states, identified_rows, known, merge_into
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 STATE_SCHEMA = "segment int, state string"
+ROWS_SCHEMA = "prediction_id string, confidence double, predicted_label string, input_uri string"
 
 
 def file_set_mark(paths: Sequence[str]) -> int:
@@ -82,6 +84,25 @@ def _partials(job: BatchJob, partition_column: str) -> Any:
                     "state": pa.array([json.dumps(s.to_dict()) for s in merged.values()], type=pa.string()),
                 }
             )
+
+    return run
+
+
+def _identified(picks: RowFilter, partition_column: str) -> Any:
+    """The function each task runs on rows already picked by id: the accepted ones, four fields."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for i, batch in enumerate(batches):
+            rows = identified_rows(picks, batch.drop_columns([partition_column]), None, f"spark#{os.getpid()}-{i}")
+            if len(rows):
+                yield pa.RecordBatch.from_pydict(
+                    {
+                        "prediction_id": pa.array(rows.prediction_id.tolist(), type=pa.string()),
+                        "confidence": pa.array(rows.confidence, type=pa.float64()),
+                        "predicted_label": pa.array(rows.predicted_label.tolist(), type=pa.string()),
+                        "input_uri": pa.array(rows.input_uri.tolist(), type=pa.string()),
+                    }
+                )
 
     return run
 
@@ -137,6 +158,34 @@ class SparkLake(ExternalDays):
             if part is not None:
                 files.setdefault(part, []).append(path)
         return {d: file_set_mark(files.get(label, [])) for d, label in zip(days, labels, strict=True)}
+
+    def rows_by_id(self, version: int, start: datetime, end: datetime, ids: Sequence[str]) -> IdentifiedRows:
+        """The rows of ``ids``, picked by a semi-join with a broadcast table of the ids."""
+        from pyspark.sql import functions as F
+
+        wanted = sorted(set(ids))
+        if not wanted:
+            return IdentifiedRows.empty()
+        name = self.source.columns.get("prediction_id", "prediction_id")
+        keys = self.session.createDataFrame([(i,) for i in wanted], "dk_id string")
+        frame = self._frame(partition_days([(start, end)]))
+        picked = frame.join(F.broadcast(keys), F.col(name).cast("string") == keys["dk_id"], "left_semi")
+        picks = RowFilter(
+            model=self.model,
+            columns=dict(self.source.columns),
+            known_versions=self.known_versions,
+            tolerance=self.tolerance,
+            version=version,
+            start=start,
+            end=end,
+        )
+        table = picked.mapInArrow(_identified(picks, self.source.partition_column), ROWS_SCHEMA).toArrow()
+        return IdentifiedRows(
+            prediction_id=np.asarray(table.column("prediction_id").to_pylist(), dtype=object),
+            confidence=np.asarray(table.column("confidence").to_numpy(), dtype=np.float64),
+            predicted_label=np.asarray(table.column("predicted_label").to_pylist(), dtype=object),
+            input_uri=np.asarray(table.column("input_uri").to_pylist(), dtype=object),
+        )
 
     def compute(
         self, version: int, segments: Sequence[Segment], reference: ReferenceProfile, inputs: FindingsInputs

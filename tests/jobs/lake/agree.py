@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from drift import DriftResult, WindowProfile
+from jobs.check.job import CheckReport
 from jobs.check.state import DayFindings
 from jobs.check.windows import WindowOfProfiles
 
@@ -82,3 +83,19 @@ def assert_same_result(a: DriftResult, b: DriftResult, *, embedding: bool = True
 
 def summary(result: DriftResult) -> list[tuple[Any, ...]]:
     return [(c.column, c.method, c.drifted) for c in result.columns]
+
+
+def assert_same_label_findings(a: CheckReport, b: CheckReport) -> None:
+    """The findings that need labels (the labelled rows found in the source) and the flagged list."""
+    fa, fb = a.figures.to_dict(), b.figures.to_dict()
+    wrong = fa["confidently_wrong"]
+    assert wrong is not None and wrong["n_confident"] > 0 and wrong == fb["confidently_wrong"]
+    assert fa["realized_performance"] == fb["realized_performance"]
+    assert fa["calibration"] == fb["calibration"]
+    ea, eb = fa["estimated_performance"], fb["estimated_performance"]
+    assert ea is not None and eb is not None
+    assert (ea["trustworthy"], ea["unreliable"]) == (eb["trustworthy"], eb["unreliable"])
+    np.testing.assert_allclose(ea["accuracy"], eb["accuracy"], rtol=1e-9)
+    flagged = [(f.prediction_id, f.kind, f.true_label, f.input_uri) for f in a.flagged]
+    assert any(f.kind.value == "confidently_wrong" for f in a.flagged)
+    assert flagged == [(f.prediction_id, f.kind, f.true_label, f.input_uri) for f in b.flagged]

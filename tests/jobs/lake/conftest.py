@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from jobs.check.reference import reference_from_window
@@ -21,7 +22,7 @@ from jobs.config import Settings
 from jobs.ingest.run import ingest
 from storage import repository
 from tests.jobs.lake.lakedata import bad_rows, write_lake
-from tests.jobs.logdata import make_rows, settings_for, write_jsonl
+from tests.jobs.logdata import CLASSES, make_rows, settings_for, write_jsonl
 
 REF_START = datetime(2026, 10, 1, tzinfo=UTC)
 WEEK_START = datetime(2026, 11, 2, tzinfo=UTC)
@@ -49,15 +50,36 @@ def week_rows(**shift: float) -> list[dict[str, Any]]:
     return rows + bad_rows(900_000, "2026-11-04")
 
 
+def labels_for(rows: list[dict[str, Any]], share: float, seed: int) -> list[dict[str, Any]]:
+    """Late labels for a seeded ``share`` of ``rows``: right with the chance of the row's confidence
+    (a calibrated model), else another class."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for r in rows:
+        if "prediction_id" not in r or not isinstance(r.get("confidence"), float) or rng.random() >= share:
+            continue
+        others = [c for c in CLASSES if c != r["predicted_label"]]
+        label = r["predicted_label"] if rng.random() < r["confidence"] else str(rng.choice(others))
+        out.append({"prediction_id": r["prediction_id"], "label": label, "labelled_at": "2026-11-20T00:00:00+00:00"})
+    return out
+
+
 @pytest.fixture
 def world(database: Any, tmp_path: Path) -> World:
-    drop = tmp_path / "drop"
-    settings = settings_for(database.url, {"kind": "files", "path": str(drop)}, batch_size=50_000)
+    drop, labels = tmp_path / "drop", tmp_path / "labels"
+    settings = settings_for(
+        database.url,
+        {"kind": "files", "path": str(drop)},
+        {"kind": "files", "path": str(labels)},
+        batch_size=50_000,
+    )
     with database.session_factory.begin() as s:
         repository.register_version(s, repository.ensure_model(s, "pets", "classification"), 1)
-    write_jsonl(drop / "ref.jsonl", make_rows(1500, seed=0, start=REF_START, minutes_per_row=5))
+    reference_rows = make_rows(1500, seed=0, start=REF_START, minutes_per_row=5)
+    write_jsonl(drop / "ref.jsonl", reference_rows)
     rows = week_rows(brightness_shift=0.05)
     write_jsonl(drop / "week.jsonl", rows)
+    write_jsonl(labels / "labels.jsonl", labels_for(reference_rows, 1.0, seed=3) + labels_for(rows, 0.3, seed=4))
     ingest(database.session_factory, settings)
     reference_from_window(database.session_factory, settings.models[0], 1, REF_START, REF_START + timedelta(days=7))
     return World(database=database, files=settings, lake=write_lake(tmp_path / "lake", rows))

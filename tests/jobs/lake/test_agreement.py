@@ -17,7 +17,7 @@ from jobs.config import Settings
 from jobs.lake.engine import external_days
 from storage import repository
 from storage.models import QuarantinedRow, WindowProfileRow
-from tests.jobs.lake.agree import assert_same_result, assert_same_window
+from tests.jobs.lake.agree import assert_same_label_findings, assert_same_result, assert_same_window
 from tests.jobs.lake.conftest import WEEK_END, WEEK_ROWS, WEEK_START, World
 
 NOW = WEEK_END + timedelta(hours=3)
@@ -68,6 +68,7 @@ def test_weekly_check_of_a_lake_stores_days_and_quarantines_its_rejects(
     assert from_lake.retrain_worthy == from_rows.retrain_worthy and from_lake.reasons == from_rows.reasons
     assert from_lake.verdict is not None and from_rows.verdict is not None
     assert from_lake.verdict.to_dict() == from_rows.verdict.to_dict()
+    assert_same_label_findings(from_rows, from_lake)
     with world.database.session_factory() as s:
         days = s.scalars(select(WindowProfileRow)).all()
         lake_rejects = s.scalars(select(QuarantinedRow).where(QuarantinedRow.source.like("lake:%"))).all()

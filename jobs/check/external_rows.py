@@ -1,0 +1,55 @@
+"""The rows the label-dependent findings read, for predictions kept outside this database.
+
+A lake or push-down model's predictions are never stored here; its labels are (they are
+ingested like any model's). The findings that need rows (confidently wrong, realized
+performance, the labels and URIs of flagged outliers) ask the model's engine for just the
+labelled rows of the window (:meth:`~jobs.lake.base.ExternalDays.rows_by_id`): the label ids
+go to the engine, only the matching rows come back.
+
+Labels given before the window starts are not looked for: a label comes after its prediction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from storage.windows import labels_since
+
+if TYPE_CHECKING:
+    from jobs.lake.base import ExternalDays
+
+Labelled = tuple[np.ndarray, ...]  # confidence, label, predicted, id, input URI, predicted mask, true mask
+
+
+def external_labelled(
+    session: Session, external: ExternalDays, model_id: int, version: int, start: datetime, end: datetime
+) -> Labelled | None:
+    """The window's labelled rows of ``version`` as :func:`jobs.check.findings.compute_findings`
+    reads stored ones (in prediction id order), None when none is labelled."""
+    labels: dict[str, str] = {}
+    for part in labels_since(session, model_id, start):
+        labels |= part
+    if not labels:
+        return None
+    rows = external.rows_by_id(version, start, end, list(labels))
+    if not len(rows):
+        return None
+    order = np.argsort(rows.prediction_id.astype(str), kind="stable")
+    ids = rows.prediction_id[order]
+    none = np.full(len(ids), None, dtype=object)
+    truth = np.array([labels[str(i)] for i in ids], dtype=object)
+    return (rows.confidence[order], truth, rows.predicted_label[order], ids, rows.input_uri[order], none, none)
+
+
+def external_uris(
+    external: ExternalDays, version: int, start: datetime, end: datetime, ids: list[str]
+) -> dict[str, str | None]:
+    """The input URIs of a few flagged predictions."""
+    if not ids:
+        return {}
+    rows = external.rows_by_id(version, start, end, ids)
+    return {str(p): u for p, u in zip(rows.prediction_id.tolist(), rows.input_uri.tolist(), strict=True)}
