@@ -221,7 +221,9 @@ def _json_block(numbers: list[int], lines: list[bytes], consumed: int, as_text: 
 def _arrow_json_frame(lines: list[bytes], as_text: set[str]) -> pd.DataFrame | None:
     """The lines as one frame, exactly as the line parser would build it; None if unsure."""
     block = b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines)
-    if python_readers.LONG_INTEGER in block.translate(python_readers.DIGIT_RUNS) or _SURROGATE_ESCAPE.search(block):
+    if python_readers.LONG_INTEGER in block.translate(python_readers.DIGIT_RUNS) or (
+        b"\\u" in block and _SURROGATE_ESCAPE.search(block)  # the regex only where an escape is
+    ):
         return None
     try:
         block.decode("utf-8")
@@ -257,7 +259,7 @@ def _read_json(block: bytes, as_text: set[str]) -> pa.Table:
 def _key_order(block: bytes, names: list[str]) -> dict[str, int]:
     """Each field's place in the first line (then the next lines) that has it."""
     order: dict[str, int] = {}
-    for line in block.splitlines():
+    for line in io.BytesIO(block):  # lazily: the first line names every field, as a rule
         missing = [n for n in names if n not in order]
         if not missing:
             break

@@ -57,7 +57,17 @@ def column(raw: pd.DataFrame, name: str) -> pd.Series | None:
 def missing_cells(series: pd.Series) -> np.ndarray:
     """Null, NaN or blank text."""
     missing = np.array(pd.isna(series), dtype=bool)
-    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
+    if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
+        # only a cell that does not start with a letter or digit can be blank: strip just those
+        texts = pa.array(series.array)
+        starts = pc.fill_null(pc.match_substring_regex(texts, "^[0-9A-Za-z]"), True)
+        if isinstance(starts, pa.ChunkedArray):
+            starts = starts.combine_chunks()
+        others = np.flatnonzero(~np.asarray(starts.to_numpy(zero_copy_only=False), dtype=bool))
+        if others.size:
+            values = series.to_numpy(dtype=object, na_value=None)
+            missing[others] |= np.array([isinstance(values[i], str) and not values[i].strip() for i in others])
+    elif pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
         missing |= np.array(series.str.strip().eq("").fillna(False), dtype=bool)  # vectorised
     elif series.dtype == object:
         values = series.to_numpy(dtype=object)
@@ -85,9 +95,25 @@ def timestamp_column(series: pd.Series, field: str, failures: Failures) -> pd.Da
     elif pd.api.types.is_datetime64_dtype(series.dtype):
         parsed = series.dt.tz_localize(UTC)  # naive timestamps are taken as UTC
     else:
-        parsed = pd.to_datetime(series.astype(object), utc=True, errors="coerce", format="ISO8601")
+        parsed = _arrow_timestamps(series)
+        if parsed is None:
+            parsed = pd.to_datetime(series.astype(object), utc=True, errors="coerce", format="ISO8601")
     failures.add(parsed.isna().to_numpy(), field, "not an ISO-8601 timestamp")
     return pd.DatetimeIndex(parsed)
+
+
+def _arrow_timestamps(series: pd.Series) -> pd.Series | None:
+    """Arrow-backed text (CSV) read by Arrow's ISO-8601 cast, where it reads every cell: what it
+    reads, it reads as pandas does (offsets, ``Z``, fractions to the microsecond); a cell it
+    refuses (a space for the ``T``, a date alone, nanoseconds, a bad date) leaves the column
+    to pandas."""
+    if not (isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow"):
+        return None
+    try:
+        parsed = pc.cast(pa.array(series.array), pa.timestamp("us", tz="UTC"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return pd.Series(parsed.to_pandas(), index=series.index)  # microseconds, as pandas reads such text
 
 
 def text_column(series: pd.Series, field: str, failures: Failures, *, optional: bool = False) -> np.ndarray:
@@ -142,8 +168,11 @@ def optional_text_column(series: pd.Series | None, field: str, failures: Failure
 def unstorable(values: np.ndarray, field: str, failures: Failures) -> None:
     """Text no database here stores as given: a NUL character (PostgreSQL refuses it, SQLite's
     JSON reader cuts the text there) or a lone surrogate (not encodable as UTF-8)."""
-    texts = [v for v in values.tolist() if isinstance(v, str)]
-    joined = "".join(texts)
+    cells = values.tolist()
+    try:
+        joined = "".join(cells)  # all text: the common case, at C speed
+    except TypeError:
+        joined = "".join(v for v in cells if isinstance(v, str))
     if "\x00" not in joined and utf8_encodable(joined):
         return  # the common case: one check for the whole column
     failures.add(
@@ -255,10 +284,36 @@ def _parse_numbers(frame: pd.DataFrame) -> np.ndarray | None:
     any cell is not a plain number (a blank, a word, "nan"), for the column-by-column path to
     name each bad cell."""
     n = len(frame)
-    # by position: two features may read the same column
-    columns = [text_numbers(frame.iloc[:, j]) for j in range(frame.shape[1])]
-    block = np.column_stack(columns) if columns else np.empty((n, 0))
+    block = _cast_all(frame)
+    if block is None:
+        # by position: two features may read the same column
+        columns = [text_numbers(frame.iloc[:, j]) for j in range(frame.shape[1])]
+        block = np.column_stack(columns) if columns else np.empty((n, 0))
     return None if np.isnan(block).any() else block
+
+
+def _cast_all(frame: pd.DataFrame) -> np.ndarray | None:
+    """Every column at once, in one Arrow cast, where all are Arrow-backed text with no missing
+    cell and only the bytes of plain decimal numbers (what :func:`text_numbers` casts in C one
+    column at a time); None otherwise, or where Arrow refuses a cell."""
+    chunks: list[pa.Array] = []
+    for j in range(frame.shape[1]):
+        series = frame.iloc[:, j]
+        if not (isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow"):
+            return None
+        texts = pa.array(series.array)
+        chunks += texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]
+    if not chunks or len({c.type for c in chunks}) != 1:
+        return None
+    joined = pa.concat_arrays(chunks)
+    if joined.null_count or not _only_number_bytes(joined):
+        return None
+    try:
+        parsed = pc.cast(joined, pa.float64())
+    except pa.ArrowInvalid:
+        return None
+    values = np.asarray(parsed.to_numpy(zero_copy_only=False), dtype=np.float64)
+    return np.ascontiguousarray(values.reshape(frame.shape[1], len(frame)).T)
 
 
 def array_column(raw: pd.DataFrame, group: ColumnGroup, field: str, width: int, failures: Failures) -> np.ndarray:
