@@ -67,16 +67,25 @@ def blindness(
 
 
 def window_quality(
-    session: Session, model_id: int, accepted: dict[int, int], start: datetime, end: datetime
+    session: Session,
+    model_id: int,
+    accepted: dict[int, int],
+    start: datetime,
+    end: datetime,
+    *,
+    rejected: list[tuple[str | None, str, int]] | None = None,
 ) -> WindowQuality:
     """The quality of the window ``[start, end)``, given its accepted rows by version.
 
     Blind: no accepted row at all; or none of the version that was champion when the window
     began (promoted before it, so it should have served all of it); or more than half of the
-    window's rows quarantined (rows quarantined while the window ran, by the quarantine's time).
+    window's rows quarantined (rows quarantined while the window ran, by the quarantine's time;
+    for rows kept outside, a lake or a push-down source, the ``rejected`` counts its engine found).
     """
     total = sum(accepted.values())
-    reasons = quarantine.reasons_between(session, model_id, "predictions", start, end)
+    reasons = (
+        rejected if rejected is not None else quarantine.reasons_between(session, model_id, "predictions", start, end)
+    )
     quarantined = sum(n for _, _, n in reasons)
     main = _main_reason(reasons)
     why = None

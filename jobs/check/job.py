@@ -131,6 +131,7 @@ def check(
         external = external_days(session, settings, model, model_row)  # a lake or push-down source
         versions = external.versions(start, end) if external else versions_in_window(session, model_id, start, end)
         missing: list[int] = []
+        rejected_days: dict[datetime, tuple[tuple[str | None, str, int], ...]] = {}
         for version in versions:
             try:
                 reference, reference_row = load_reference(session, model_row, version)
@@ -143,6 +144,8 @@ def check(
                 session, model, model_row, version, reference, start, end, now, inputs, external=external
             )
             days += profiles.to_store
+            for day, counts in (profiles.rejected or {}).items():
+                rejected_days.setdefault(day, counts)  # each version's pass sees the day's rejects
             window = profiles.profile
             n_rows = window.n_rows if window is not None else 0
             if window is None or n_rows < min_rows:
@@ -188,7 +191,8 @@ def check(
         if missing:  # versions without a reference were not profiled: count their rows
             counted = quarantine.accepted_between(session, model_id, start, end)
             accepted |= {v: n for v, n in counted.items() if v in missing}
-        quality = window_quality(session, model_id, accepted, start, end)
+        rejected = [c for counts in rejected_days.values() for c in counts] if external is not None else None
+        quality = window_quality(session, model_id, accepted, start, end, rejected=rejected)
         if quality.blind is not None:
             blind = quality.blind
             log.warning("check %s %s..%s: %s", model.name, f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}", blind.message)

@@ -69,6 +69,9 @@ class WindowOfProfiles:
     profile: WindowProfile | None
     findings: DayFindings
     to_store: tuple[DayProfile, ...] = ()
+    # rows an external engine rejected, per day: (field, reason, count); None for stored rows,
+    # whose rejects are in the quarantine whole
+    rejected: dict[datetime, tuple[tuple[str | None, str, int], ...]] | None = None
 
 
 def _day_floor(t: datetime) -> datetime:
@@ -243,6 +246,7 @@ def _external_window(
     full = [a for a, b, is_full in cut if is_full and b <= now]
     marks = external.watermarks(version, full) if full else {}
     parts: dict[datetime, tuple[WindowProfile | None, DayFindings]] = {}
+    rejected: dict[datetime, tuple[tuple[str | None, str, int], ...]] = {}
     for day in full:
         stored = stored_day(session, model_row.id, version, day, reference.fingerprint)
         if stored is None or stored.findings is None or stored.last_row_id != marks[day]:
@@ -250,10 +254,12 @@ def _external_window(
         kept = DayFindings.from_dict(stored.findings)
         if profile_only or kept.made_with(inputs.min_confidence, inputs.calibration, inputs.top_k):
             parts[day] = (WindowProfile.from_dict(stored.profile) if stored.n_rows else None, kept)
+            rejected[day] = tuple((f, r, int(n)) for f, r, n in stored.findings.get("rejected", []))
     todo = [(a, b) for a, b, _ in cut if a not in parts]
     to_store = []
     for day, state in external.states(version, todo, reference, inputs).items():
         parts[day] = (state.profile, state.findings)
+        rejected[day] = tuple((f, r, n) for (f, r), n in state.rejects.counts.items())
         if day in marks:
             to_store.append(
                 DayProfile(
@@ -264,7 +270,8 @@ def _external_window(
                     n_rows=state.n_rows,
                     last_row_id=marks[day],
                     profile=state.profile.to_dict() if state.profile is not None else {},
-                    findings=state.findings.to_dict(),
+                    # the day's rejected rows are counted with it: the rows stay in the source
+                    findings=state.findings.to_dict() | {"rejected": [list(c) for c in rejected[day]]},
                 )
             )
     present = [parts[a] for a, _, _ in cut if parts[a][0] is not None]
@@ -272,6 +279,7 @@ def _external_window(
         profile=WindowProfile.merge_all([p for p, _ in present if p is not None]) if present else None,
         findings=DayFindings.merge_all([f for _, f in present]),
         to_store=tuple(to_store),
+        rejected=rejected,
     )
 
 

@@ -35,6 +35,7 @@ class World:
     database: Any
     files: Settings  # the model ingested from JSON lines (the local path)
     lake: Path
+    rows: list[dict[str, Any]]  # the week's rows, as the sources hold them
 
     def with_source(self, source: dict[str, Any]) -> Settings:
         data = self.files.model_dump(mode="python")
@@ -43,10 +44,8 @@ class World:
         return Settings(**data)
 
 
-def week_rows(**shift: float) -> list[dict[str, Any]]:
-    rows = make_rows(
-        WEEK_ROWS, seed=7, start_index=10_000, start=WEEK_START, minutes_per_row=7 * 1440 / WEEK_ROWS, **shift
-    )
+def week_rows(n: int = WEEK_ROWS, **shift: float) -> list[dict[str, Any]]:
+    rows = make_rows(n, seed=7, start_index=10_000, start=WEEK_START, minutes_per_row=7 * 1440 / n, **shift)
     return rows + bad_rows(900_000, "2026-11-04")
 
 
@@ -66,6 +65,11 @@ def labels_for(rows: list[dict[str, Any]], share: float, seed: int) -> list[dict
 
 @pytest.fixture
 def world(database: Any, tmp_path: Path) -> World:
+    return build_world(database, tmp_path)
+
+
+def build_world(database: Any, tmp_path: Path, n: int = WEEK_ROWS) -> World:
+    """``n`` rows in the week (and two bad ones), ingested and written as a lake."""
     drop, labels = tmp_path / "drop", tmp_path / "labels"
     settings = settings_for(
         database.url,
@@ -77,12 +81,12 @@ def world(database: Any, tmp_path: Path) -> World:
         repository.register_version(s, repository.ensure_model(s, "pets", "classification"), 1)
     reference_rows = make_rows(1500, seed=0, start=REF_START, minutes_per_row=5)
     write_jsonl(drop / "ref.jsonl", reference_rows)
-    rows = week_rows(brightness_shift=0.05)
+    rows = week_rows(n, brightness_shift=0.05)
     write_jsonl(drop / "week.jsonl", rows)
     write_jsonl(labels / "labels.jsonl", labels_for(reference_rows, 1.0, seed=3) + labels_for(rows, 0.3, seed=4))
     ingest(database.session_factory, settings)
     reference_from_window(database.session_factory, settings.models[0], 1, REF_START, REF_START + timedelta(days=7))
-    return World(database=database, files=settings, lake=write_lake(tmp_path / "lake", rows))
+    return World(database=database, files=settings, lake=write_lake(tmp_path / "lake", rows), rows=rows)
 
 
 def _java_reason() -> str | None:
