@@ -28,7 +28,7 @@ from drift.errors import ConfigError
 from jobs.check.windows import FindingsInputs
 from jobs.config import LakeSource, ModelSettings, SparkSettings
 from jobs.lake.base import DayState, ExternalDays, IdentifiedRows, Segment
-from jobs.lake.local import partition_days
+from jobs.lake.local import delta_snapshot, partition_days
 from jobs.lake.partial import BatchJob, RowFilter, batch_states, identified_rows, known, merge_into
 
 if TYPE_CHECKING:
@@ -107,6 +107,19 @@ def _identified(picks: RowFilter, partition_column: str) -> Any:
     return run
 
 
+def delta_files(snapshot: Any, root: str, column: str) -> list[tuple[str, str | None]]:
+    """Each file of a Delta snapshot (its URI) with its value of the partition column."""
+    table = pa.table(snapshot.get_add_actions(flatten=True))
+    name = f"partition.{column}"
+    if name not in table.column_names:
+        raise ConfigError(f"Delta table {root} is not partitioned by {column!r} (partition_column)")
+    out = []
+    for path, value in zip(table.column("path").to_pylist(), table.column(name).to_pylist(), strict=True):
+        uri = path if "://" in path or path.startswith("/") else f"{root.rstrip('/')}/{path}"
+        out.append((uri, None if value is None else str(value)))
+    return out
+
+
 class SparkLake(ExternalDays):
     """A lake source profiled by a Spark cluster (or ``local[N]``)."""
 
@@ -137,9 +150,31 @@ class SparkLake(ExternalDays):
     def _frame(self, days: Sequence[str]) -> DataFrame:
         from pyspark.sql import functions as F
 
-        reader = self.session.read.format(self.source.format)
-        frame = reader.load(self.source.path)
-        return frame.where(F.col(self.source.partition_column).isin(list(days)))
+        column = self.source.partition_column
+        if self.source.format == "delta":
+            return self._delta_frame(days)
+        frame = self.session.read.format("parquet").load(self.source.path)
+        return frame.where(F.col(column).isin(list(days)))
+
+    def _delta_frame(self, days: Sequence[str]) -> DataFrame:
+        """The days' files of the Delta table's current snapshot (from its log, by ``deltalake``),
+        read by Spark as Parquet: no Delta jars needed on the cluster. Their partition values
+        are in the hive-style paths delta-rs and Spark write."""
+        from pyspark.sql import functions as F
+
+        snapshot = delta_snapshot(self.source.path)
+        column = self.source.partition_column
+        wanted = set(days)
+        files = [uri for uri, value in delta_files(snapshot, self.source.path, column) if value in wanted]
+        if not files:
+            return self.session.createDataFrame([], self._delta_schema(snapshot))
+        frame = self.session.read.option("basePath", self.source.path).parquet(*files)
+        return frame.where(F.col(column).isin(list(days)))
+
+    def _delta_schema(self, snapshot: Any) -> Any:
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        return from_arrow_schema(snapshot.to_pyarrow_dataset().schema)
 
     def versions(self, start: datetime, end: datetime) -> list[int]:
         name = self.source.columns.get("model_version", "model_version")
