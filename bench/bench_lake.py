@@ -106,6 +106,15 @@ def reference() -> Any:
     return ReferenceProfile.from_frame(frame, drift_spec(model), sample_size=2000)
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak resident memory (VmHWM): ``ru_maxrss`` would also carry the
+    parent's size at the fork (here the parent that wrote the lake)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_engine(engine: str, lake: Path) -> dict[str, Any]:
     """One engine's daily states of the whole lake (run in a child process)."""
     from jobs.check.windows import DAY, FindingsInputs
@@ -135,7 +144,7 @@ def run_engine(engine: str, lake: Path) -> dict[str, Any]:
         jvm_peak = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 1024
     seconds = time.perf_counter() - t0
     rows = sum(s.n_rows for s in states.values())
-    driver = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    driver = peak_rss_mb()
     return {"engine": engine, "rows": rows, "seconds": seconds, "driver_mb": driver, "jvm_mb": jvm_peak}
 
 

@@ -21,8 +21,8 @@ from drift import ReferenceProfile
 from drift.errors import ConfigError
 from jobs.check.windows import FindingsInputs
 from jobs.config import LakeSource, ModelSettings
-from jobs.lake.base import DayState, ExternalDays, IdentifiedRows, Segment
-from jobs.lake.partial import BatchJob, RowFilter, batch_states, identified_rows, known, merge_into
+from jobs.lake.base import DayState, IdentifiedRows, Segment
+from jobs.lake.partial import LakeEngine, batch_states, identified_rows, merge_into
 
 BATCH_ROWS = 100_000
 
@@ -93,17 +93,13 @@ class LakeTable:
         return out
 
 
-class LocalLake(ExternalDays):
+class LocalLake(LakeEngine):
     """A lake source profiled batch by batch in this process."""
 
     kind = "lake-local"
 
     def __init__(self, model: ModelSettings, source: LakeSource, known_versions: Collection[int], tolerance: float):
-        super().__init__()
-        self.model = model
-        self.source = source
-        self.known_versions = known(known_versions)
-        self.tolerance = tolerance
+        super().__init__(model, source, known_versions, tolerance)
         self.table = LakeTable(source)
 
     def versions(self, start: datetime, end: datetime) -> list[int]:
@@ -117,31 +113,6 @@ class LocalLake(ExternalDays):
     def watermarks(self, version: int, days: Sequence[datetime]) -> dict[datetime, int]:
         marks = self.table.watermark([f"{d:%Y-%m-%d}" for d in days])
         return {d: marks.get(f"{d:%Y-%m-%d}", 0) for d in days}
-
-    def job(
-        self, version: int, segments: Sequence[Segment], reference: ReferenceProfile, inputs: FindingsInputs
-    ) -> BatchJob:
-        return BatchJob(
-            model=self.model,
-            columns=dict(self.source.columns),
-            known_versions=self.known_versions,
-            tolerance=self.tolerance,
-            version=version,
-            segments=tuple(segments),
-            reference=reference,
-            inputs=inputs,
-        )
-
-    def row_filter(self, version: int, start: datetime, end: datetime) -> RowFilter:
-        return RowFilter(
-            model=self.model,
-            columns=dict(self.source.columns),
-            known_versions=self.known_versions,
-            tolerance=self.tolerance,
-            version=version,
-            start=start,
-            end=end,
-        )
 
     def rows_by_id(self, version: int, start: datetime, end: datetime, ids: Sequence[str]) -> IdentifiedRows:
         wanted = pa.array(sorted(set(ids)), type=pa.string())

@@ -11,9 +11,10 @@ driftkeeper's database gives, up to the rounding of sums.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,9 +25,9 @@ from drift import ReferenceProfile
 from jobs.check.frames import model_frame
 from jobs.check.state import DayFindings
 from jobs.check.windows import FindingsInputs
-from jobs.config import ColumnGroup, ModelSettings
+from jobs.config import ColumnGroup, LakeSource, ModelSettings
 from jobs.ingest.validate import validate_predictions
-from jobs.lake.base import DayState, IdentifiedRows, RejectTally, Segment
+from jobs.lake.base import DayState, ExternalDays, IdentifiedRows, RejectTally, Segment
 from storage.bulk import PredictionRows
 
 
@@ -211,6 +212,34 @@ class RowFilter:
     version: int
     start: datetime
     end: datetime
+
+
+class LakeEngine(ExternalDays):
+    """What the lake engines share: the model, its source, and the jobs their workers run."""
+
+    def __init__(self, model: ModelSettings, source: LakeSource, known_versions: Collection[int], tolerance: float):
+        super().__init__()
+        self.model = model
+        self.source = source
+        self.known_versions = known(known_versions)
+        self.tolerance = tolerance
+
+    def job(
+        self, version: int, segments: Sequence[Segment], reference: ReferenceProfile, inputs: FindingsInputs
+    ) -> BatchJob:
+        return BatchJob(**self._fields(version), segments=tuple(segments), reference=reference, inputs=inputs)
+
+    def row_filter(self, version: int, start: datetime, end: datetime) -> RowFilter:
+        return RowFilter(**self._fields(version), start=start, end=end)
+
+    def _fields(self, version: int) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "columns": dict(self.source.columns),
+            "known_versions": self.known_versions,
+            "tolerance": self.tolerance,
+            "version": version,
+        }
 
 
 def merge_into(into: dict[int, DayState], parts: dict[int, DayState]) -> None:

@@ -27,9 +27,9 @@ from drift import ReferenceProfile
 from drift.errors import ConfigError
 from jobs.check.windows import FindingsInputs
 from jobs.config import LakeSource, ModelSettings, SparkSettings
-from jobs.lake.base import DayState, ExternalDays, IdentifiedRows, Segment
+from jobs.lake.base import DayState, IdentifiedRows, Segment
 from jobs.lake.local import delta_snapshot, partition_days
-from jobs.lake.partial import BatchJob, RowFilter, batch_states, identified_rows, known, merge_into
+from jobs.lake.partial import BatchJob, LakeEngine, RowFilter, batch_states, identified_rows, merge_into
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -120,7 +120,7 @@ def delta_files(snapshot: Any, root: str, column: str) -> list[tuple[str, str | 
     return out
 
 
-class SparkLake(ExternalDays):
+class SparkLake(LakeEngine):
     """A lake source profiled by a Spark cluster (or ``local[N]``)."""
 
     kind = "lake-spark"
@@ -133,11 +133,7 @@ class SparkLake(ExternalDays):
         tolerance: float,
         spark: SparkSettings,
     ) -> None:
-        super().__init__()
-        self.model = model
-        self.source = source
-        self.known_versions = known(known_versions)
-        self.tolerance = tolerance
+        super().__init__(model, source, known_versions, tolerance)
         self.settings = spark
         self._session: SparkSession | None = None
 
@@ -205,15 +201,7 @@ class SparkLake(ExternalDays):
         keys = self.session.createDataFrame([(i,) for i in wanted], "dk_id string")
         frame = self._frame(partition_days([(start, end)]))
         picked = frame.join(F.broadcast(keys), F.col(name).cast("string") == keys["dk_id"], "left_semi")
-        picks = RowFilter(
-            model=self.model,
-            columns=dict(self.source.columns),
-            known_versions=self.known_versions,
-            tolerance=self.tolerance,
-            version=version,
-            start=start,
-            end=end,
-        )
+        picks = self.row_filter(version, start, end)
         table = picked.mapInArrow(_identified(picks, self.source.partition_column), ROWS_SCHEMA).toArrow()
         return IdentifiedRows(
             prediction_id=np.asarray(table.column("prediction_id").to_pylist(), dtype=object),
@@ -225,16 +213,7 @@ class SparkLake(ExternalDays):
     def compute(
         self, version: int, segments: Sequence[Segment], reference: ReferenceProfile, inputs: FindingsInputs
     ) -> dict[datetime, DayState]:
-        job = BatchJob(
-            model=self.model,
-            columns=dict(self.source.columns),
-            known_versions=self.known_versions,
-            tolerance=self.tolerance,
-            version=version,
-            segments=tuple(segments),
-            reference=reference,
-            inputs=inputs,
-        )
+        job = self.job(version, segments, reference, inputs)
         frame = self._frame(partition_days(segments))
         merged: dict[int, DayState] = {}
         for row in frame.mapInArrow(_partials(job, self.source.partition_column), STATE_SCHEMA).toLocalIterator():
