@@ -10,10 +10,16 @@ Per version and window, a handful of queries (:mod:`jobs.pushdown.sql`):
   ``md5(prediction_id)``. This is a uniform sample like the local one, but not the same rows
   (the local key hashes the row's content with pandas), so the embedding test, which reads
   the sample, gives another p-value on the same data; every other test reads only counts.
-* the candidates of the confident-outlier heap: the rows with confidence >= the threshold
-  (with their embeddings), scored here exactly as the local pass scores them.
-* for the accuracy estimate: rows per (segment, predicted label, confidence); with an
-  embedding detector the rows past its threshold are not counted (``n_far`` unknown).
+* with a (Mahalanobis) outlier detector, each row's score computed in SQL from its embedding
+  (:mod:`jobs.pushdown.mahalanobis`; equal to the local score up to rounding): per segment the
+  count of confident outliers and only the ``top_k`` highest of them, ordered as the local
+  heap orders them.
+* for the accuracy estimate: rows grouped by (segment, predicted label, cell of the
+  confidence on the knots of that label's calibrator, far flag), with the sums that make each
+  group's calibrated sums exact (:mod:`jobs.pushdown.calibrated`; equal up to rounding): at
+  most ``segments x sum over labels of (2 knots + 1) x 2`` rows. With a detector, the far flag
+  (score past its threshold) is known, so ``n_far`` and ``sum_p_far`` are the local path's.
+* :meth:`PushdownDays.rows_by_id`: the few rows the label-dependent findings need, by id.
 * rejected rows: counted per segment, a bounded sample of them read and validated here, so
   their reasons are the ingestion's own.
 """
@@ -21,6 +27,8 @@ Per version and window, a handful of queries (:mod:`jobs.pushdown.sql`):
 from __future__ import annotations
 
 import hashlib
+import time
+from collections import Counter
 from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -32,21 +40,22 @@ from sqlalchemy import bindparam, create_engine, text
 from sqlalchemy.engine import Connection
 
 from drift import ReferenceProfile, WindowProfile
-from drift.class_calibration import calibrated
 from drift.errors import ConfigError
-from drift.estimate import CalibratedSums
 from drift.profile import CategoryStats, ColumnStats, NumericStats
 from drift.sample import RowSample
+from jobs.check.flagged import Flagged, FlagKind
 from jobs.check.frames import model_frame
 from jobs.check.state import DayFindings
 from jobs.check.windows import FindingsInputs
 from jobs.config import ModelSettings, SqlSource
 from jobs.ingest.validate import validate_predictions
-from jobs.lake.base import DayState, ExternalDays, RejectTally, Segment
+from jobs.lake.base import DayState, ExternalDays, IdentifiedRows, RejectTally, Segment
 from jobs.pushdown import sql
+from jobs.pushdown.calibrated import CellPlan, calibrated_sums, groups_of
+from jobs.pushdown.mahalanobis import MahalanobisSql
 
 REJECT_SAMPLE = 200  # rejected rows read (and validated) per segment
-ALL = "9223372036854775807"
+IDS_PER_QUERY = 50_000  # prediction ids sent in one query by rows_by_id
 
 
 class PushdownDays(ExternalDays):
@@ -71,15 +80,20 @@ class PushdownDays(ExternalDays):
             present = set(conn.execute(text(f"SELECT * FROM {relation} LIMIT 0")).keys())
         self.sql = sql.SourceSql.of(model, source, self.engine.dialect, present)
         self.rows_read = 0  # result rows that travelled, for the benchmark
+        self.reads: Counter[str] = Counter()  # the same, per kind of query
+        self.seconds: dict[str, float] = {}  # time spent per kind of query
 
-    def _run(self, conn: Connection, query: str, params: dict[str, Any]) -> list[Any]:
+    def _run(self, conn: Connection, query: str, params: dict[str, Any], *, what: str = "other") -> list[Any]:
         stmt = text(query)
         expanding: list[Any] = [bindparam(k, expanding=True) for k in ("labels", "known") if f":{k}" in query]
         if expanding:
             stmt = stmt.bindparams(*expanding)
         used = {k: v for k, v in params.items() if f":{k}" in query}
+        t0 = time.perf_counter()
         rows = list(conn.execute(stmt, used))
+        self.seconds[what] = self.seconds.get(what, 0.0) + time.perf_counter() - t0
         self.rows_read += len(rows)
+        self.reads[what] += len(rows)
         return rows
 
     def _params(self, version: int | None, segments: Sequence[Segment]) -> dict[str, Any]:
@@ -130,22 +144,26 @@ class PushdownDays(ExternalDays):
         n_edges = {name: int(reference.edges[name].size) for name in numeric_names}
         params |= {f"edges_{i}": reference.edges[name].tolist() for i, name in enumerate(numeric_names)}
         params |= {f"neg_edges_{i}": (-reference.edges[name][::-1]).tolist() for i, name in enumerate(numeric_names)}
+        score = MahalanobisSql.of(inputs.detector) if inputs.detector is not None and s.embedding else None
+        if score is not None:
+            params |= {"threshold": score.threshold, "min_confidence": inputs.min_confidence, "top_k": inputs.top_k}
+        plan = CellPlan.of(inputs.calibration.calibrator) if inputs.calibration is not None else None
+        if plan is not None:
+            params |= plan.params()
         n = len(segments)
         with self.engine.connect() as conn:
-            aggregates = self._run(conn, sql.profile_query(s, model, n, n_edges), params)
-            sample = self._run(
-                conn,
-                sql.rows_query(s, model, n, where="TRUE", order="dk_key", limit=str(reference.sample_size)),
-                params,
-            )
-            candidates: list[Any] = []
-            if inputs.detector is not None and model.embedding is not None:
-                query = sql.rows_query(s, model, n, where="conf >= :min_confidence", order="pid", limit=ALL)
-                candidates = self._run(conn, query, params | {"min_confidence": inputs.min_confidence})
-            grouped = self._run(conn, sql.grouped_confidence_query(s, model, n), params) if inputs.calibration else []
-            rejected = self._run(conn, sql.rejected_query(s, model, n, REJECT_SAMPLE), params)
+            aggregates = self._run(conn, sql.profile_query(s, model, n, n_edges), params, what="profile")
+            sample_query = sql.rows_query(s, model, n, where="TRUE", order="dk_key", limit=str(reference.sample_size))
+            sample = self._run(conn, sample_query, params, what="sample")
+            outliers = self._run(conn, sql.outlier_query(s, model, n, score), params, what="outliers") if score else []
+            grouped: list[Any] = []
+            if plan is not None:
+                query = sql.calibration_query(s, model, n, [c.knots.size for _, c in plan.parts], score)
+                grouped = self._run(conn, query, params, what="calibration")
+            rejected = self._run(conn, sql.rejected_query(s, model, n, REJECT_SAMPLE), params, what="rejected")
         columns = _columns(aggregates, numeric_names, category_names, n_edges, reference)
         samples = self._samples(sample, reference)
+        groups = groups_of(grouped)
         out: dict[datetime, DayState] = {}
         for i, (start, _) in enumerate(segments):
             profile = None
@@ -153,9 +171,34 @@ class PushdownDays(ExternalDays):
                 cols = {c.name: columns[i][c.name] for c in reference.spec.columns}
                 rows = sum(int(x.counts.sum()) for x in [cols["confidence"]] if isinstance(x, NumericStats))
                 profile = WindowProfile(fingerprint=reference.fingerprint, n_rows=rows, columns=cols, sample=samples[i])
-            findings = self._findings(i, profile.n_rows if profile else 0, candidates, grouped, inputs)
+            n_rows = profile.n_rows if profile else 0
+            findings = DayFindings()
+            if n_rows:
+                mine = [r for r in outliers if int(r[0]) == i]
+                findings = _findings(n_rows, mine, score is not None, groups.get(i, []), plan, inputs)
             out[start] = DayState(profile=profile, findings=findings, rejects=self._rejects(i, rejected))
         return out
+
+    def rows_by_id(self, version: int, start: datetime, end: datetime, ids: Sequence[str]) -> IdentifiedRows:
+        """The accepted rows of ``version`` in [start, end) with these ids: ``IDS_PER_QUERY`` ids a
+        query, as a text array; accepted by the profile's own predicate, their confidence and
+        predicted label those validation gives them."""
+        wanted = sorted({str(i) for i in ids})
+        if not wanted or version not in self.known_versions:
+            return IdentifiedRows.empty()
+        params = self._params(version, [(start, end)])
+        query = sql.ids_query(self.sql, self.model)
+        found: list[Any] = []
+        with self.engine.connect() as conn:
+            for at in range(0, len(wanted), IDS_PER_QUERY):
+                chunk = params | {"ids": wanted[at : at + IDS_PER_QUERY]}
+                found += self._run(conn, query, chunk, what="ids")
+        return IdentifiedRows(
+            prediction_id=np.array([r[0] for r in found], dtype=object),
+            confidence=np.array([float(r[1]) for r in found], dtype=np.float64),
+            predicted_label=np.array([str(r[2]) for r in found], dtype=object),
+            input_uri=np.array([r[3] for r in found], dtype=object),
+        )
 
     def _frame(self, rows: list[Any]) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
         model = self.model
@@ -207,43 +250,6 @@ class PushdownDays(ExternalDays):
             )
         return out
 
-    def _findings(
-        self, seg: int, n_rows: int, candidates: list[Any], grouped: list[Any], inputs: FindingsInputs
-    ) -> DayFindings:
-        if n_rows == 0:
-            return DayFindings()
-        mine = [r for r in candidates if r[0] == seg]
-        _, meta = self._frame(mine)
-        state = DayFindings.of_rows(
-            prediction_id=meta["pid"],
-            confidence=meta["conf"],
-            predicted_label=meta["pred"],
-            input_uri=meta["uri"],
-            embedding=meta.get("embedding"),
-            detector=inputs.detector if mine else None,
-            min_confidence=inputs.min_confidence,
-            calibration=None,
-            top_k=inputs.top_k,
-        )
-        estimate = None
-        if inputs.calibration is not None:
-            groups = [r for r in grouped if r[0] == seg]
-            conf = np.array([float(r[2]) for r in groups], dtype=np.float64)
-            count = np.array([int(r[3]) for r in groups], dtype=np.float64)
-            p = calibrated(inputs.calibration.calibrator, conf, np.array([r[1] for r in groups], dtype=object))
-            estimate = CalibratedSums(
-                n=int(count.sum()),
-                sum_p=float(np.dot(count, p)),
-                sum_pq=float(np.dot(count, p * (1.0 - p))),
-                sum_confidence=float(np.dot(count, conf)),
-            )
-        return replace(
-            state,
-            n_rows=n_rows,
-            calibration=inputs.calibration.fingerprint if inputs.calibration is not None else None,
-            estimate=estimate,
-        )
-
     def _rejects(self, seg: int, rows: list[Any]) -> RejectTally:
         mine = [r for r in rows if r._mapping["dk_seg"] == seg]
         if not mine:
@@ -261,6 +267,42 @@ class PushdownDays(ExternalDays):
             counts[(None, f"rejected (the reasons of {tally.n_rows} of them are shown)")] = total - tally.n_rows
             tally = replace(tally, counts=counts)
         return tally
+
+
+def _findings(
+    n_rows: int,
+    outliers: list[Any],
+    scored: bool,
+    groups: list[Any],
+    plan: CellPlan | None,
+    inputs: FindingsInputs,
+) -> DayFindings:
+    """One segment's findings from its top outliers (``seg, pid, conf, pred, uri, score, count``)
+    and its calibration groups."""
+    flagged = tuple(
+        Flagged(
+            prediction_id=str(pid),
+            kind=FlagKind.CONFIDENT_OUTLIER,
+            confidence=float(conf),
+            score=float(score),
+            predicted_label=str(pred),
+            true_label=None,
+            input_uri=uri,
+        )
+        for _, pid, conf, pred, uri, score, _ in outliers
+    )
+    estimate = None
+    if inputs.calibration is not None and plan is not None:
+        estimate = calibrated_sums(plan, groups, far_known=scored)
+    return DayFindings(
+        n_rows=n_rows,
+        min_confidence=inputs.min_confidence,
+        n_outliers=int(outliers[0][6]) if outliers else 0,
+        outliers=flagged,
+        calibration=inputs.calibration.fingerprint if inputs.calibration is not None else None,
+        estimate=estimate,
+        top_k=inputs.top_k,
+    )
 
 
 def _columns(

@@ -8,16 +8,23 @@ confidence and margin from the two largest, entropy summed in numpy's pairwise o
 predicted class as the first maximum. A value's cell on sorted edges ``e`` (``n`` of them) is
 ``(edges < x) + (edges <= x) = n - width_bucket(-x, -e reversed) + width_bucket(x, e)``: twice
 the edges below it, plus one on an edge, as :class:`~drift.binned.CellIndexer` numbers them.
+
+Two values are not derived in numpy's operations: the Mahalanobis outlier score
+(:mod:`jobs.pushdown.mahalanobis`: the same products, added in another order) and the
+calibrated sums, which come from per-cell moments (:mod:`jobs.pushdown.calibrated`); both
+equal the local ones up to rounding. The rows that travel are bounded: the sample, the top
+outliers, the rejected rows' sample, and the rows asked for by id.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Dialect
 
 from jobs.config import ColumnGroup, ModelSettings, SqlSource
+from jobs.pushdown.mahalanobis import MahalanobisSql
 
 
 def numpy_sum(terms: Sequence[str]) -> str:
@@ -180,21 +187,25 @@ def profile_query(s: SourceSql, model: ModelSettings, n_segments: int, n_edges: 
     base = len(numeric_names)
     cats = [f"g{i}" for i in range(len(s.categorical))] + ["o_predicted"]
     rows += [f"({base + i}, NULL::integer, NULL::float8, {c})" for i, c in enumerate(cats)]
+    # each step is fenced by OFFSET 0: inlined, every use of a derived value (34 of them in
+    # the unpivot, each read three times) would recompute it from the raw columns
     return f"""
-WITH src AS (
-  SELECT {", ".join(inner)} FROM {s.relation} AS src
-  WHERE {s.ts} >= :start AND {s.ts} < :end AND {s.version} = :version AND {valid_rows(s, model)}
-), top AS (
-  SELECT src.*, GREATEST({", ".join(probs)}) AS o_conf, {second} AS o_second, {entropy} AS o_entropy FROM src
-), out AS (SELECT top.*, {predicted} AS o_predicted FROM top)
 SELECT seg, u.col, u.cell, u.val, count(*), sum(u.x), sum(u.x * u.x), min(u.x), max(u.x)
-FROM out CROSS JOIN LATERAL (VALUES {", ".join(rows)}) AS u(col, cell, x, val)
+FROM (
+  SELECT top.*, {predicted} AS o_predicted FROM (
+    SELECT src.*, GREATEST({", ".join(probs)}) AS o_conf, {second} AS o_second, {entropy} AS o_entropy FROM (
+      SELECT {", ".join(inner)} FROM {s.relation} AS src
+      WHERE {s.ts} >= :start AND {s.ts} < :end AND {s.version} = :version AND {valid_rows(s, model)}
+      OFFSET 0
+    ) AS src OFFSET 0
+  ) AS top OFFSET 0
+) AS out CROSS JOIN LATERAL (VALUES {", ".join(rows)}) AS u(col, cell, x, val)
 WHERE seg IS NOT NULL
 GROUP BY seg, u.col, u.cell, u.val
 """
 
 
-def _cell(x: str, n_edges: int, i: int) -> str:
+def _cell(x: str, n_edges: int, i: int | str) -> str:
     """Edges below ``x`` plus edges up to ``x``: ``n - width_bucket(-x, -edges) + width_bucket(x, edges)``."""
     if n_edges == 0:
         return "0"
@@ -225,15 +236,88 @@ SELECT * FROM (
 """
 
 
-def grouped_confidence_query(s: SourceSql, model: ModelSettings, n_segments: int) -> str:
-    """Rows per (segment, predicted label, confidence): what the calibrated sums need."""
+def accepted_rows(
+    s: SourceSql, model: ModelSettings, n_segments: int, columns: Sequence[str] = (), *, where: str = "TRUE"
+) -> str:
+    """``seg, pid, conf, pred, uri`` (and ``columns``) of the accepted rows of ``:version`` in a segment."""
+    cols = [
+        f"{segment_case(s, n_segments)} AS seg",
+        f"CAST({s.prediction_id} AS text) AS pid",
+        f"{raw_confidence(s)} AS conf",
+        f"{raw_predicted(s, model.class_labels)} AS pred",
+        f"{s.input_uri if s.input_uri is not None else 'NULL::text'} AS uri",
+        *columns,
+    ]
+    return f"""SELECT * FROM (
+    SELECT {", ".join(cols)} FROM {s.relation} AS src
+    WHERE {s.ts} >= :start AND {s.ts} < :end AND {s.version} = :version AND {valid_rows(s, model)}
+  ) AS a WHERE seg IS NOT NULL AND {where}"""
+
+
+def scored_rows(
+    s: SourceSql, model: ModelSettings, n_segments: int, score: MahalanobisSql | None, *, where: str = "TRUE"
+) -> str:
+    """:func:`accepted_rows` with each row's outlier ``score`` (NULL without a detector)."""
+    if score is None:
+        return f"SELECT a.*, NULL::float8 AS score FROM ({accepted_rows(s, model, n_segments, where=where)}) AS a"
+    keep = "seg, pid, conf, pred, uri"
+    centred = accepted_rows(s, model, n_segments, score.centred(s.embedding), where=where)
+    carried = keep if score.squares else ", ".join([keep, *(f"dk_c{i}" for i in range(score.width))])
+    projected = f"SELECT {carried}, {', '.join(score.projected())} FROM ({centred} OFFSET 0) AS c"
+    return f"SELECT {keep}, {score.distance()} AS score FROM ({projected} OFFSET 0) AS z OFFSET 0"
+
+
+def calibration_query(
+    s: SourceSql, model: ModelSettings, n_segments: int, n_knots: Sequence[int], score: MahalanobisSql | None
+) -> str:
+    """Rows per (segment, predicted label, cell of the confidence, far flag): the count, the sum
+    of the confidences, and the sum and sum of squares of their distances to the cell's
+    reference point (see :mod:`jobs.pushdown.calibrated`). A row's cell is on the knots of part
+    ``k`` (``:edges_cal<k>``, ``:neg_edges_cal<k>``, ``n_knots[k]`` of them; references
+    ``:cal_ref<k>``): part ``k >= 1`` for rows predicted ``:cal_label<k>``, else part 0.
+    ``far`` is ``score > :threshold``."""
+    far = "score > :threshold" if score is not None else "FALSE"
+    rows = scored_rows(s, model, n_segments, score)
+
+    def by_part(value: Callable[[int], str]) -> str:
+        if len(n_knots) == 1:
+            return value(0)
+        whens = " ".join(f"WHEN :cal_label{k} THEN {value(k)}" for k in range(1, len(n_knots)))
+        return f"CASE pred {whens} ELSE {value(0)} END"
+
+    cell = by_part(lambda k: _cell("conf", n_knots[k], f"cal{k}"))
+    ref = by_part(lambda k: f"(CAST(:cal_ref{k} AS float8[]))[cell + 1]")
     return f"""
-SELECT seg, pred, conf, count(*) FROM (
-  SELECT {segment_case(s, n_segments)} AS seg, {raw_predicted(s, model.class_labels)} AS pred,
-         {raw_confidence(s)} AS conf
-  FROM {s.relation} AS src
-  WHERE {s.ts} >= :start AND {s.ts} < :end AND {s.version} = :version AND {valid_rows(s, model)}
-) AS r WHERE seg IS NOT NULL GROUP BY seg, pred, conf
+SELECT seg, pred, cell, far, count(*), sum(conf), sum(conf - ref), sum((conf - ref) * (conf - ref)) FROM (
+  SELECT seg, pred, conf, far, cell, {ref} AS ref FROM (
+    SELECT seg, pred, conf, {far} AS far, {cell} AS cell FROM ({rows}) AS r OFFSET 0
+  ) AS c
+) AS t GROUP BY seg, pred, cell, far
+"""
+
+
+def outlier_query(s: SourceSql, model: ModelSettings, n_segments: int, score: MahalanobisSql) -> str:
+    """The confident outliers (``conf >= :min_confidence``, ``score > :threshold``): each segment's
+    ``:top_k`` highest, ordered as the local heap orders them (score, then prediction id, both
+    descending; ids by code point), with the segment's count of them (``dk_n``)."""
+    rows = scored_rows(s, model, n_segments, score, where="conf >= :min_confidence")
+    return f"""
+SELECT seg, pid, conf, pred, uri, score, dk_n FROM (
+  SELECT r.*, row_number() OVER (PARTITION BY seg ORDER BY score DESC, pid COLLATE "C" DESC) AS dk_rank,
+         count(*) OVER (PARTITION BY seg) AS dk_n
+  FROM ({rows}) AS r WHERE score > :threshold
+) AS ranked WHERE dk_rank <= :top_k
+"""
+
+
+def ids_query(s: SourceSql, model: ModelSettings) -> str:
+    """The accepted rows of ``:version`` in [:start, :end) whose prediction id is in ``:ids`` (text[])."""
+    return f"""
+SELECT CAST({s.prediction_id} AS text), {raw_confidence(s)}, {raw_predicted(s, model.class_labels)},
+       {s.input_uri if s.input_uri is not None else "NULL::text"}
+FROM {s.relation} AS src
+WHERE {s.ts} >= :start AND {s.ts} < :end AND {s.version} = :version AND {valid_rows(s, model)}
+  AND CAST({s.prediction_id} AS text) = ANY(CAST(:ids AS text[]))
 """
 
 

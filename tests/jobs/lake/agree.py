@@ -36,28 +36,40 @@ def assert_same_profile(a: WindowProfile, b: WindowProfile, *, sample: bool = Tr
         assert a.sample.to_dict() == b.sample.to_dict()  # the stored form
 
 
-def assert_same_findings(a: DayFindings, b: DayFindings) -> None:
+SCORE_RTOL = 1e-9  # outlier scores computed in SQL: the same products added in another order
+
+
+def assert_same_findings(a: DayFindings, b: DayFindings, *, score_rtol: float = 0.0) -> None:
+    """Same counts, outliers and estimate; scores equal, or to ``score_rtol`` (push-down)."""
     assert (a.n_rows, a.n_outliers, a.min_confidence, a.calibration) == (
         b.n_rows,
         b.n_outliers,
         b.min_confidence,
         b.calibration,
     )
-    assert [(f.prediction_id, f.score, f.confidence) for f in a.outliers] == [
-        (f.prediction_id, f.score, f.confidence) for f in b.outliers
+    # not the input URI: the pass over stored rows leaves it to the check (it reads the flagged few)
+    assert [(f.prediction_id, f.confidence, f.predicted_label) for f in a.outliers] == [
+        (f.prediction_id, f.confidence, f.predicted_label) for f in b.outliers
     ]
+    scores = [f.score or 0.0 for f in a.outliers], [f.score or 0.0 for f in b.outliers]
+    np.testing.assert_allclose(*scores, rtol=score_rtol, atol=0.0)
     if a.estimate is not None or b.estimate is not None:
         assert a.estimate is not None and b.estimate is not None
-        assert (a.estimate.n, a.estimate.n_far) == (b.estimate.n, b.estimate.n_far)
+        x, y = a.estimate, b.estimate
+        assert (x.n, x.n_far) == (y.n, y.n_far)
         np.testing.assert_allclose(
-            [a.estimate.sum_p, a.estimate.sum_pq], [b.estimate.sum_p, b.estimate.sum_pq], rtol=SUM_RTOL
+            [x.sum_p, x.sum_pq, x.sum_confidence, x.sum_p_far or 0.0],
+            [y.sum_p, y.sum_pq, y.sum_confidence, y.sum_p_far or 0.0],
+            rtol=SUM_RTOL,
         )
 
 
-def assert_same_window(a: WindowOfProfiles, b: WindowOfProfiles, *, sample: bool = True) -> None:
+def assert_same_window(
+    a: WindowOfProfiles, b: WindowOfProfiles, *, sample: bool = True, score_rtol: float = 0.0
+) -> None:
     assert a.profile is not None and b.profile is not None
     assert_same_profile(a.profile, b.profile, sample=sample)
-    assert_same_findings(a.findings, b.findings)
+    assert_same_findings(a.findings, b.findings, score_rtol=score_rtol)
     days_a = {d.day: d for d in a.to_store}
     days_b = {d.day: d for d in b.to_store}
     assert sorted(days_a) == sorted(days_b) and len(days_a) == 7
@@ -65,7 +77,9 @@ def assert_same_window(a: WindowOfProfiles, b: WindowOfProfiles, *, sample: bool
         y = days_b[day]
         assert x.n_rows == y.n_rows
         assert_same_profile(WindowProfile.from_dict(x.profile), WindowProfile.from_dict(y.profile), sample=sample)
-        assert_same_findings(DayFindings.from_dict(x.findings), DayFindings.from_dict(y.findings))
+        assert_same_findings(
+            DayFindings.from_dict(x.findings), DayFindings.from_dict(y.findings), score_rtol=score_rtol
+        )
 
 
 def assert_same_result(a: DriftResult, b: DriftResult, *, embedding: bool = True) -> None:
@@ -87,6 +101,7 @@ def summary(result: DriftResult) -> list[tuple[Any, ...]]:
 
 def assert_same_label_findings(a: CheckReport, b: CheckReport) -> None:
     """The findings that need labels (the labelled rows found in the source) and the flagged list."""
+    assert a.figures is not None and b.figures is not None
     fa, fb = a.figures.to_dict(), b.figures.to_dict()
     wrong = fa["confidently_wrong"]
     assert wrong is not None and wrong["n_confident"] > 0 and wrong == fb["confidently_wrong"]

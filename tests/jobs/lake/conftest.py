@@ -44,8 +44,10 @@ class World:
         return Settings(**data)
 
 
-def week_rows(n: int = WEEK_ROWS, **shift: float) -> list[dict[str, Any]]:
-    rows = make_rows(n, seed=7, start_index=10_000, start=WEEK_START, minutes_per_row=7 * 1440 / n, **shift)
+def week_rows(n: int = WEEK_ROWS, *, brightness_shift: float = 0.0) -> list[dict[str, Any]]:
+    rows = make_rows(
+        n, seed=7, start_index=10_000, start=WEEK_START, minutes_per_row=7 * 1440 / n, brightness_shift=brightness_shift
+    )
     return rows + bad_rows(900_000, "2026-11-04")
 
 

@@ -8,22 +8,12 @@ from sqlalchemy import select
 
 from drift import compare_profiles
 from jobs.check.job import check
-from jobs.config import Settings
 from jobs.pushdown.sql import numpy_sum
 from storage.models import QuarantinedRow, WindowProfileRow
-from tests.jobs.lake.agree import assert_same_result, assert_same_window
+from tests.jobs.lake.agree import SCORE_RTOL, assert_same_result, assert_same_window
 from tests.jobs.lake.conftest import WEEK_END, WEEK_ROWS, World
 from tests.jobs.lake.test_agreement import NOW, window_of
-from tests.jobs.pushdown.conftest import pushdown_source
-
-
-def pushdown(world: World, url: str) -> Settings:
-    settings = world.with_source(pushdown_source(url))
-    data = settings.model_dump(mode="python")
-    data["database"] = {"url": world.files.database.url.get_secret_value()}
-    data["models"][0]["predictions"]["url"] = url
-    data["models"][0]["probabilities"] = {"columns": ["p_cat", "p_dog", "p_other"]}
-    return Settings(**data)
+from tests.jobs.pushdown.source import pushdown
 
 
 def test_numpy_sum_adds_in_numpys_order() -> None:
@@ -34,8 +24,12 @@ def test_pushdown_gives_the_counts_of_the_stored_rows(world: World, source_url: 
     reference, stored = window_of(world, world.files)
     _, pushed = window_of(world, pushdown(world, source_url))
     assert pushed.profile is not None and pushed.profile.n_rows == WEEK_ROWS
-    # the sample is another uniform one (md5 of the id): all but the embedding test read counts only
-    assert_same_window(stored, pushed, sample=False)
+    # the world has labels and an embedding: the estimate (with its far rows) and the outliers are compared
+    assert stored.findings.estimate is not None and stored.findings.estimate.n_far is not None
+    assert stored.findings.n_outliers > 0
+    # the sample is another uniform one (md5 of the id): all but the embedding test read counts only;
+    # outlier scores are computed in SQL, equal up to rounding
+    assert_same_window(stored, pushed, sample=False, score_rtol=SCORE_RTOL)
     a, b = compare_profiles(reference, stored.profile), compare_profiles(reference, pushed.profile)
     assert_same_result(a, b, embedding=False)
 
