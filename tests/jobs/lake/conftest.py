@@ -6,8 +6,10 @@ the lake read by pyarrow, the lake read by Spark, so their day states can be com
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -66,29 +68,51 @@ def labels_for(rows: list[dict[str, Any]], share: float, seed: int) -> list[dict
 
 
 @pytest.fixture
-def world(database: Any, tmp_path: Path) -> World:
-    return build_world(database, tmp_path)
+def world(database: Any) -> World:
+    return build_world(database)
 
 
-def build_world(database: Any, tmp_path: Path, n: int = WEEK_ROWS) -> World:
+@dataclass(frozen=True)
+class _Files:
+    """A world's source files: written once per test process and row count, only read after."""
+
+    drop: Path
+    labels: Path
+    lake: Path
+    rows: list[dict[str, Any]]
+
+
+_FILES: dict[int, _Files] = {}
+
+
+def _files(n: int) -> _Files:
+    if n not in _FILES:
+        root = Path(tempfile.mkdtemp(prefix=f"dk-lake-world-{n}-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        reference_rows = make_rows(1500, seed=0, start=REF_START, minutes_per_row=5)
+        rows = week_rows(n, brightness_shift=0.05)
+        write_jsonl(root / "drop" / "ref.jsonl", reference_rows)
+        write_jsonl(root / "drop" / "week.jsonl", rows)
+        labelled = labels_for(reference_rows, 1.0, seed=3) + labels_for(rows, 0.3, seed=4)
+        write_jsonl(root / "labels" / "labels.jsonl", labelled)
+        _FILES[n] = _Files(drop=root / "drop", labels=root / "labels", lake=write_lake(root / "lake", rows), rows=rows)
+    return _FILES[n]
+
+
+def build_world(database: Any, n: int = WEEK_ROWS) -> World:
     """``n`` rows in the week (and two bad ones), ingested and written as a lake."""
-    drop, labels = tmp_path / "drop", tmp_path / "labels"
+    files = _files(n)
     settings = settings_for(
         database.url,
-        {"kind": "files", "path": str(drop)},
-        {"kind": "files", "path": str(labels)},
+        {"kind": "files", "path": str(files.drop)},
+        {"kind": "files", "path": str(files.labels)},
         batch_size=50_000,
     )
     with database.session_factory.begin() as s:
         repository.register_version(s, repository.ensure_model(s, "pets", "classification"), 1)
-    reference_rows = make_rows(1500, seed=0, start=REF_START, minutes_per_row=5)
-    write_jsonl(drop / "ref.jsonl", reference_rows)
-    rows = week_rows(n, brightness_shift=0.05)
-    write_jsonl(drop / "week.jsonl", rows)
-    write_jsonl(labels / "labels.jsonl", labels_for(reference_rows, 1.0, seed=3) + labels_for(rows, 0.3, seed=4))
     ingest(database.session_factory, settings)
     reference_from_window(database.session_factory, settings.models[0], 1, REF_START, REF_START + timedelta(days=7))
-    return World(database=database, files=settings, lake=write_lake(tmp_path / "lake", rows), rows=rows)
+    return World(database=database, files=settings, lake=files.lake, rows=[dict(r) for r in files.rows])
 
 
 def _java_reason() -> str | None:

@@ -46,6 +46,7 @@ def test_lake_read_by_pyarrow_gives_the_day_states_of_the_stored_rows(world: Wor
     assert_same_result(compare_profiles(reference, stored.profile), compare_profiles(reference, local.profile))
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # both: the check test below
 def test_lake_read_by_spark_gives_the_same_day_states(world: World, spark: Any) -> None:
     reference, local = window_of(world, lake(world, "local"))
     _, by_spark = window_of(world, lake(world, "spark"))

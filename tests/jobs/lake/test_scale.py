@@ -3,7 +3,6 @@ Spark, and push-down in PostgreSQL give the same counts, findings and verdicts."
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,12 +15,12 @@ from tests.jobs.lake.conftest import WEEK_END, World, build_world
 from tests.jobs.lake.test_agreement import NOW, window_of
 from tests.jobs.pushdown.conftest import TABLE, write_table
 
-ROWS = 300_000
+ROWS = 200_000
 
 
 @pytest.fixture
-def big_world(database: Any, tmp_path: Path) -> World:
-    return build_world(database, tmp_path, ROWS)
+def big_world(database: Any) -> World:
+    return build_world(database, ROWS)
 
 
 def _sources(world: World, source_url: str) -> dict[str, Settings]:
@@ -39,7 +38,7 @@ def _sources(world: World, source_url: str) -> dict[str, Settings]:
     return out
 
 
-def test_stored_lake_spark_and_pushdown_agree_on_300k_rows(
+def test_stored_lake_spark_and_pushdown_agree_on_200k_rows(
     big_world: World, postgres_schema_url: str, spark: Any
 ) -> None:
     write_table(postgres_schema_url, big_world.rows)
