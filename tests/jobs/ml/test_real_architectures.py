@@ -122,6 +122,7 @@ def champion(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 
     build, data, labels, configured = CASES[request.param]
     folder = tmp_path_factory.mktemp(request.param)
+    network.seed_everything(0)  # before the build: its initial weights must not depend on the tests run before
     model = build()
     for layer in _all_layers(model):  # keras.applications' BN momentum (0.999) needs far more steps than these
         if layer.__class__.__name__ == "BatchNormalization":
