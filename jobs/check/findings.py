@@ -42,10 +42,10 @@ from drift.estimators import coverage_adjusted, embedding_coverage
 from drift.outliers import EmbeddingOutlierDetector
 from drift.performance import check_estimate, confidently_wrong, estimate_accuracy, realized_performance
 from drift.segmentation import confident_mask_errors, iou_per_class
-from jobs.check.external_rows import Labelled, external_labelled, external_uris
 from jobs.check.figures import MIN_LABELS, CheckFigures
 from jobs.check.flagged import Flagged, FlagKind
 from jobs.check.frames import embedding_columns, layout
+from jobs.check.labelled_rows import external_labelled, external_uris, stored_labelled
 from jobs.check.state import TOP_K, Calibration, DayFindings
 from jobs.check.windows import FindingsInputs
 from jobs.config import ModelSettings
@@ -314,7 +314,7 @@ def compute_findings(
     if external is not None:
         labelled = external_labelled(session, external, model_row.id, version, start, end)
     else:
-        labelled = _stored_labelled(session, model, model_row, version, start, end)
+        labelled = stored_labelled(session, model, model_row, version, start, end)
     if inputs.detector is not None:
         figures["confident_outliers"] = {
             "count": state.n_outliers,
@@ -370,26 +370,6 @@ def compute_findings(
     if ref is not None and inputs.calibration is not None and state.estimate is not None:
         figures["estimated_performance"] = _estimate_entry(inputs, state, reference, ref, current)
     return Findings(figures=CheckFigures.from_dict(figures), flagged=tuple(flagged))
-
-
-def _stored_labelled(
-    session: Session, model: ModelSettings, model_row: Model, version: int, start: datetime, end: datetime
-) -> Labelled | None:
-    parts: list[Labelled] = [
-        (
-            rows.confidence,
-            _or_none(rows.label, len(rows)),
-            rows.predicted_label,
-            rows.prediction_id,
-            rows.input_uri,
-            _or_none(rows.mask_uri, len(rows)),
-            _or_none(rows.true_mask_uri, len(rows)),
-        )
-        for rows in iter_rows(
-            session, model_row.id, layout(model), version=version, start=start, end=end, labelled_only=True
-        )
-    ]
-    return tuple(np.concatenate(c) for c in zip(*parts, strict=True)) if parts else None
 
 
 def _estimate_entry(

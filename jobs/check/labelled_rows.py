@@ -1,4 +1,4 @@
-"""The rows the label-dependent findings read, for predictions kept outside this database.
+"""The rows the label-dependent findings read: stored ones, or those of predictions kept outside.
 
 A lake or push-down model's predictions are never stored here; its labels are (they are
 ingested like any model's). The findings that need rows (confidently wrong, realized
@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from sqlalchemy.orm import Session
 
-from storage.windows import labels_since
+from jobs.check.frames import layout
+from jobs.config import ModelSettings
+from storage.models import Model
+from storage.windows import iter_rows, labels_since
 
 if TYPE_CHECKING:
     from jobs.lake.base import ExternalDays
@@ -53,3 +56,28 @@ def external_uris(
         return {}
     rows = external.rows_by_id(version, start, end, ids)
     return {str(p): u for p, u in zip(rows.prediction_id.tolist(), rows.input_uri.tolist(), strict=True)}
+
+
+def stored_labelled(
+    session: Session, model: ModelSettings, model_row: Model, version: int, start: datetime, end: datetime
+) -> Labelled | None:
+    """The window's labelled rows of ``version`` from driftkeeper's own tables."""
+    parts: list[Labelled] = [
+        (
+            rows.confidence,
+            _or_none(rows.label, len(rows)),
+            rows.predicted_label,
+            rows.prediction_id,
+            rows.input_uri,
+            _or_none(rows.mask_uri, len(rows)),
+            _or_none(rows.true_mask_uri, len(rows)),
+        )
+        for rows in iter_rows(
+            session, model_row.id, layout(model), version=version, start=start, end=end, labelled_only=True
+        )
+    ]
+    return tuple(np.concatenate(c) for c in zip(*parts, strict=True)) if parts else None
+
+
+def _or_none(values: np.ndarray | None, n: int) -> np.ndarray:
+    return values if values is not None else np.full(n, None, dtype=object)
