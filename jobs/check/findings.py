@@ -45,7 +45,7 @@ from drift.segmentation import confident_mask_errors, iou_per_class
 from jobs.check.figures import MIN_LABELS, CheckFigures
 from jobs.check.flagged import Flagged, FlagKind
 from jobs.check.frames import embedding_columns, layout
-from jobs.check.labelled_rows import external_labelled, external_uris, stored_labelled
+from jobs.check.labelled_rows import external_labelled, stored_labelled
 from jobs.check.state import TOP_K, Calibration, DayFindings
 from jobs.check.windows import FindingsInputs
 from jobs.config import ModelSettings
@@ -311,10 +311,14 @@ def compute_findings(
     flagged: list[Flagged] = []
     if n_rows == 0:
         return Findings(figures=CheckFigures(n_rows=0))
-    if external is not None:
-        labelled = external_labelled(session, external, model_row.id, version, start, end)
+    # the state keeps no URIs: they are read for the few outliers flagged, with the labelled rows
+    outliers = state.outliers[: inputs.top_k] if inputs.detector is not None else ()
+    outlier_ids = [f.prediction_id for f in outliers]
+    if external is not None:  # one pass over the source for both
+        labelled, outlier_uris = external_labelled(session, external, model_row.id, version, start, end, outlier_ids)
     else:
         labelled = stored_labelled(session, model, model_row, version, start, end)
+        outlier_uris = input_uris(session, model_row.id, outlier_ids) if outlier_ids else {}
     if inputs.detector is not None:
         figures["confident_outliers"] = {
             "count": state.n_outliers,
@@ -323,13 +327,6 @@ def compute_findings(
             "min_confidence": threshold,
             "method": "mahalanobis",
         }
-        outliers = state.outliers[: inputs.top_k]  # the state keeps no URIs: read them for these few
-        outlier_ids = [f.prediction_id for f in outliers]
-        outlier_uris = (
-            external_uris(external, version, start, end, outlier_ids)
-            if external is not None
-            else input_uris(session, model_row.id, outlier_ids)
-        )
         outliers = tuple(replace(f, input_uri=outlier_uris.get(f.prediction_id)) for f in outliers)
         flagged += _with_true_labels(outliers, labelled)
     if model.task == "segmentation":

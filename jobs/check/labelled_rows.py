@@ -11,6 +11,7 @@ Labels given before the window starts are not looked for: a label comes after it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -29,33 +30,37 @@ Labelled = tuple[np.ndarray, ...]  # confidence, label, predicted, id, input URI
 
 
 def external_labelled(
-    session: Session, external: ExternalDays, model_id: int, version: int, start: datetime, end: datetime
-) -> Labelled | None:
-    """The window's labelled rows of ``version`` as :func:`jobs.check.findings.compute_findings`
-    reads stored ones (in prediction id order), None when none is labelled."""
+    session: Session,
+    external: ExternalDays,
+    model_id: int,
+    version: int,
+    start: datetime,
+    end: datetime,
+    flagged_ids: Sequence[str] = (),
+) -> tuple[Labelled | None, dict[str, str | None]]:
+    """The window's labelled rows of ``version`` as :func:`stored_labelled` gives stored ones (in
+    prediction id order; None when none is labelled), and the input URIs of ``flagged_ids``,
+    found in one call to the engine."""
     labels: dict[str, str] = {}
     for part in labels_since(session, model_id, start):
         labels |= part
-    if not labels:
-        return None
-    rows = external.rows_by_id(version, start, end, list(labels))
-    if not len(rows):
-        return None
-    order = np.argsort(rows.prediction_id.astype(str), kind="stable")
-    ids = rows.prediction_id[order]
+    if not labels and not flagged_ids:
+        return None, {}
+    rows = external.rows_by_id(version, start, end, [*labels, *flagged_ids])
+    flagged = set(flagged_ids)
+    uris = {
+        str(p): u for p, u in zip(rows.prediction_id.tolist(), rows.input_uri.tolist(), strict=True) if p in flagged
+    }
+    pick = np.array([str(p) in labels for p in rows.prediction_id], dtype=bool)
+    if not pick.any():
+        return None, uris
+    ids = rows.prediction_id[pick]
+    order = np.argsort(ids.astype(str), kind="stable")
+    ids = ids[order]
     none = np.full(len(ids), None, dtype=object)
     truth = np.array([labels[str(i)] for i in ids], dtype=object)
-    return (rows.confidence[order], truth, rows.predicted_label[order], ids, rows.input_uri[order], none, none)
-
-
-def external_uris(
-    external: ExternalDays, version: int, start: datetime, end: datetime, ids: list[str]
-) -> dict[str, str | None]:
-    """The input URIs of a few flagged predictions."""
-    if not ids:
-        return {}
-    rows = external.rows_by_id(version, start, end, ids)
-    return {str(p): u for p, u in zip(rows.prediction_id.tolist(), rows.input_uri.tolist(), strict=True)}
+    labelled = (rows.confidence[pick][order], truth, rows.predicted_label[pick][order], ids)
+    return (*labelled, rows.input_uri[pick][order], none, none), uris
 
 
 def stored_labelled(

@@ -50,6 +50,11 @@ class Failures:
         ]
 
 
+def _arrow_text(series: pd.Series) -> bool:
+    """Whether the cells are Arrow-backed text (CSV, Parquet, JSON lines): read at C speed."""
+    return isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow"
+
+
 def column(raw: pd.DataFrame, name: str) -> pd.Series | None:
     return raw[name] if name in raw.columns else None
 
@@ -57,7 +62,7 @@ def column(raw: pd.DataFrame, name: str) -> pd.Series | None:
 def missing_cells(series: pd.Series) -> np.ndarray:
     """Null, NaN or blank text."""
     missing = np.array(pd.isna(series), dtype=bool)
-    if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
+    if _arrow_text(series):
         # only a cell that does not start with a letter or digit can be blank: strip just those
         texts = pa.array(series.array)
         starts = pc.fill_null(pc.match_substring_regex(texts, "^[0-9A-Za-z]"), True)
@@ -107,7 +112,7 @@ def _arrow_timestamps(series: pd.Series) -> pd.Series | None:
     reads, it reads as pandas does (offsets, ``Z``, fractions to the microsecond); a cell it
     refuses (a space for the ``T``, a date alone, nanoseconds, a bad date) leaves the column
     to pandas."""
-    if not (isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow"):
+    if not _arrow_text(series):
         return None
     try:
         parsed = pc.cast(pa.array(series.array), pa.timestamp("us", tz="UTC"))
@@ -241,7 +246,7 @@ _PLAIN_NUMBER = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 def text_numbers(series: pd.Series) -> np.ndarray:
     """``_number`` of every cell, NaN where none; Arrow-backed text (CSV, Parquet) is parsed
     in C and only the cells that are not plain decimal numbers one by one."""
-    if not (isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow"):
+    if not _arrow_text(series):
         return np.fromiter(map(_number, series.tolist()), dtype=np.float64, count=len(series))
     texts = pa.array(series.array)
     if isinstance(texts, pa.ChunkedArray):
@@ -299,7 +304,7 @@ def _cast_all(frame: pd.DataFrame) -> np.ndarray | None:
     chunks: list[pa.Array] = []
     for j in range(frame.shape[1]):
         series = frame.iloc[:, j]
-        if not (isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow"):
+        if not _arrow_text(series):
             return None
         texts = pa.array(series.array)
         chunks += texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 
 from drift import ReferenceProfile, WindowProfile
 from jobs.check.state import DayFindings
@@ -134,6 +135,26 @@ class IdentifiedRows:
     def empty(cls) -> IdentifiedRows:
         text = np.empty(0, dtype=object)
         return cls(prediction_id=text, confidence=np.empty(0), predicted_label=text, input_uri=text)
+
+    def to_arrow(self) -> pa.RecordBatch:
+        """The rows as one record batch (what a Spark task hands back)."""
+        return pa.RecordBatch.from_pydict(
+            {
+                "prediction_id": pa.array(self.prediction_id.tolist(), type=pa.string()),
+                "confidence": pa.array(self.confidence, type=pa.float64()),
+                "predicted_label": pa.array(self.predicted_label.tolist(), type=pa.string()),
+                "input_uri": pa.array(self.input_uri.tolist(), type=pa.string()),
+            }
+        )
+
+    @classmethod
+    def from_arrow(cls, table: pa.Table | pa.RecordBatch) -> IdentifiedRows:
+        return cls(
+            prediction_id=np.asarray(table.column("prediction_id").to_pylist(), dtype=object),
+            confidence=np.asarray(table.column("confidence").to_numpy(), dtype=np.float64),
+            predicted_label=np.asarray(table.column("predicted_label").to_pylist(), dtype=object),
+            input_uri=np.asarray(table.column("input_uri").to_pylist(), dtype=object),
+        )
 
     @classmethod
     def concat(cls, parts: Sequence[IdentifiedRows]) -> IdentifiedRows:

@@ -20,7 +20,6 @@ from collections.abc import Collection, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 
 from drift import ReferenceProfile
@@ -95,14 +94,7 @@ def _identified(picks: RowFilter, partition_column: str) -> Any:
         for i, batch in enumerate(batches):
             rows = identified_rows(picks, batch.drop_columns([partition_column]), None, f"spark#{os.getpid()}-{i}")
             if len(rows):
-                yield pa.RecordBatch.from_pydict(
-                    {
-                        "prediction_id": pa.array(rows.prediction_id.tolist(), type=pa.string()),
-                        "confidence": pa.array(rows.confidence, type=pa.float64()),
-                        "predicted_label": pa.array(rows.predicted_label.tolist(), type=pa.string()),
-                        "input_uri": pa.array(rows.input_uri.tolist(), type=pa.string()),
-                    }
-                )
+                yield rows.to_arrow()
 
     return run
 
@@ -146,11 +138,10 @@ class SparkLake(LakeEngine):
     def _frame(self, days: Sequence[str]) -> DataFrame:
         from pyspark.sql import functions as F
 
-        column = self.source.partition_column
         if self.source.format == "delta":
             return self._delta_frame(days)
         frame = self.session.read.format("parquet").load(self.source.path)
-        return frame.where(F.col(column).isin(list(days)))
+        return frame.where(F.col(self.source.partition_column).isin(list(days)))
 
     def _delta_frame(self, days: Sequence[str]) -> DataFrame:
         """The days' files of the Delta table's current snapshot (from its log, by ``deltalake``),
@@ -202,12 +193,8 @@ class SparkLake(LakeEngine):
         frame = self._frame(partition_days([(start, end)]))
         picked = frame.join(F.broadcast(keys), F.col(name).cast("string") == keys["dk_id"], "left_semi")
         picks = self.row_filter(version, start, end)
-        table = picked.mapInArrow(_identified(picks, self.source.partition_column), ROWS_SCHEMA).toArrow()
-        return IdentifiedRows(
-            prediction_id=np.asarray(table.column("prediction_id").to_pylist(), dtype=object),
-            confidence=np.asarray(table.column("confidence").to_numpy(), dtype=np.float64),
-            predicted_label=np.asarray(table.column("predicted_label").to_pylist(), dtype=object),
-            input_uri=np.asarray(table.column("input_uri").to_pylist(), dtype=object),
+        return IdentifiedRows.from_arrow(
+            picked.mapInArrow(_identified(picks, self.source.partition_column), ROWS_SCHEMA).toArrow()
         )
 
     def compute(

@@ -311,14 +311,10 @@ SELECT seg, pid, conf, pred, uri, score, dk_n FROM (
 
 
 def ids_query(s: SourceSql, model: ModelSettings) -> str:
-    """The accepted rows of ``:version`` in [:start, :end) whose prediction id is in ``:ids`` (text[])."""
-    return f"""
-SELECT CAST({s.prediction_id} AS text), {raw_confidence(s)}, {raw_predicted(s, model.class_labels)},
-       {s.input_uri if s.input_uri is not None else "NULL::text"}
-FROM {s.relation} AS src
-WHERE {s.ts} >= :start AND {s.ts} < :end AND {s.version} = :version AND {valid_rows(s, model)}
-  AND CAST({s.prediction_id} AS text) = ANY(CAST(:ids AS text[]))
-"""
+    """``pid, conf, pred, uri`` of the accepted rows of ``:version`` in one segment (``:s0``, ``:e0``)
+    whose prediction id is in ``:ids`` (text[])."""
+    rows = accepted_rows(s, model, 1, where="pid = ANY(CAST(:ids AS text[]))")
+    return f"SELECT pid, conf, pred, uri FROM ({rows}) AS a"
 
 
 def rejected_query(s: SourceSql, model: ModelSettings, n_segments: int, per_segment: int) -> str:
